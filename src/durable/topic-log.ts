@@ -1,0 +1,146 @@
+/**
+ * The ordered log of one topic in SQLite. Seqs are consecutive and never
+ * reused: the head lives in `meta`, so trimming every message and
+ * restarting the object still continues from the last seq.
+ * @module
+ */
+import type { Meta } from "./meta.js";
+
+export type LogRow = {
+	seq: number;
+	id: string;
+	ts: number;
+	key: string | null;
+	data: string;
+	attributes: string | null;
+	traceparent: string | null;
+	baggage: string | null;
+};
+
+/** A message to append, with `data` already serialized. */
+export interface LogEntry {
+	id: string;
+	key?: string | undefined;
+	data_json: string;
+	attributes?: Record<string, string | number | boolean> | undefined;
+	traceparent?: string | undefined;
+	baggage?: string | undefined;
+}
+
+export class TopicLog {
+	/** Seq of the newest message (0 before the first). */
+	head = 0;
+	/** Seq of the oldest retained message (head + 1 when empty). */
+	first = 1;
+	/** ts of the newest message: ts never goes backwards along the log, so age trimming cuts a prefix. */
+	#lastTs = 0;
+
+	constructor(
+		private readonly sql: SqlStorage,
+		private readonly meta: Meta,
+	) {
+		this.reload();
+	}
+
+	/** Reads head and first from storage, after a wake or a rolled-back transaction. */
+	reload(): void {
+		this.head = Number(this.meta.get("head_seq") ?? 0);
+		const row = this.sql
+			.exec<{ first: number | null; ts: number | null }>(
+				"SELECT MIN(seq) AS first, (SELECT ts FROM messages ORDER BY seq DESC LIMIT 1) AS ts FROM messages",
+			)
+			.one();
+		this.first = row.first ?? this.head + 1;
+		this.#lastTs = row.ts ?? 0;
+	}
+
+	get retained(): number {
+		return this.head - this.first + 1;
+	}
+
+	/** Appends in order; call inside a transaction. */
+	append(entries: LogEntry[], now: number): LogRow[] {
+		const ts = Math.max(now, this.#lastTs);
+		const rows: LogRow[] = [];
+		let seq = this.head;
+		for (const e of entries) {
+			seq++;
+			const row: LogRow = {
+				seq,
+				id: e.id,
+				ts,
+				key: e.key ?? null,
+				data: e.data_json,
+				attributes: e.attributes && Object.keys(e.attributes).length > 0 ? JSON.stringify(e.attributes) : null,
+				traceparent: e.traceparent ?? null,
+				baggage: e.baggage ?? null,
+			};
+			this.sql.exec(
+				"INSERT INTO messages (seq, id, ts, key, data, attributes, traceparent, baggage) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+				row.seq,
+				row.id,
+				row.ts,
+				row.key,
+				row.data,
+				row.attributes,
+				row.traceparent,
+				row.baggage,
+			);
+			rows.push(row);
+		}
+		this.meta.set("head_seq", String(seq));
+		this.head = seq;
+		this.#lastTs = ts;
+		return rows;
+	}
+
+	/** Messages with seq > after, oldest first. */
+	read(after: number, limit: number): LogRow[] {
+		return this.sql
+			.exec<LogRow>(
+				"SELECT seq, id, ts, key, data, attributes, traceparent, baggage FROM messages WHERE seq > ? ORDER BY seq LIMIT ?",
+				after,
+				limit,
+			)
+			.toArray();
+	}
+
+	oldestTs(): number | undefined {
+		if (this.retained === 0) return undefined;
+		return this.sql.exec<{ ts: number }>("SELECT ts FROM messages WHERE seq = ?", this.first).toArray()[0]?.ts;
+	}
+
+	/**
+	 * Deletes, at most `chunk` at a time, what is over `maxMessages` or older
+	 * than `maxAgeMs`. Returns whether more remains to trim.
+	 */
+	trim(maxMessages: number, maxAgeMs: number, now: number, chunk: number): { deleted: number; more: boolean } {
+		if (this.retained === 0) return { deleted: 0, more: false };
+		const byCount = this.head - maxMessages;
+		const window = this.first + chunk - 1;
+		const aged = this.sql
+			.exec<{ seq: number }>(
+				"SELECT seq FROM messages WHERE seq BETWEEN ? AND ? AND ts < ? ORDER BY seq DESC LIMIT 1",
+				this.first,
+				window,
+				now - maxAgeMs,
+			)
+			.toArray()[0]?.seq;
+		const wanted = Math.max(byCount, aged ?? 0);
+		const upTo = Math.min(wanted, window);
+		if (upTo < this.first) return { deleted: 0, more: false };
+		this.sql.exec("DELETE FROM messages WHERE seq <= ?", upTo);
+		const deleted = upTo - this.first + 1;
+		this.first = upTo + 1;
+		return { deleted, more: wanted > upTo || (aged !== undefined && aged === window) };
+	}
+}
+
+/** Renders a stored row as message JSON without parsing `data` back. */
+export function renderMessage(topicJson: string, r: LogRow): string {
+	let s = `{"id":"${r.id}","seq":${r.seq},"topic":${topicJson},"data":${r.data},"attributes":${r.attributes ?? "{}"},"ts":${r.ts}`;
+	if (r.key !== null) s += `,"key":${JSON.stringify(r.key)}`;
+	if (r.traceparent !== null) s += `,"traceparent":"${r.traceparent}"`;
+	if (r.baggage !== null) s += `,"baggage":${JSON.stringify(r.baggage)}`;
+	return `${s}}`;
+}

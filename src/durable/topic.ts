@@ -1,0 +1,337 @@
+/**
+ * The `Topic` Durable Object: one per topic name. It owns the topic's log,
+ * publish keys, delayed messages, retention and live sockets. The Worker
+ * calls its RPC methods after validating input; sockets reach `fetch`.
+ * @module
+ */
+import { DurableObject } from "cloudflare:workers";
+import * as v from "valibot";
+import { PING, PONG } from "../protocol/frames.js";
+import { DEFAULT_TOPIC_SETTINGS, LIMITS, TUNING } from "../protocol/limits.js";
+import type { Attributes, PublishResult, TopicSettings, TopicStats } from "../protocol/message.js";
+import {
+	describeIssues,
+	LiveQuerySchema,
+	type PublishRecord,
+	parseClientFrame,
+	TopicName,
+} from "../protocol/schema.js";
+import type { Env } from "../worker/env.js";
+import { Dedupe } from "./dedupe.js";
+import { uuidv7 } from "./ids.js";
+import { LiveStreams, type Outgoing, outgoing, send } from "./live-streams.js";
+import { Meta } from "./meta.js";
+import { migrate } from "./migrations.js";
+import { Scheduler, type Timer } from "./scheduler.js";
+import { type LogEntry, renderMessage, TopicLog } from "./topic-log.js";
+
+/** Header by which the Worker tells the object its topic name on socket upgrades. */
+export const TOPIC_HEADER = "x-tidings-topic";
+
+const TIMER_DELAYED = "delayed";
+const TIMER_RETENTION = "retention";
+
+export class Topic extends DurableObject<Env> {
+	readonly #meta: Meta;
+	readonly #log: TopicLog;
+	readonly #dedupe: Dedupe;
+	readonly #scheduler: Scheduler;
+	readonly #live: LiveStreams;
+	#topic: string | undefined;
+	#topicJson = '""';
+	#settings: TopicSettings;
+	/** Due time of the retention timer, mirrored from the timers table. */
+	#retentionDue: number | undefined;
+
+	constructor(ctx: DurableObjectState, env: Env) {
+		super(ctx, env);
+		const sql = ctx.storage.sql;
+		migrate(sql);
+		this.#meta = new Meta(sql);
+		this.#log = new TopicLog(sql, this.#meta);
+		this.#dedupe = new Dedupe(sql);
+		this.#live = new LiveStreams(ctx, this.#log);
+		this.#scheduler = new Scheduler(
+			ctx.storage,
+			{
+				[TIMER_DELAYED]: (t, now) => this.#joinDelayed(t, now),
+				[TIMER_RETENTION]: (_t, now) => this.#retain(now),
+			},
+			() => this.#reload(),
+		);
+		this.#settings = { ...DEFAULT_TOPIC_SETTINGS, ...this.#meta.getJson<Partial<TopicSettings>>("settings") };
+		this.#retentionDue = this.#scheduler.dueAt(TIMER_RETENTION, "log");
+		const name = this.#meta.get("topic");
+		if (name !== undefined) this.#name(name);
+		ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
+		void ctx.blockConcurrencyWhile(() => this.#scheduler.restore());
+	}
+
+	// --- RPC ------------------------------------------------------------------
+
+	/**
+	 * Publishes one or more messages atomically: the immediate ones get
+	 * consecutive seqs; the answer leaves only once the write is durable
+	 * (the output gate holds it).
+	 */
+	publish(topic: string, records: PublishRecord[]): PublishResult[] {
+		this.#name(topic);
+		const now = Date.now();
+		const { results, rows } = this.#transaction(() => this.#publish(records, now));
+		this.#live.broadcast(rows);
+		return results;
+	}
+
+	/** History as JSON text: the stored message text is spliced in, never parsed. */
+	history(topic: string, after: number, limit: number): string {
+		this.#name(topic);
+		const rows = this.#log.read(after, limit);
+		const messages = rows.map((r) => renderMessage(this.#topicJson, r)).join(",");
+		const next = rows.length > 0 ? (rows[rows.length - 1] as { seq: number }).seq : Math.max(after, 0);
+		return `{"messages":[${messages}],"next_after":${next},"head_seq":${this.#log.head},"first_seq":${this.#log.first}}`;
+	}
+
+	stats(topic: string): TopicStats {
+		this.#name(topic);
+		return {
+			topic,
+			head_seq: this.#log.head,
+			first_seq: this.#log.first,
+			retained: this.#log.retained,
+			delayed: this.#scheduler.count(TIMER_DELAYED),
+			subscribers: this.#live.count,
+			settings: this.#settings,
+			groups: [],
+		};
+	}
+
+	/** Changes retention; the trim itself runs in the background soon after. */
+	configure(topic: string, change: Partial<TopicSettings>): TopicSettings {
+		this.#name(topic);
+		const next = { ...this.#settings, ...change };
+		this.#transaction(() => {
+			this.#meta.setJson("settings", next);
+			this.#settings = next;
+			this.#scheduleRetention(Date.now() + TUNING.retentionDelayMs);
+		});
+		return next;
+	}
+
+	// --- Sockets ----------------------------------------------------------------
+
+	override async fetch(request: Request): Promise<Response> {
+		if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+			return errorResponse(426, "upgrade_required", "this endpoint takes WebSocket upgrades only");
+		}
+		const topic = v.safeParse(TopicName, request.headers.get(TOPIC_HEADER) ?? "");
+		if (!topic.success) return errorResponse(400, "invalid_topic", describeIssues(topic.issues).message);
+		const query = v.safeParse(LiveQuerySchema, Object.fromEntries(new URL(request.url).searchParams));
+		if (!query.success) {
+			const e = describeIssues(query.issues, "query: ");
+			return errorResponse(e.code === "payload_too_large" ? 413 : 400, e.code, e.message);
+		}
+		this.#name(topic.output);
+		const pair = new WebSocketPair();
+		const [client, server] = [pair[0], pair[1]];
+		this.#live.accept(server, topic.output, query.output.from, query.output.filter);
+		return new Response(null, { status: 101, webSocket: client });
+	}
+
+	override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+		if (typeof message !== "string") {
+			send(ws, {
+				type: "error",
+				code: "invalid_frame",
+				message: "frames are JSON text; binary frames are not accepted",
+			});
+			return;
+		}
+		if (message === PING) {
+			ws.send(PONG);
+			return;
+		}
+		const parsed = parseClientFrame(message);
+		if (!parsed.ok) {
+			const { ok: _, ...error } = parsed;
+			send(ws, { type: "error", ...error });
+			return;
+		}
+		const { type: _type, ref, ...body } = parsed.frame;
+		try {
+			if ("messages" in body) {
+				const results = this.publish(this.#topic ?? "", body.messages);
+				send(ws, { type: "published", ref, messages: results });
+			} else {
+				const [result] = this.publish(this.#topic ?? "", [body]);
+				send(ws, { type: "published", ref, ...(result as PublishResult) });
+			}
+		} catch (err) {
+			console.error("tidings: publish over socket failed", err);
+			send(ws, {
+				type: "error",
+				code: "internal",
+				message: "the publish failed; send it again with the same key",
+				ref,
+			});
+		}
+	}
+
+	override webSocketClose(ws: WebSocket, code: number, reason: string): void {
+		this.#live.forget(ws);
+		// Finish the close handshake, or the client sees 1006.
+		try {
+			ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
+		} catch {
+			// already closed
+		}
+	}
+
+	override webSocketError(ws: WebSocket): void {
+		this.#live.forget(ws);
+	}
+
+	override async alarm(): Promise<void> {
+		this.#scheduler.runDue();
+	}
+
+	// --- Internals ----------------------------------------------------------------
+
+	#publish(records: PublishRecord[], now: number): { results: PublishResult[]; rows: Outgoing[] } {
+		const results: PublishResult[] = new Array(records.length);
+		const entries: LogEntry[] = [];
+		/** For each entry, the result slot it answers. */
+		const slots: number[] = [];
+		/** Keys first seen in this request: a repeat inside a batch answers the first. */
+		const batchKeys = new Map<string, number>();
+		const repeats: Array<[slot: number, of: number]> = [];
+
+		records.forEach((r, slot) => {
+			if (r.key !== undefined) {
+				const first = batchKeys.get(r.key);
+				if (first !== undefined) {
+					repeats.push([slot, first]);
+					return;
+				}
+				const seen = this.#dedupe.lookup(r.key, now);
+				if (seen) {
+					results[slot] = seen;
+					return;
+				}
+				batchKeys.set(r.key, slot);
+			}
+			const id = uuidv7(now);
+			const entry: LogEntry = {
+				id,
+				key: r.key,
+				data_json: r.data_json,
+				attributes: r.attributes,
+				traceparent: r.traceparent,
+				baggage: r.baggage,
+			};
+			if (r.delay_ms !== undefined && r.delay_ms > 0) {
+				const deliverAt = now + r.delay_ms;
+				this.#scheduler.schedule(TIMER_DELAYED, id, deliverAt, JSON.stringify(entry));
+				results[slot] = { id, deliver_at: deliverAt };
+				if (r.key !== undefined) this.#dedupe.remember(r.key, id, { deliver_at: deliverAt }, now);
+			} else {
+				entries.push(entry);
+				slots.push(slot);
+			}
+		});
+
+		const appended = this.#log.append(entries, now);
+		const rows: Outgoing[] = appended.map((row, i) => {
+			const entry = entries[i] as LogEntry;
+			results[slots[i] as number] = { id: row.id, seq: row.seq };
+			if (entry.key !== undefined) this.#dedupe.remember(entry.key, row.id, { seq: row.seq }, now);
+			return outgoing(this.#topicJson, row, entry.attributes as Attributes | undefined);
+		});
+		for (const [slot, of] of repeats) results[slot] = { ...(results[of] as PublishResult), duplicate: true };
+		if (appended.length > 0 || batchKeys.size > 0) this.#afterAppend(now, batchKeys.size > 0);
+		return { results, rows };
+	}
+
+	/** A delayed message is due: it joins the log now and gets its seq. */
+	#joinDelayed(timer: Timer, now: number): () => void {
+		const entry = JSON.parse(timer.payload ?? "null") as LogEntry;
+		const [row] = this.#log.append([entry], now);
+		if (!row) throw new Error("delayed message was not appended");
+		if (entry.key !== undefined) this.#dedupe.delivered(entry.key, entry.id, row.seq);
+		this.#afterAppend(now, false);
+		const out = outgoing(this.#topicJson, row, entry.attributes as Attributes | undefined);
+		return () => this.#live.broadcast([out]);
+	}
+
+	/**
+	 * Makes sure a retention timer covers what was just written: soon when the
+	 * log is over its count, else when the oldest message or key expires.
+	 * Cheap on the hot path: it writes only when the timer must move sooner.
+	 */
+	#afterAppend(now: number, keyed: boolean): void {
+		if (this.#log.retained > this.#settings.max_messages) {
+			this.#scheduleRetention(now + TUNING.retentionDelayMs);
+		} else if (this.#retentionDue === undefined) {
+			const oldest = this.#log.oldestTs();
+			const candidates = [
+				oldest === undefined ? Number.POSITIVE_INFINITY : oldest + this.#settings.max_age_ms,
+				keyed ? now + LIMITS.dedupeWindowMs : Number.POSITIVE_INFINITY,
+			];
+			const due = Math.min(...candidates);
+			if (Number.isFinite(due)) this.#scheduleRetention(due);
+		}
+	}
+
+	#scheduleRetention(due: number): void {
+		if (this.#retentionDue !== undefined && this.#retentionDue <= due) return;
+		this.#scheduler.schedule(TIMER_RETENTION, "log", due, null, true);
+		this.#retentionDue = due;
+	}
+
+	/** The retention timer: trims the log and forgets expired keys, in chunks. */
+	#retain(now: number): undefined {
+		this.#retentionDue = undefined;
+		const { max_messages, max_age_ms } = this.#settings;
+		const trimmed = this.#log.trim(max_messages, max_age_ms, now, TUNING.retentionChunk);
+		const purged = this.#dedupe.purge(now, TUNING.retentionChunk);
+		if (trimmed.more || purged >= TUNING.retentionChunk) {
+			this.#scheduleRetention(now + 1);
+			return;
+		}
+		const oldest = this.#log.oldestTs();
+		const keyExpiry = this.#dedupe.nextExpiry();
+		const due = Math.min(
+			oldest === undefined ? Number.POSITIVE_INFINITY : oldest + max_age_ms,
+			keyExpiry ?? Number.POSITIVE_INFINITY,
+		);
+		if (Number.isFinite(due)) this.#scheduleRetention(due);
+		return undefined;
+	}
+
+	/** Runs `fn` in one SQLite transaction; on failure, in-memory mirrors are reloaded. */
+	#transaction<T>(fn: () => T): T {
+		try {
+			return this.ctx.storage.transactionSync(fn);
+		} catch (err) {
+			this.#reload();
+			throw err;
+		}
+	}
+
+	#reload(): void {
+		this.#log.reload();
+		this.#settings = { ...DEFAULT_TOPIC_SETTINGS, ...this.#meta.getJson<Partial<TopicSettings>>("settings") };
+		this.#retentionDue = this.#scheduler.dueAt(TIMER_RETENTION, "log");
+	}
+
+	/** Learns the topic name on first contact; the alarm needs it with no request in hand. */
+	#name(topic: string): void {
+		if (this.#topic === topic) return;
+		if (this.#topic === undefined && this.#meta.get("topic") === undefined) this.#meta.set("topic", topic);
+		this.#topic = topic;
+		this.#topicJson = JSON.stringify(topic);
+	}
+}
+
+function errorResponse(status: number, code: string, message: string): Response {
+	return Response.json({ error: { code, message } }, { status });
+}

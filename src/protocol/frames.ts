@@ -1,0 +1,30 @@
+/**
+ * WebSocket frames, one discriminated union per direction. Sends in the
+ * object are checked with `satisfies ServerFrame`.
+ * @module
+ */
+import type { ErrorCode } from "./errors.js";
+import type { Message, PublishInput, PublishResult } from "./message.js";
+
+export type ServerFrame =
+	| {
+			type: "ready";
+			topic: string;
+			/** Newest seq in the log when the socket was accepted. */
+			head_seq: number;
+			/** The stream delivers every message with a seq above this one. */
+			from: number;
+	  }
+	| { type: "message"; message: Message }
+	| { type: "gap"; from: number; to: number }
+	| ({ type: "published"; ref: string } & PublishResult)
+	| { type: "published"; ref: string; messages: PublishResult[] }
+	| { type: "error"; code: ErrorCode; message: string; ref?: string };
+
+export type ClientFrame =
+	| ({ type: "publish"; ref: string } & PublishInput)
+	| { type: "publish"; ref: string; messages: PublishInput[] };
+
+/** The plain-text heartbeat, answered by auto-response without waking the object. */
+export const PING = "ping";
+export const PONG = "pong";

@@ -1,0 +1,76 @@
+/**
+ * Every limit and default of tidings, in one place. The Worker, the Topic
+ * Durable Object and the client all import these; docs/limits.md lists them.
+ * @module
+ */
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+export const LIMITS = {
+	/** Topic name length in characters. */
+	topicNameMaxLength: 128,
+	/** A message's `data`, serialized as JSON, in bytes (UTF-8). */
+	messageDataMaxBytes: 128 * KiB,
+	/** Messages in one batch publish. */
+	batchMaxMessages: 100,
+	/** A whole publish request or frame, in bytes. */
+	publishMaxBytes: 1 * MiB,
+	/** Longest `delay_ms` of a delayed message. */
+	delayMaxMs: 12 * HOUR,
+	/** Attributes on one message. */
+	attributesMaxCount: 50,
+	/** Length of an attribute name. */
+	attributeNameMaxLength: 128,
+	/** Length of a string attribute value. */
+	attributeValueMaxLength: 1024,
+	/** Length of an idempotency key. */
+	idempotencyKeyMaxLength: 256,
+	/** How long a publish key is remembered. */
+	dedupeWindowMs: 24 * HOUR,
+	/** Length of a W3C `baggage` header (the W3C limit). */
+	baggageMaxLength: 8192,
+	/** `limit` of a history read. */
+	historyMaxLimit: 1000,
+	/** Default `limit` of a history read. */
+	historyDefaultLimit: 100,
+	/** Retention: the largest `max_messages` a topic may be given. */
+	retentionMaxMessagesCeiling: 1_000_000,
+	/** Retention: the longest `max_age_ms` a topic may be given. */
+	retentionMaxAgeCeilingMs: 30 * DAY,
+	/** Keys in one filter. */
+	filterMaxKeys: 10,
+	/** Values across all keys of one filter (the ORed alternatives). */
+	filterMaxValues: 100,
+	/** A filter serialized as JSON, in bytes. */
+	filterMaxBytes: 4 * KiB,
+	/** Length of a WebSocket `ref`. */
+	refMaxLength: 128,
+} as const;
+
+/** Defaults a topic starts with; `PUT /v1/topics/:topic` changes them. */
+export const DEFAULT_TOPIC_SETTINGS = {
+	/** Retained messages, counted from the newest. */
+	max_messages: 10_000,
+	/** Retained age of a message, from the time it joined the log. */
+	max_age_ms: 7 * DAY,
+} as const;
+
+/** Internal pacing, not part of the contract but kept beside it. */
+export const TUNING = {
+	/** How long after a publish the background trim runs when the log is over its count. */
+	retentionDelayMs: 1 * SECOND,
+	/** Messages rows deleted per trim statement, so one trim never blocks the object for long. */
+	retentionChunk: 5000,
+	/** Messages per page while replaying a resumed stream. */
+	replayPageSize: 500,
+	/** A timer whose handler throws is retried after this, doubling, capped below. */
+	timerRetryBaseMs: 1 * SECOND,
+	timerRetryMaxMs: 5 * MINUTE,
+	/** Timers run per alarm invocation before yielding to a fresh alarm. */
+	timersPerAlarm: 1000,
+} as const;

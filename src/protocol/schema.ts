@@ -1,0 +1,372 @@
+/**
+ * Valibot schemas for everything a client sends: topic names, publish bodies,
+ * query parameters, settings, filters and WebSocket frames. The Worker runs
+ * them through Hono's validator; the Topic object runs the frame schemas on
+ * every socket message. Kept apart from the type-only modules so the client
+ * bundle never pulls valibot in.
+ * @module
+ */
+import * as v from "valibot";
+import type { Condition, Filter } from "./filter.js";
+import { LIMITS } from "./limits.js";
+
+/**
+ * Checks whose failure means "too large" (413) rather than "invalid" (400).
+ * The Worker's error mapper looks the failed requirement up here.
+ */
+export const SIZE_CHECKS = new WeakSet<object>();
+/** Checks whose failure means a count or range limit was passed (400 `limit_exceeded`). */
+export const LIMIT_CHECKS = new WeakSet<object>();
+
+function sizeCheck<T>(fn: (input: T) => boolean, message: string) {
+	SIZE_CHECKS.add(fn);
+	return v.check(fn, message);
+}
+function limitCheck<T>(fn: (input: T) => boolean, message: string) {
+	LIMIT_CHECKS.add(fn);
+	return v.check(fn, message);
+}
+
+/** UTF-8 byte length without allocating an encoded copy. */
+export function utf8Length(s: string): number {
+	let n = 0;
+	for (let i = 0; i < s.length; i++) {
+		const c = s.charCodeAt(i);
+		if (c < 0x80) n += 1;
+		else if (c < 0x800) n += 2;
+		else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+			const d = s.charCodeAt(i + 1);
+			if (d >= 0xdc00 && d <= 0xdfff) {
+				n += 4;
+				i++;
+			} else n += 3;
+		} else n += 3;
+	}
+	return n;
+}
+
+const TOPIC_RE = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+
+export const TopicName = v.pipe(
+	v.string("topic must be a string"),
+	v.minLength(1, "topic must not be empty"),
+	limitCheck(
+		(s: string) => s.length <= LIMITS.topicNameMaxLength,
+		`topic names are at most ${LIMITS.topicNameMaxLength} characters`,
+	),
+	v.regex(TOPIC_RE, "topic names are dot-separated non-empty segments of A-Z a-z 0-9 _ - (for example jobs.user-42)"),
+);
+
+const AttributeName = v.pipe(
+	v.string(),
+	v.minLength(1, "attribute names must not be empty"),
+	v.maxLength(LIMITS.attributeNameMaxLength, `attribute names are at most ${LIMITS.attributeNameMaxLength} characters`),
+);
+
+const AttributeValue = v.union(
+	[
+		v.pipe(
+			v.string(),
+			v.maxLength(
+				LIMITS.attributeValueMaxLength,
+				`attribute values are at most ${LIMITS.attributeValueMaxLength} characters`,
+			),
+		),
+		v.pipe(v.number(), v.finite()),
+		v.boolean(),
+	],
+	"attribute values are strings, numbers or booleans",
+);
+
+export const AttributesSchema = v.pipe(
+	v.record(AttributeName, AttributeValue, "attributes must be an object of strings, numbers and booleans"),
+	limitCheck(
+		(a) => Object.keys(a).length <= LIMITS.attributesMaxCount,
+		`a message has at most ${LIMITS.attributesMaxCount} attributes`,
+	),
+);
+
+export const TraceparentSchema = v.pipe(
+	v.string(),
+	v.regex(
+		/^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/,
+		"traceparent must be a W3C trace context header (00-<32 hex>-<16 hex>-<2 hex>)",
+	),
+);
+
+export const BaggageSchema = v.pipe(
+	v.string(),
+	v.maxLength(LIMITS.baggageMaxLength, `baggage is at most ${LIMITS.baggageMaxLength} characters`),
+);
+
+export const IdempotencyKeySchema = v.pipe(
+	v.string("key must be a string"),
+	v.minLength(1, "key must not be empty"),
+	v.maxLength(LIMITS.idempotencyKeyMaxLength, `key is at most ${LIMITS.idempotencyKeyMaxLength} characters`),
+);
+
+const DelaySchema = v.pipe(
+	v.number("delay_ms must be a number"),
+	v.integer("delay_ms must be a whole number of milliseconds"),
+	v.minValue(0, "delay_ms must not be negative"),
+	limitCheck((n: number) => n <= LIMITS.delayMaxMs, `delay_ms is at most ${LIMITS.delayMaxMs} (12 hours)`),
+);
+
+const publishFields = {
+	data: v.unknown(),
+	attributes: v.optional(AttributesSchema),
+	delay_ms: v.optional(DelaySchema),
+	key: v.optional(IdempotencyKeySchema),
+	traceparent: v.optional(TraceparentSchema),
+	baggage: v.optional(BaggageSchema),
+};
+
+/** What the object stores for one publish: `data` already serialized once, here. */
+export interface PublishRecord {
+	data_json: string;
+	attributes?: Record<string, string | number | boolean>;
+	delay_ms?: number;
+	key?: string;
+	traceparent?: string;
+	baggage?: string;
+}
+
+function serializeData<T extends { data?: unknown }>(item: T) {
+	const { data, ...rest } = item;
+	return { ...rest, data_json: JSON.stringify(data) as string };
+}
+
+const DATA_REQUIRED = "data is required (any JSON value, null included)";
+const dataFitsRequirement = (o: { data_json: string }) => utf8Length(o.data_json) <= LIMITS.messageDataMaxBytes;
+SIZE_CHECKS.add(dataFitsRequirement);
+const DATA_TOO_LARGE = `data is at most ${LIMITS.messageDataMaxBytes} bytes serialized (128 KiB)`;
+function dataFits<T extends { data_json: string }>() {
+	return v.check<T, string>(dataFitsRequirement, DATA_TOO_LARGE);
+}
+
+/** One message to publish, strict: an unknown field is an error, so typos do not pass silently. */
+export const PublishItemSchema = v.pipe(
+	v.strictObject(publishFields, "a message is an object {data, attributes?, delay_ms?, key?}"),
+	v.check((o) => o.data !== undefined, DATA_REQUIRED),
+	v.transform((o) => serializeData(o)),
+	dataFits(),
+);
+
+export const PublishBatchSchema = v.strictObject({
+	messages: v.pipe(
+		v.array(PublishItemSchema, "messages must be an array"),
+		v.minLength(1, "messages must not be empty"),
+		limitCheck((a) => a.length <= LIMITS.batchMaxMessages, `a batch holds at most ${LIMITS.batchMaxMessages} messages`),
+	),
+});
+
+/** A publish body is one message, or `{messages: [...]}`. */
+export const PublishBodySchema = v.union([PublishBatchSchema, PublishItemSchema]);
+
+/** Chooses the schema by shape, so a bad batch reports the batch's error, not a union's. */
+export function publishBodySchemaFor(body: unknown) {
+	return body !== null && typeof body === "object" && "messages" in body ? PublishBatchSchema : PublishItemSchema;
+}
+
+const SeqString = v.pipe(v.string(), v.regex(/^\d{1,15}$/, "must be a non-negative whole number"), v.transform(Number));
+
+export const HistoryQuerySchema = v.looseObject({
+	after: v.optional(SeqString, "0"),
+	limit: v.optional(
+		v.pipe(
+			v.string(),
+			v.regex(/^\d{1,7}$/, "limit must be a whole number"),
+			v.transform(Number),
+			v.minValue(1, "limit is at least 1"),
+			limitCheck((n: number) => n <= LIMITS.historyMaxLimit, `limit is at most ${LIMITS.historyMaxLimit}`),
+		),
+		String(LIMITS.historyDefaultLimit),
+	),
+});
+
+export const TopicSettingsSchema = v.pipe(
+	v.strictObject({
+		max_messages: v.optional(
+			v.pipe(
+				v.number(),
+				v.integer(),
+				v.minValue(1, "max_messages is at least 1"),
+				limitCheck(
+					(n: number) => n <= LIMITS.retentionMaxMessagesCeiling,
+					`max_messages is at most ${LIMITS.retentionMaxMessagesCeiling}`,
+				),
+			),
+		),
+		max_age_ms: v.optional(
+			v.pipe(
+				v.number(),
+				v.integer(),
+				v.minValue(1000, "max_age_ms is at least 1000"),
+				limitCheck(
+					(n: number) => n <= LIMITS.retentionMaxAgeCeilingMs,
+					`max_age_ms is at most ${LIMITS.retentionMaxAgeCeilingMs} (30 days)`,
+				),
+			),
+		),
+	}),
+	v.check((s) => s.max_messages !== undefined || s.max_age_ms !== undefined, "give max_messages, max_age_ms or both"),
+);
+
+// --- Filters -----------------------------------------------------------------
+
+const Scalar = v.union([v.string(), v.pipe(v.number(), v.finite()), v.boolean()]);
+const NumericOp = v.picklist(["=", "<", "<=", ">", ">="], 'numeric operators are "=", "<", "<=", ">", ">="');
+const Prefix = v.strictObject({ prefix: v.string("prefix must be a string") });
+
+const ConditionSchema = v.union(
+	[
+		Scalar,
+		Prefix,
+		v.strictObject({
+			"anything-but": v.union([Scalar, v.pipe(v.array(Scalar), v.minLength(1)), Prefix]),
+		}),
+		v.strictObject({
+			numeric: v.union([
+				v.tuple([NumericOp, v.pipe(v.number(), v.finite())]),
+				v.tuple([NumericOp, v.pipe(v.number(), v.finite()), NumericOp, v.pipe(v.number(), v.finite())]),
+			]),
+		}),
+		v.strictObject({ exists: v.boolean() }),
+	],
+	'a condition is a string, number or boolean, or one of {prefix}, {"anything-but"}, {numeric: [op, n(, op, n)]}, {exists}',
+);
+
+function countAlternatives(f: Record<string, unknown>): number {
+	let n = 0;
+	for (const k in f) n += Array.isArray(f[k]) ? (f[k] as unknown[]).length : 1;
+	return n;
+}
+
+export const FilterSchema = v.pipe(
+	v.record(
+		AttributeName,
+		v.union([ConditionSchema, v.pipe(v.array(ConditionSchema), v.minLength(1, "a key lists at least one value"))]),
+		"a filter is an object of attribute name to condition(s)",
+	),
+	v.check((f) => Object.keys(f).length > 0, "a filter has at least one key"),
+	limitCheck((f) => Object.keys(f).length <= LIMITS.filterMaxKeys, `a filter has at most ${LIMITS.filterMaxKeys} keys`),
+	limitCheck(
+		(f) => countAlternatives(f) <= LIMITS.filterMaxValues,
+		`a filter lists at most ${LIMITS.filterMaxValues} values in all`,
+	),
+	v.transform((f) => f as Filter),
+);
+
+/** A filter given as JSON text (a query parameter). */
+export const FilterJsonSchema = v.pipe(
+	v.string(),
+	sizeCheck(
+		(s: string) => utf8Length(s) <= LIMITS.filterMaxBytes,
+		`a filter is at most ${LIMITS.filterMaxBytes} bytes`,
+	),
+	v.rawTransform(({ dataset, addIssue, NEVER }) => {
+		try {
+			return JSON.parse(dataset.value) as unknown;
+		} catch {
+			addIssue({ message: 'filter must be JSON, for example {"kind":["invoice"]}' });
+			return NEVER;
+		}
+	}),
+	FilterSchema,
+);
+
+// --- WebSocket ---------------------------------------------------------------
+
+/** `from` of a live subscription: a seq to resume after, `latest` or `earliest`. */
+export const FromSchema = v.union(
+	[v.picklist(["latest", "earliest"]), SeqString],
+	'from is a seq, "latest" or "earliest"',
+);
+
+export const LiveQuerySchema = v.looseObject({
+	from: v.optional(FromSchema, "latest"),
+	filter: v.optional(FilterJsonSchema),
+});
+
+const Ref = v.pipe(
+	v.string("ref must be a string"),
+	v.minLength(1, "ref must not be empty"),
+	v.maxLength(LIMITS.refMaxLength, `ref is at most ${LIMITS.refMaxLength} characters`),
+);
+
+const PublishBatchFrameSchema = v.strictObject({
+	type: v.literal("publish"),
+	ref: Ref,
+	messages: PublishBatchSchema.entries.messages,
+});
+const PublishOneFrameSchema = v.pipe(
+	v.strictObject({ type: v.literal("publish"), ref: Ref, ...publishFields }),
+	v.check((o) => o.data !== undefined, DATA_REQUIRED),
+	v.transform((o) => serializeData(o)),
+	dataFits(),
+);
+export const PublishFrameSchema = v.union([PublishBatchFrameSchema, PublishOneFrameSchema]);
+
+/** Frame types a client may send; the object answers anything else with `unknown_frame`. */
+export const CLIENT_FRAME_TYPES = ["publish"] as const;
+
+/** A validation failure in the shape of the error contract. */
+export interface ValidationError {
+	code: "invalid_request" | "limit_exceeded" | "payload_too_large";
+	message: string;
+}
+
+/** Turns valibot issues into one error: the first issue decides the code, all are named. */
+export function describeIssues(issues: readonly v.BaseIssue<unknown>[], where = ""): ValidationError {
+	const first = issues[0];
+	const requirement = (first as { requirement?: unknown }).requirement;
+	const code =
+		typeof requirement === "function" && SIZE_CHECKS.has(requirement)
+			? "payload_too_large"
+			: typeof requirement === "function" && LIMIT_CHECKS.has(requirement)
+				? "limit_exceeded"
+				: "invalid_request";
+	const parts = issues.slice(0, 3).map((i) => {
+		const path = v.getDotPath(i);
+		return path ? `${path}: ${i.message}` : i.message;
+	});
+	return { code, message: `${where}${parts.join("; ")}` };
+}
+
+export type FrameParseResult =
+	| { ok: true; frame: PublishFrame }
+	| { ok: false; code: "invalid_frame" | "unknown_frame" | ValidationError["code"]; message: string; ref?: string };
+
+/** Parses one text frame from a client; never throws. */
+export function parseClientFrame(text: string): FrameParseResult {
+	let raw: unknown;
+	try {
+		raw = JSON.parse(text);
+	} catch {
+		return { ok: false, code: "invalid_frame", message: "frames are JSON objects with a type" };
+	}
+	if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+		return { ok: false, code: "invalid_frame", message: "frames are JSON objects with a type" };
+	}
+	const obj = raw as Record<string, unknown>;
+	const ref = typeof obj.ref === "string" && obj.ref.length <= LIMITS.refMaxLength ? obj.ref : undefined;
+	if (!(CLIENT_FRAME_TYPES as readonly unknown[]).includes(obj.type)) {
+		return {
+			ok: false,
+			code: "unknown_frame",
+			message: `unknown frame type ${JSON.stringify(obj.type)?.slice(0, 64)}; expected one of ${CLIENT_FRAME_TYPES.join(", ")}`,
+			...(ref === undefined ? {} : { ref }),
+		};
+	}
+	const schema = "messages" in obj ? PublishBatchFrameSchema : PublishOneFrameSchema;
+	const result = v.safeParse(schema, obj);
+	if (result.success) return { ok: true, frame: result.output };
+	return { ok: false, ...describeIssues(result.issues), ...(ref === undefined ? {} : { ref }) };
+}
+
+export type PublishBody = v.InferOutput<typeof PublishBodySchema>;
+export type PublishFrame = v.InferOutput<typeof PublishFrameSchema>;
+export type LiveQuery = v.InferOutput<typeof LiveQuerySchema>;
+export type HistoryQuery = v.InferOutput<typeof HistoryQuerySchema>;
+export type TopicSettingsInput = v.InferOutput<typeof TopicSettingsSchema>;
+export type { Condition };

@@ -1,0 +1,11 @@
+import type { Topic } from "../durable/topic.js";
+
+/** Bindings and configuration of the tidings Worker (see wrangler.toml and docs/operations.md). */
+export interface Env {
+	TOPIC: DurableObjectNamespace<Topic>;
+	ASSETS?: Fetcher;
+	/** `"true"` lets anyone do anything: local development only (`npm start` sets it). */
+	TIDINGS_ALLOW_ANONYMOUS?: string;
+	/** Bearer key that may do everything (a Wrangler secret). */
+	TIDINGS_ADMIN_KEY?: string;
+}

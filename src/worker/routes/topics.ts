@@ -1,0 +1,105 @@
+/**
+ * `/v1/topics/:topic…`: publish, history, stats, settings and the WebSocket
+ * upgrade. Handlers validate, then call the topic's Durable Object.
+ * @module
+ */
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import * as v from "valibot";
+import { TOPIC_HEADER } from "../../durable/topic.js";
+import { LIMITS } from "../../protocol/limits.js";
+import type { PublishResult } from "../../protocol/message.js";
+import {
+	BaggageSchema,
+	HistoryQuerySchema,
+	IdempotencyKeySchema,
+	LiveQuerySchema,
+	type PublishRecord,
+	publishBodySchemaFor,
+	TopicName,
+	TopicSettingsSchema,
+	TraceparentSchema,
+} from "../../protocol/schema.js";
+import type { Env } from "../env.js";
+import { ApiError, errorResponse } from "../errors.js";
+import { requireJson, validate } from "../validate.js";
+
+const TopicParam = v.object({ topic: TopicName });
+
+const PublishHeaders = v.looseObject({
+	"idempotency-key": v.optional(IdempotencyKeySchema),
+	traceparent: v.optional(TraceparentSchema),
+	baggage: v.optional(BaggageSchema),
+});
+
+const publishSizeLimit = bodyLimit({
+	maxSize: LIMITS.publishMaxBytes,
+	onError: (c) =>
+		errorResponse(c, "payload_too_large", `a publish request is at most ${LIMITS.publishMaxBytes} bytes (1 MiB)`),
+});
+
+function stub(env: Env, topic: string) {
+	return env.TOPIC.get(env.TOPIC.idFromName(topic));
+}
+
+/** 201 when something was stored, 202 when it is only scheduled (delayed), 200 when every message was a duplicate. */
+function statusOf(results: PublishResult[]): 200 | 201 | 202 {
+	if (results.every((r) => r.duplicate)) return 200;
+	if (results.some((r) => "seq" in r && !r.duplicate)) return 201;
+	return 202;
+}
+
+export const topics = new Hono<{ Bindings: Env }>()
+	.post(
+		"/:topic/messages",
+		publishSizeLimit,
+		validate("param", TopicParam),
+		validate("header", PublishHeaders),
+		requireJson,
+		validate("json", publishBodySchemaFor),
+		async (c) => {
+			const { topic } = c.req.valid("param");
+			const headers = c.req.valid("header");
+			const body = c.req.valid("json");
+			const batch = "messages" in body;
+			if (batch && headers["idempotency-key"] !== undefined) {
+				throw new ApiError(
+					"invalid_request",
+					"Idempotency-Key applies to a single message; give each message of a batch its own key",
+				);
+			}
+			const items: PublishRecord[] = batch ? body.messages : [body];
+			const records = items.map((m) => ({
+				...m,
+				key: m.key ?? headers["idempotency-key"],
+				traceparent: m.traceparent ?? headers.traceparent,
+				baggage: m.baggage ?? headers.baggage,
+			}));
+			const results = await stub(c.env, topic).publish(topic, records);
+			return c.json(batch ? { messages: results } : results[0], statusOf(results));
+		},
+	)
+	.get("/:topic/messages", validate("param", TopicParam), validate("query", HistoryQuerySchema), async (c) => {
+		const { topic } = c.req.valid("param");
+		const { after, limit } = c.req.valid("query");
+		const page = await stub(c.env, topic).history(topic, after, limit);
+		return c.body(page, 200, { "Content-Type": "application/json" });
+	})
+	.get("/:topic/ws", validate("param", TopicParam), validate("query", LiveQuerySchema), async (c) => {
+		if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
+			return errorResponse(c, "upgrade_required", "connect with a WebSocket client (Upgrade: websocket)");
+		}
+		const { topic } = c.req.valid("param");
+		const headers = new Headers(c.req.raw.headers);
+		headers.set(TOPIC_HEADER, topic);
+		return stub(c.env, topic).fetch(new Request(c.req.raw.url, { headers }));
+	})
+	.get("/:topic", validate("param", TopicParam), async (c) => {
+		const { topic } = c.req.valid("param");
+		return c.json(await stub(c.env, topic).stats(topic));
+	})
+	.put("/:topic", validate("param", TopicParam), requireJson, validate("json", TopicSettingsSchema), async (c) => {
+		const { topic } = c.req.valid("param");
+		const settings = await stub(c.env, topic).configure(topic, c.req.valid("json"));
+		return c.json({ topic, settings });
+	});
