@@ -1,7 +1,9 @@
 /**
  * The ordered log of one topic in SQLite. Seqs are consecutive and never
- * reused: the head lives in `meta`, so trimming every message and
- * restarting the object still continues from the last seq.
+ * reused. The head is the newest row's seq; trimming records it in `meta`
+ * before it deletes, so a log trimmed empty and restarted still continues
+ * from its last seq. (Writing `meta` on every publish instead would cost a
+ * second row write on the hot path.)
  * @module
  */
 import type { Meta } from "./meta.js";
@@ -44,12 +46,12 @@ export class TopicLog {
 
 	/** Reads head and first from storage, after a wake or a rolled-back transaction. */
 	reload(): void {
-		this.head = Number(this.meta.get("head_seq") ?? 0);
 		const row = this.sql
-			.exec<{ first: number | null; ts: number | null }>(
-				"SELECT MIN(seq) AS first, (SELECT ts FROM messages ORDER BY seq DESC LIMIT 1) AS ts FROM messages",
+			.exec<{ first: number | null; last: number | null; ts: number | null }>(
+				"SELECT MIN(seq) AS first, MAX(seq) AS last, (SELECT ts FROM messages ORDER BY seq DESC LIMIT 1) AS ts FROM messages",
 			)
 			.one();
+		this.head = Math.max(Number(this.meta.get("head_seq") ?? 0), row.last ?? 0);
 		this.first = row.first ?? this.head + 1;
 		this.#lastTs = row.ts ?? 0;
 	}
@@ -88,7 +90,6 @@ export class TopicLog {
 			);
 			rows.push(row);
 		}
-		this.meta.set("head_seq", String(seq));
 		this.head = seq;
 		this.#lastTs = ts;
 		return rows;
@@ -129,6 +130,7 @@ export class TopicLog {
 		const wanted = Math.max(byCount, aged ?? 0);
 		const upTo = Math.min(wanted, window);
 		if (upTo < this.first) return { deleted: 0, more: false };
+		this.meta.set("head_seq", String(this.head));
 		this.sql.exec("DELETE FROM messages WHERE seq <= ?", upTo);
 		const deleted = upTo - this.first + 1;
 		this.first = upTo + 1;
