@@ -78,7 +78,13 @@ const AttributeValue = v.union(
 	"attribute values are strings, numbers or booleans",
 );
 
+/** v.record alone takes arrays (their indexes become keys); JSON objects only. */
+function plainObject(message: string) {
+	return v.custom<Record<string, unknown>>((x) => x !== null && typeof x === "object" && !Array.isArray(x), message);
+}
+
 export const AttributesSchema = v.pipe(
+	plainObject("attributes must be an object of strings, numbers and booleans"),
 	v.record(AttributeName, AttributeValue, "attributes must be an object of strings, numbers and booleans"),
 	limitCheck(
 		(a) => Object.keys(a).length <= LIMITS.attributesMaxCount,
@@ -113,7 +119,8 @@ const DelaySchema = v.pipe(
 );
 
 const publishFields = {
-	data: v.unknown(),
+	// Optional here so a missing `data` gets its own message from the check below.
+	data: v.optional(v.unknown()),
 	attributes: v.optional(AttributesSchema),
 	delay_ms: v.optional(DelaySchema),
 	key: v.optional(IdempotencyKeySchema),
@@ -227,8 +234,8 @@ const ConditionSchema = v.union(
 		}),
 		v.strictObject({
 			numeric: v.union([
-				v.tuple([NumericOp, v.pipe(v.number(), v.finite())]),
-				v.tuple([NumericOp, v.pipe(v.number(), v.finite()), NumericOp, v.pipe(v.number(), v.finite())]),
+				v.strictTuple([NumericOp, v.pipe(v.number(), v.finite())]),
+				v.strictTuple([NumericOp, v.pipe(v.number(), v.finite()), NumericOp, v.pipe(v.number(), v.finite())]),
 			]),
 		}),
 		v.strictObject({ exists: v.boolean() }),
@@ -243,6 +250,7 @@ function countAlternatives(f: Record<string, unknown>): number {
 }
 
 export const FilterSchema = v.pipe(
+	plainObject("a filter is an object of attribute name to condition(s)"),
 	v.record(
 		AttributeName,
 		v.union([ConditionSchema, v.pipe(v.array(ConditionSchema), v.minLength(1, "a key lists at least one value"))]),

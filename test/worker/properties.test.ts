@@ -1,0 +1,264 @@
+/**
+ * Property tests (fast-check) for the parsers: topic names, publish bodies,
+ * query parameters, WebSocket frames and filters. The HTTP and socket
+ * properties run against the real Worker and object in workerd.
+ */
+import fc from "fast-check";
+import * as v from "valibot";
+import { describe, expect, it } from "vitest";
+import { ERROR_STATUS } from "../../src/protocol/errors.js";
+import { type Filter, matchesFilter } from "../../src/protocol/filter.js";
+import { FilterSchema, parseClientFrame, TopicName, utf8Length } from "../../src/protocol/schema.js";
+import { api, stats, TestSocket, uniqueTopic } from "./helpers.js";
+
+const RUNS = { numRuns: 150 };
+const SEGMENT_CHARS = "abcXYZ019_-";
+
+/** Reference for topic names, written apart from the schema's regex. */
+function isTopicName(s: string): boolean {
+	if (s.length < 1 || s.length > 128) return false;
+	return s.split(".").every((seg) => seg.length > 0 && [...seg].every((ch) => /[A-Za-z0-9_-]/.test(ch)));
+}
+
+const jsonValue = fc.jsonValue({ maxDepth: 3 });
+
+describe("topic names", () => {
+	it("the schema accepts exactly the reference's names", () => {
+		const nameLike = fc.oneof(
+			fc.string({ maxLength: 140 }),
+			fc
+				.array(fc.string({ unit: fc.constantFrom(...SEGMENT_CHARS), maxLength: 12 }), { maxLength: 12 })
+				.map((a) => a.join(".")),
+			fc.string({ unit: fc.constantFrom(...SEGMENT_CHARS, "."), minLength: 120, maxLength: 135 }),
+		);
+		fc.assert(
+			fc.property(nameLike, (s) => {
+				expect(v.is(TopicName, s)).toBe(isTopicName(s));
+			}),
+			{ numRuns: 1000 },
+		);
+	});
+});
+
+describe("utf8Length", () => {
+	it("equals the encoder's byte count, lone surrogates included", () => {
+		fc.assert(
+			fc.property(fc.string({ unit: "binary", maxLength: 64 }), (s) => {
+				expect(utf8Length(s)).toBe(new TextEncoder().encode(s).byteLength);
+			}),
+			{ numRuns: 1000 },
+		);
+	});
+});
+
+describe("publish bodies over HTTP", () => {
+	const attributes = fc.dictionary(
+		fc.string({ maxLength: 8 }),
+		fc.oneof(fc.string({ maxLength: 8 }), fc.double(), fc.boolean(), fc.constant(null)),
+		{ maxKeys: 4 },
+	);
+	const item = fc.record(
+		{
+			data: jsonValue,
+			attributes,
+			delay_ms: fc.oneof(fc.integer({ min: -5, max: 50 }), fc.double()),
+			key: fc.string({ maxLength: 4 }),
+			traceparent: fc.constantFrom("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "bad"),
+			bogus: fc.anything(),
+		},
+		{ requiredKeys: [] },
+	);
+	const body = fc.oneof(
+		item,
+		fc.record({ messages: fc.array(item, { maxLength: 4 }) }),
+		fc.record({ messages: fc.anything() }),
+		fc.anything(),
+	);
+
+	it("never answers 5xx, and a rejected body stores nothing", async () => {
+		const topic = uniqueTopic("fuzz");
+		let head = 0;
+		await fc.assert(
+			fc.asyncProperty(body, async (b) => {
+				const text = JSON.stringify(b) ?? "undefined";
+				const res = await api(`/v1/topics/${topic}/messages`, {
+					method: "POST",
+					headers: { "Content-Type": "application/json" },
+					body: text,
+				});
+				const answer = (await res.json()) as Record<string, unknown>;
+				expect(res.status).toBeLessThan(500);
+				const now = (await stats(topic)).head_seq;
+				if (res.status >= 400) {
+					expect(Object.keys(ERROR_STATUS)).toContain((answer.error as { code: string }).code);
+					expect(now).toBe(head);
+				}
+				expect(now).toBeGreaterThanOrEqual(head);
+				head = now;
+			}),
+			RUNS,
+		);
+	});
+
+	it("never answers 5xx to arbitrary query strings", async () => {
+		const topic = uniqueTopic("fuzzq");
+		const param = fc.tuple(fc.constantFrom("after", "limit", "from", "filter", "x"), fc.string({ maxLength: 20 }));
+		await fc.assert(
+			fc.asyncProperty(fc.array(param, { maxLength: 3 }), async (params) => {
+				const q = new URLSearchParams(params).toString();
+				const res = await api(`/v1/topics/${topic}/messages?${q}`);
+				await res.arrayBuffer();
+				expect(res.status).toBeLessThan(500);
+				const ws = await api(`/v1/topics/${topic}/ws?${q}`, { headers: { Upgrade: "websocket" } });
+				if (ws.webSocket) {
+					ws.webSocket.accept();
+					ws.webSocket.close(1000);
+				} else await ws.arrayBuffer();
+				expect(ws.status).toBeLessThan(500);
+			}),
+			// Each run opens a socket; fewer runs keep this file quick.
+			{ numRuns: 60 },
+		);
+	});
+});
+
+describe("WebSocket frames", () => {
+	const frameLike = fc.oneof(
+		fc.string({ maxLength: 40 }),
+		fc.jsonValue({ maxDepth: 3 }).map((j) => JSON.stringify(j)),
+		fc
+			.record(
+				{
+					type: fc.constantFrom("publish", "ack", "x"),
+					ref: fc.oneof(fc.string({ maxLength: 5 }), fc.integer()),
+					data: jsonValue,
+					messages: fc.anything(),
+					key: fc.anything(),
+				},
+				{ requiredKeys: [] },
+			)
+			.map((o) => JSON.stringify(o)),
+	);
+
+	it("parseClientFrame never throws and answers a known code", () => {
+		fc.assert(
+			fc.property(frameLike, (text) => {
+				const r = parseClientFrame(text);
+				if (!r.ok) expect(Object.keys(ERROR_STATUS)).toContain(r.code);
+			}),
+			{ numRuns: 2000 },
+		);
+	});
+
+	it("a valid publish frame keeps its data exactly", () => {
+		fc.assert(
+			fc.property(fc.string({ minLength: 1, maxLength: 10 }), jsonValue, (ref, data) => {
+				const r = parseClientFrame(JSON.stringify({ type: "publish", ref, data }));
+				expect(r.ok).toBe(true);
+				if (r.ok && !("messages" in r.frame)) expect(JSON.parse(r.frame.data_json)).toEqual(data);
+			}),
+			{ numRuns: 500 },
+		);
+	});
+
+	it("the object answers every frame, stores only valid publishes, and keeps the socket open", async () => {
+		const topic = uniqueTopic("fuzzws");
+		const sock = await TestSocket.open(topic);
+		await sock.waitForFrame((f) => f.type === "ready", "ready");
+		let answered = 0;
+		let published = 0;
+		await fc.assert(
+			fc.asyncProperty(frameLike, async (text) => {
+				sock.send(text);
+				answered++;
+				const expectOk = parseClientFrame(text).ok;
+				if (expectOk) published++;
+				await sock.waitFor(
+					() => sock.frames.filter((f) => f.type === "error" || f.type === "published").length >= answered,
+					"an answer",
+				);
+				expect(sock.closed).toBeUndefined();
+			}),
+			RUNS,
+		);
+		const s = await stats(topic);
+		expect(sock.frames.filter((f) => f.type === "published").length).toBe(published);
+		expect(s.head_seq).toBeGreaterThanOrEqual(published > 0 ? 1 : 0);
+		sock.close();
+	});
+});
+
+describe("filters", () => {
+	const scalar = fc.oneof(fc.constantFrom("a", "ab", "b", "", "abc"), fc.integer({ min: -3, max: 3 }), fc.boolean());
+	const op = fc.constantFrom("=", "<", "<=", ">", ">=");
+	const condition = fc.oneof(
+		scalar,
+		fc.record({ prefix: fc.constantFrom("", "a", "ab", "x") }),
+		fc.record({
+			"anything-but": fc.oneof(
+				scalar,
+				fc.array(scalar, { minLength: 1, maxLength: 3 }),
+				fc.record({ prefix: fc.constantFrom("a", "b") }),
+			),
+		}),
+		fc
+			.oneof(
+				fc.tuple(op, fc.integer({ min: -3, max: 3 })),
+				fc.tuple(op, fc.integer({ min: -3, max: 3 }), op, fc.integer({ min: -3, max: 3 })),
+			)
+			.map((numeric) => ({ numeric })),
+		fc.record({ exists: fc.boolean() }),
+	);
+	const keys = fc.constantFrom("k1", "k2", "k3");
+	const filter = fc.dictionary(keys, fc.oneof(condition, fc.array(condition, { minLength: 1, maxLength: 3 })), {
+		minKeys: 1,
+	});
+	const attrs = fc.dictionary(keys, scalar);
+
+	/** A reference matcher written from the SNS rules, independent of src/protocol/filter.ts. */
+	function reference(f: Record<string, unknown>, a: Record<string, unknown>): boolean {
+		const cmp = (o: string, x: number, y: number) =>
+			o === "=" ? x === y : o === "<" ? x < y : o === "<=" ? x <= y : o === ">" ? x > y : x >= y;
+		const one = (c: unknown, has: boolean, val: unknown): boolean => {
+			if (c !== null && typeof c === "object" && "exists" in c) return has === (c as { exists: boolean }).exists;
+			if (!has) return false;
+			if (typeof c !== "object" || c === null) return val === c;
+			if ("prefix" in c) return typeof val === "string" && val.indexOf((c as { prefix: string }).prefix) === 0;
+			if ("numeric" in c) {
+				const n = (c as { numeric: Array<string | number> }).numeric;
+				if (typeof val !== "number") return false;
+				for (let i = 0; i < n.length; i += 2) if (!cmp(n[i] as string, val, n[i + 1] as number)) return false;
+				return true;
+			}
+			const but = (c as { "anything-but": unknown })["anything-but"];
+			if (Array.isArray(but)) return but.every((b) => b !== val);
+			if (but !== null && typeof but === "object")
+				return !(typeof val === "string" && val.indexOf((but as { prefix: string }).prefix) === 0);
+			return but !== val;
+		};
+		return Object.entries(f).every(([k, conds]) => {
+			const has = Object.hasOwn(a, k);
+			return (Array.isArray(conds) ? conds : [conds]).some((c) => one(c, has, a[k]));
+		});
+	}
+
+	it("every generated filter is valid and matches as the reference does", () => {
+		fc.assert(
+			fc.property(filter, attrs, (f, a) => {
+				const parsed = v.safeParse(FilterSchema, f);
+				expect(parsed.success).toBe(true);
+				expect(matchesFilter(parsed.output as Filter, a)).toBe(reference(f, a));
+			}),
+			{ numRuns: 3000 },
+		);
+	});
+
+	it("the schema never throws on arbitrary input", () => {
+		fc.assert(
+			fc.property(fc.anything(), (x) => {
+				v.safeParse(FilterSchema, x);
+			}),
+			{ numRuns: 1000 },
+		);
+	});
+});

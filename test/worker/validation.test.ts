@@ -1,0 +1,198 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { LIMITS } from "../../src/protocol/limits.js";
+import { app } from "../../src/worker/app.js";
+import { api, publish, stats, uniqueTopic } from "./helpers.js";
+
+type ErrorAnswer = { error: { code: string; message: string } };
+
+async function expectError(res: Response, status: number, code: string, mentions?: RegExp) {
+	const body = (await res.json()) as ErrorAnswer;
+	expect(res.status, JSON.stringify(body)).toBe(status);
+	expect(body.error.code).toBe(code);
+	expect(body.error.message.length).toBeGreaterThan(0);
+	if (mentions) expect(body.error.message).toMatch(mentions);
+}
+
+function post(topic: string, body: unknown, headers: Record<string, string> = {}) {
+	return api(`/v1/topics/${topic}/messages`, {
+		method: "POST",
+		headers: { "Content-Type": "application/json", ...headers },
+		body: typeof body === "string" ? body : JSON.stringify(body),
+	});
+}
+
+describe("topic names", () => {
+	it("accepts dot-separated segments up to 128 characters", async () => {
+		for (const name of ["a", "user.created", "jobs.user-42", "A_b-9.c", "x".repeat(128), "a.b.c.d.e"]) {
+			expect((await publish(name, { data: 1 })).status, name).toBe(201);
+		}
+	});
+
+	it("rejects anything else with 400 and stores nothing", async () => {
+		const bad = ["x".repeat(129), ".a", "a.", "a..b", "a b", "a/b", "ä", "a*", "a>", "%00", "a.%2E"];
+		for (const name of bad) {
+			const res = await post(encodeURIComponent(name), { data: 1 });
+			const code = name.length > 128 ? "limit_exceeded" : "invalid_request";
+			await expectError(res, 400, code, /topic/);
+		}
+	});
+});
+
+describe("publish limits", () => {
+	it("takes data up to 128 KiB serialized and answers 413 above", async () => {
+		const topic = uniqueTopic();
+		const fits = "x".repeat(LIMITS.messageDataMaxBytes - 2); // the quotes make it exactly the limit
+		expect((await post(topic, { data: fits })).status).toBe(201);
+		await expectError(await post(topic, { data: `${fits}x` }), 413, "payload_too_large", /131072/);
+		// Multi-byte characters count in bytes.
+		const wide = "é".repeat(LIMITS.messageDataMaxBytes / 2);
+		await expectError(await post(topic, { data: wide }), 413, "payload_too_large");
+		expect((await stats(topic)).head_seq).toBe(1);
+	});
+
+	it("takes batches of up to 100 messages", async () => {
+		const topic = uniqueTopic();
+		const batch = (n: number) => ({ messages: Array.from({ length: n }, (_, i) => ({ data: i })) });
+		expect((await post(topic, batch(100))).status).toBe(201);
+		await expectError(await post(topic, batch(101)), 400, "limit_exceeded", /100/);
+		await expectError(await post(topic, batch(0)), 400, "invalid_request");
+		expect((await stats(topic)).head_seq).toBe(100);
+	});
+
+	it("answers 413 to a request over 1 MiB", async () => {
+		const topic = uniqueTopic();
+		const item = { data: "y".repeat(100 * 1024) };
+		const body = JSON.stringify({ messages: Array.from({ length: 11 }, () => item) });
+		expect(body.length).toBeGreaterThan(LIMITS.publishMaxBytes);
+		await expectError(await post(topic, body), 413, "payload_too_large", /1 MiB/);
+		expect((await stats(topic)).head_seq).toBe(0);
+	});
+
+	it("takes delays up to 12 hours", async () => {
+		const topic = uniqueTopic();
+		expect((await post(topic, { data: 1, delay_ms: LIMITS.delayMaxMs })).status).toBe(202);
+		await expectError(
+			await post(topic, { data: 1, delay_ms: LIMITS.delayMaxMs + 1 }),
+			400,
+			"limit_exceeded",
+			/12 hours/,
+		);
+		await expectError(await post(topic, { data: 1, delay_ms: -1 }), 400, "invalid_request");
+		await expectError(await post(topic, { data: 1, delay_ms: 1.5 }), 400, "invalid_request");
+		expect((await stats(topic)).delayed).toBe(1);
+	});
+
+	it("bounds attributes", async () => {
+		const topic = uniqueTopic();
+		const attrs = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`a${i}`, i]));
+		expect((await post(topic, { data: 1, attributes: attrs(50) })).status).toBe(201);
+		await expectError(await post(topic, { data: 1, attributes: attrs(51) }), 400, "limit_exceeded", /50/);
+		await expectError(await post(topic, { data: 1, attributes: { a: "v".repeat(1025) } }), 400, "invalid_request");
+		await expectError(await post(topic, { data: 1, attributes: { ["k".repeat(129)]: 1 } }), 400, "invalid_request");
+		await expectError(await post(topic, { data: 1, attributes: { a: null } }), 400, "invalid_request");
+		await expectError(await post(topic, { data: 1, attributes: [1] }), 400, "invalid_request");
+		expect((await stats(topic)).head_seq).toBe(1);
+	});
+
+	it("bounds keys, traceparent and baggage", async () => {
+		const topic = uniqueTopic();
+		expect((await post(topic, { data: 1, key: "k".repeat(256) })).status).toBe(201);
+		await expectError(await post(topic, { data: 1, key: "k".repeat(257) }), 400, "invalid_request", /256/);
+		await expectError(await post(topic, { data: 1, key: "" }), 400, "invalid_request");
+		await expectError(await post(topic, { data: 1, baggage: "b".repeat(8193) }), 400, "invalid_request");
+		await expectError(await post(topic, { data: 1, traceparent: "00-xyz" }), 400, "invalid_request");
+		expect((await stats(topic)).head_seq).toBe(1);
+	});
+
+	it("explains malformed bodies", async () => {
+		const topic = uniqueTopic();
+		await expectError(await post(topic, "{not json"), 400, "invalid_json");
+		await expectError(await post(topic, {}), 400, "invalid_request", /data is required/);
+		await expectError(await post(topic, { data: 1, dealy_ms: 5 }), 400, "invalid_request");
+		await expectError(await post(topic, [1, 2]), 400, "invalid_request");
+		await expectError(await post(topic, "null"), 400, "invalid_request");
+		await expectError(await post(topic, { messages: "nope" }), 400, "invalid_request", /messages/);
+		const form = await api(`/v1/topics/${topic}/messages`, { method: "POST", body: "data=1" });
+		await expectError(form, 415, "unsupported_media_type", /application\/json/);
+		expect((await stats(topic)).head_seq).toBe(0);
+	});
+});
+
+describe("queries and routes", () => {
+	it("bounds history limit to 1..1000", async () => {
+		const topic = uniqueTopic();
+		for (const q of ["limit=1", "limit=1000", "after=0&limit=5", "after=999999"]) {
+			expect((await api(`/v1/topics/${topic}/messages?${q}`)).status, q).toBe(200);
+		}
+		await expectError(await api(`/v1/topics/${topic}/messages?limit=1001`), 400, "limit_exceeded", /1000/);
+		for (const q of ["limit=0", "limit=abc", "after=-1", "after=1.5", "after=1e3", "limit=1&limit=2"]) {
+			await expectError(await api(`/v1/topics/${topic}/messages?${q}`), 400, "invalid_request");
+		}
+	});
+
+	it("validates from on sockets", async () => {
+		const topic = uniqueTopic();
+		for (const q of ["from=soon", "from=-1", "from=1.5"]) {
+			const res = await api(`/v1/topics/${topic}/ws?${q}`, { headers: { Upgrade: "websocket" } });
+			await expectError(res, 400, "invalid_request", /from/);
+		}
+	});
+
+	it("answers 426 to a plain GET of the socket route, 404 to unknown routes", async () => {
+		const topic = uniqueTopic();
+		await expectError(await api(`/v1/topics/${topic}/ws`), 426, "upgrade_required");
+		await expectError(await api("/v1/nothing"), 404, "not_found");
+		await expectError(await api(`/v1/topics/${topic}/messages`, { method: "DELETE" }), 404, "not_found");
+	});
+
+	it("validates topic settings", async () => {
+		const topic = uniqueTopic();
+		const put = (body: unknown) =>
+			api(`/v1/topics/${topic}`, {
+				method: "PUT",
+				headers: { "Content-Type": "application/json" },
+				body: JSON.stringify(body),
+			});
+		expect((await put({ max_messages: 1_000_000, max_age_ms: 30 * 24 * 3600 * 1000 })).status).toBe(200);
+		await expectError(await put({}), 400, "invalid_request");
+		await expectError(await put({ max_messages: 0 }), 400, "invalid_request");
+		await expectError(await put({ max_messages: 1_000_001 }), 400, "limit_exceeded");
+		await expectError(await put({ max_age_ms: 999 }), 400, "invalid_request");
+		await expectError(await put({ max_age_ms: 31 * 24 * 3600 * 1000 }), 400, "limit_exceeded");
+		await expectError(await put({ max_messages: 10, retention: 1 }), 400, "invalid_request");
+		expect((await stats(topic)).settings.max_messages).toBe(1_000_000);
+	});
+
+	it("serves /healthz", async () => {
+		const res = await api("/healthz");
+		expect(res.status).toBe(200);
+		expect(await res.json()).toEqual({ ok: true });
+	});
+});
+
+describe("closed by default", () => {
+	const request = (path: string, init?: RequestInit) => new Request(`http://tidings.test${path}`, init);
+	const closed = { ...env, TIDINGS_ALLOW_ANONYMOUS: undefined, TIDINGS_ADMIN_KEY: undefined };
+	const keyed = { ...env, TIDINGS_ALLOW_ANONYMOUS: undefined, TIDINGS_ADMIN_KEY: "s3cret-admin-key" };
+
+	it("answers 401 with how to configure when nothing is set, except /healthz", async () => {
+		expect((await app.fetch(request("/healthz"), closed)).status).toBe(200);
+		const res = await app.fetch(request("/v1/topics/a/messages"), closed);
+		await expectError(res, 401, "unauthorized", /TIDINGS_ADMIN_KEY/);
+	});
+
+	it("takes the admin key as a bearer header or a token query", async () => {
+		const topic = uniqueTopic();
+		await expectError(await app.fetch(request(`/v1/topics/${topic}`), keyed), 401, "unauthorized");
+		const wrong = request(`/v1/topics/${topic}`, { headers: { Authorization: "Bearer nope" } });
+		const wrongRes = await app.fetch(wrong, keyed);
+		const wrongBody = await wrongRes.text();
+		expect(wrongRes.status).toBe(401);
+		expect(wrongBody).not.toContain("nope");
+		expect(wrongBody).not.toContain("s3cret");
+		const ok = request(`/v1/topics/${topic}`, { headers: { Authorization: "Bearer s3cret-admin-key" } });
+		expect((await app.fetch(ok, keyed)).status).toBe(200);
+		expect((await app.fetch(request(`/v1/topics/${topic}?token=s3cret-admin-key`), keyed)).status).toBe(200);
+	});
+});
