@@ -6,6 +6,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import * as v from "valibot";
+import { ERROR_STATUS, type ErrorBody, type ErrorCode } from "../protocol/errors.js";
 import { PING, PONG } from "../protocol/frames.js";
 import { DEFAULT_TOPIC_SETTINGS, LIMITS, TUNING } from "../protocol/limits.js";
 import type { Attributes, PublishResult, TopicSettings, TopicStats } from "../protocol/message.js";
@@ -38,6 +39,8 @@ export class Topic extends DurableObject<Env> {
 	readonly #scheduler: Scheduler;
 	readonly #live: LiveStreams;
 	#topic: string | undefined;
+	/** Whether the topic name is in storage. */
+	#named = false;
 	#topicJson = '""';
 	#settings: TopicSettings;
 	/** Due time of the retention timer, mirrored from the timers table. */
@@ -62,7 +65,10 @@ export class Topic extends DurableObject<Env> {
 		this.#settings = { ...DEFAULT_TOPIC_SETTINGS, ...this.#meta.getJson<Partial<TopicSettings>>("settings") };
 		this.#retentionDue = this.#scheduler.dueAt(TIMER_RETENTION, "log");
 		const name = this.#meta.get("topic");
-		if (name !== undefined) this.#name(name);
+		if (name !== undefined) {
+			this.#name(name);
+			this.#named = true;
+		}
 		ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
 		void ctx.blockConcurrencyWhile(() => this.#scheduler.restore());
 	}
@@ -75,7 +81,7 @@ export class Topic extends DurableObject<Env> {
 	 * (the output gate holds it).
 	 */
 	publish(topic: string, records: PublishRecord[]): PublishResult[] {
-		this.#name(topic);
+		this.#name(topic, true);
 		const now = Date.now();
 		const { results, rows } = this.#transaction(() => this.#publish(records, now));
 		this.#live.broadcast(rows);
@@ -107,7 +113,7 @@ export class Topic extends DurableObject<Env> {
 
 	/** Changes retention; the trim itself runs in the background soon after. */
 	configure(topic: string, change: Partial<TopicSettings>): TopicSettings {
-		this.#name(topic);
+		this.#name(topic, true);
 		const next = { ...this.#settings, ...change };
 		this.#transaction(() => {
 			this.#meta.setJson("settings", next);
@@ -121,16 +127,13 @@ export class Topic extends DurableObject<Env> {
 
 	override async fetch(request: Request): Promise<Response> {
 		if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
-			return errorResponse(426, "upgrade_required", "this endpoint takes WebSocket upgrades only");
+			return errorResponse({ code: "upgrade_required", message: "this endpoint takes WebSocket upgrades only" });
 		}
 		const topic = v.safeParse(TopicName, request.headers.get(TOPIC_HEADER) ?? "");
-		if (!topic.success) return errorResponse(400, "invalid_topic", describeIssues(topic.issues).message);
+		if (!topic.success) return errorResponse(describeIssues(topic.issues, "topic: "));
 		const query = v.safeParse(LiveQuerySchema, Object.fromEntries(new URL(request.url).searchParams));
-		if (!query.success) {
-			const e = describeIssues(query.issues, "query: ");
-			return errorResponse(e.code === "payload_too_large" ? 413 : 400, e.code, e.message);
-		}
-		this.#name(topic.output);
+		if (!query.success) return errorResponse(describeIssues(query.issues, "query: "));
+		this.#name(topic.output, true);
 		const pair = new WebSocketPair();
 		const [client, server] = [pair[0], pair[1]];
 		this.#live.accept(server, topic.output, query.output.from, query.output.filter);
@@ -323,15 +326,22 @@ export class Topic extends DurableObject<Env> {
 		this.#retentionDue = this.#scheduler.dueAt(TIMER_RETENTION, "log");
 	}
 
-	/** Learns the topic name on first contact; the alarm needs it with no request in hand. */
-	#name(topic: string): void {
-		if (this.#topic === topic) return;
-		if (this.#topic === undefined && this.#meta.get("topic") === undefined) this.#meta.set("topic", topic);
-		this.#topic = topic;
-		this.#topicJson = JSON.stringify(topic);
+	/**
+	 * Learns the topic name from the caller. It is stored on the first write
+	 * (the alarm needs it with no request in hand); reads leave storage alone.
+	 */
+	#name(topic: string, persist = false): void {
+		if (this.#topic !== topic) {
+			this.#topic = topic;
+			this.#topicJson = JSON.stringify(topic);
+		}
+		if (persist && !this.#named) {
+			if (this.#meta.get("topic") === undefined) this.#meta.set("topic", topic);
+			this.#named = true;
+		}
 	}
 }
 
-function errorResponse(status: number, code: string, message: string): Response {
-	return Response.json({ error: { code, message } }, { status });
+function errorResponse({ code, message }: { code: ErrorCode; message: string }): Response {
+	return Response.json({ error: { code, message } } satisfies ErrorBody, { status: ERROR_STATUS[code] });
 }

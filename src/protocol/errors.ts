@@ -8,8 +8,6 @@
 export const ERROR_STATUS = {
 	invalid_request: 400,
 	invalid_json: 400,
-	invalid_topic: 400,
-	invalid_filter: 400,
 	invalid_frame: 400,
 	unknown_frame: 400,
 	limit_exceeded: 400,
@@ -17,11 +15,11 @@ export const ERROR_STATUS = {
 	unauthorized: 401,
 	forbidden: 403,
 	not_found: 404,
-	method_not_allowed: 405,
 	unsupported_media_type: 415,
 	upgrade_required: 426,
 	rate_limited: 429,
 	internal: 500,
+	unavailable: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
@@ -30,12 +28,13 @@ export interface ErrorBody {
 	error: { code: ErrorCode; message: string };
 }
 
-/** Close codes the server uses (4000–4999 is the application range). */
+/**
+ * Close codes. Any close other than `normal` may be answered by reconnecting
+ * with `from=<last seq>`: an object restart (deploy, eviction) closes sockets
+ * abnormally (1006) and nothing is lost. Application codes (4000–4999) are
+ * added here as the server starts to use them.
+ */
 export const CLOSE_CODES = {
 	/** Normal close by either side. */
 	normal: 1000,
-	/** The server is going away (deploy, eviction): reconnect and resume. */
-	goingAway: 1001,
-	/** The subscription parameters were invalid; do not retry unchanged. */
-	badRequest: 4400,
 } as const;

@@ -26,6 +26,10 @@ function limitCheck<T>(fn: (input: T) => boolean, message: string) {
 	LIMIT_CHECKS.add(fn);
 	return v.check(fn, message);
 }
+/** A length limit: passing it is `limit_exceeded`, like every other limit. */
+function maxLength<T extends string>(max: number, message: string) {
+	return limitCheck<T>((s) => s.length <= max, message);
+}
 
 /** UTF-8 byte length without allocating an encoded copy. */
 export function utf8Length(s: string): number {
@@ -60,14 +64,14 @@ export const TopicName = v.pipe(
 const AttributeName = v.pipe(
 	v.string(),
 	v.minLength(1, "attribute names must not be empty"),
-	v.maxLength(LIMITS.attributeNameMaxLength, `attribute names are at most ${LIMITS.attributeNameMaxLength} characters`),
+	maxLength(LIMITS.attributeNameMaxLength, `attribute names are at most ${LIMITS.attributeNameMaxLength} characters`),
 );
 
 const AttributeValue = v.union(
 	[
 		v.pipe(
 			v.string(),
-			v.maxLength(
+			maxLength(
 				LIMITS.attributeValueMaxLength,
 				`attribute values are at most ${LIMITS.attributeValueMaxLength} characters`,
 			),
@@ -102,13 +106,13 @@ export const TraceparentSchema = v.pipe(
 
 export const BaggageSchema = v.pipe(
 	v.string(),
-	v.maxLength(LIMITS.baggageMaxLength, `baggage is at most ${LIMITS.baggageMaxLength} characters`),
+	maxLength(LIMITS.baggageMaxLength, `baggage is at most ${LIMITS.baggageMaxLength} characters`),
 );
 
 export const IdempotencyKeySchema = v.pipe(
 	v.string("key must be a string"),
 	v.minLength(1, "key must not be empty"),
-	v.maxLength(LIMITS.idempotencyKeyMaxLength, `key is at most ${LIMITS.idempotencyKeyMaxLength} characters`),
+	maxLength(LIMITS.idempotencyKeyMaxLength, `key is at most ${LIMITS.idempotencyKeyMaxLength} characters`),
 );
 
 const DelaySchema = v.pipe(
@@ -153,7 +157,7 @@ function dataFits<T extends { data_json: string }>() {
 
 /** One message to publish, strict: an unknown field is an error, so typos do not pass silently. */
 export const PublishItemSchema = v.pipe(
-	v.strictObject(publishFields, "a message is an object {data, attributes?, delay_ms?, key?}"),
+	v.strictObject(publishFields, "a message is an object {data, attributes?, delay_ms?, key?, traceparent?, baggage?}"),
 	v.check((o) => o.data !== undefined, DATA_REQUIRED),
 	v.transform((o) => serializeData(o)),
 	dataFits(),
@@ -192,30 +196,33 @@ export const HistoryQuerySchema = v.looseObject({
 });
 
 export const TopicSettingsSchema = v.pipe(
-	v.strictObject({
-		max_messages: v.optional(
-			v.pipe(
-				v.number(),
-				v.integer(),
-				v.minValue(1, "max_messages is at least 1"),
-				limitCheck(
-					(n: number) => n <= LIMITS.retentionMaxMessagesCeiling,
-					`max_messages is at most ${LIMITS.retentionMaxMessagesCeiling}`,
+	v.strictObject(
+		{
+			max_messages: v.optional(
+				v.pipe(
+					v.number("max_messages must be a number"),
+					v.integer("max_messages must be a whole number"),
+					v.minValue(1, "max_messages is at least 1"),
+					limitCheck(
+						(n: number) => n <= LIMITS.retentionMaxMessagesCeiling,
+						`max_messages is at most ${LIMITS.retentionMaxMessagesCeiling}`,
+					),
 				),
 			),
-		),
-		max_age_ms: v.optional(
-			v.pipe(
-				v.number(),
-				v.integer(),
-				v.minValue(1000, "max_age_ms is at least 1000"),
-				limitCheck(
-					(n: number) => n <= LIMITS.retentionMaxAgeCeilingMs,
-					`max_age_ms is at most ${LIMITS.retentionMaxAgeCeilingMs} (30 days)`,
+			max_age_ms: v.optional(
+				v.pipe(
+					v.number("max_age_ms must be a number"),
+					v.integer("max_age_ms must be a whole number of milliseconds"),
+					v.minValue(1000, "max_age_ms is at least 1000"),
+					limitCheck(
+						(n: number) => n <= LIMITS.retentionMaxAgeCeilingMs,
+						`max_age_ms is at most ${LIMITS.retentionMaxAgeCeilingMs} (30 days)`,
+					),
 				),
 			),
-		),
-	}),
+		},
+		"topic settings are {max_messages?, max_age_ms?}",
+	),
 	v.check((s) => s.max_messages !== undefined || s.max_age_ms !== undefined, "give max_messages, max_age_ms or both"),
 );
 
@@ -243,9 +250,16 @@ const ConditionSchema = v.union(
 	'a condition is a string, number or boolean, or one of {prefix}, {"anything-but"}, {numeric: [op, n(, op, n)]}, {exists}',
 );
 
+/** Values a filter lists, `anything-but` lists included: they cost the matcher as much. */
 function countAlternatives(f: Record<string, unknown>): number {
 	let n = 0;
-	for (const k in f) n += Array.isArray(f[k]) ? (f[k] as unknown[]).length : 1;
+	for (const k in f) {
+		const conds = Array.isArray(f[k]) ? (f[k] as unknown[]) : [f[k]];
+		for (const c of conds) {
+			const but = c !== null && typeof c === "object" ? (c as Record<string, unknown>)["anything-but"] : undefined;
+			n += Array.isArray(but) ? but.length : 1;
+		}
+	}
 	return n;
 }
 
@@ -299,7 +313,7 @@ export const LiveQuerySchema = v.looseObject({
 const Ref = v.pipe(
 	v.string("ref must be a string"),
 	v.minLength(1, "ref must not be empty"),
-	v.maxLength(LIMITS.refMaxLength, `ref is at most ${LIMITS.refMaxLength} characters`),
+	maxLength(LIMITS.refMaxLength, `ref is at most ${LIMITS.refMaxLength} characters`),
 );
 
 const PublishBatchFrameSchema = v.strictObject({
@@ -347,6 +361,14 @@ export type FrameParseResult =
 
 /** Parses one text frame from a client; never throws. */
 export function parseClientFrame(text: string): FrameParseResult {
+	// Cheap bound first: a frame may be up to 3 bytes per UTF-16 unit.
+	if (text.length * 3 > LIMITS.publishMaxBytes && utf8Length(text) > LIMITS.publishMaxBytes) {
+		return {
+			ok: false,
+			code: "payload_too_large",
+			message: `a frame is at most ${LIMITS.publishMaxBytes} bytes (1 MiB)`,
+		};
+	}
 	let raw: unknown;
 	try {
 		raw = JSON.parse(text);

@@ -28,12 +28,8 @@ export function safeEqual(a: string, b: string): boolean {
 
 /** The credential of a request: `Authorization: Bearer`, or `?token=` (browsers' WebSockets cannot set headers). */
 export function credentialOf(req: Request): string | undefined {
-	const header = req.headers.get("Authorization");
-	if (header) {
-		const m = /^Bearer\s+(.+)$/i.exec(header);
-		return m?.[1]?.trim();
-	}
-	return new URL(req.url).searchParams.get("token") ?? undefined;
+	const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.get("Authorization") ?? "")?.[1]?.trim();
+	return bearer || (new URL(req.url).searchParams.get("token") ?? undefined);
 }
 
 export const authorize: MiddlewareHandler<{ Bindings: Env }> = async (c, next) => {

@@ -31,6 +31,21 @@ export function onError(err: Error, c: Context): Response {
 		const code = (Object.keys(ERROR_STATUS) as ErrorCode[]).find((k) => ERROR_STATUS[k] === err.status);
 		return errorResponse(c, code ?? "invalid_request", err.message || "bad request");
 	}
+	// Durable Object errors carry these flags: an overloaded object asks for
+	// back-off (429), a transient failure for a retry (503).
+	const flags = err as { overloaded?: boolean; retryable?: boolean };
+	if (flags.overloaded) {
+		c.header("Retry-After", "1");
+		return errorResponse(
+			c,
+			"rate_limited",
+			"this topic is overloaded; retry with back-off, or spread load over topics",
+		);
+	}
+	if (flags.retryable) {
+		c.header("Retry-After", "1");
+		return errorResponse(c, "unavailable", "the topic is briefly unavailable; retry (with the same key, if any)");
+	}
 	// Never echo internals (they may hold request data); the log has the details.
 	console.error("tidings: unhandled error", err);
 	return errorResponse(c, "internal", "internal error; try again");

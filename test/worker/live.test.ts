@@ -211,6 +211,10 @@ describe("publish over the socket", () => {
 			[{ type: "publish", data: 1 }, "invalid_request"],
 			[{ type: "publish", ref: "big", data: "x".repeat(140 * 1024) }, "payload_too_large"],
 			[{ type: "publish", ref: "many", messages: Array.from({ length: 101 }, () => ({ data: 1 })) }, "limit_exceeded"],
+			[
+				{ type: "publish", ref: "huge", messages: Array.from({ length: 9 }, () => ({ data: "z".repeat(120 * 1024) })) },
+				"payload_too_large",
+			],
 		];
 		for (const [frame, code] of bad) {
 			const before = sock.frames.length;

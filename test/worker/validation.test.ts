@@ -88,8 +88,18 @@ describe("publish limits", () => {
 		const attrs = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`a${i}`, i]));
 		expect((await post(topic, { data: 1, attributes: attrs(50) })).status).toBe(201);
 		await expectError(await post(topic, { data: 1, attributes: attrs(51) }), 400, "limit_exceeded", /50/);
-		await expectError(await post(topic, { data: 1, attributes: { a: "v".repeat(1025) } }), 400, "invalid_request");
-		await expectError(await post(topic, { data: 1, attributes: { ["k".repeat(129)]: 1 } }), 400, "invalid_request");
+		await expectError(
+			await post(topic, { data: 1, attributes: { a: "v".repeat(1025) } }),
+			400,
+			"limit_exceeded",
+			/1024/,
+		);
+		await expectError(
+			await post(topic, { data: 1, attributes: { ["k".repeat(129)]: 1 } }),
+			400,
+			"limit_exceeded",
+			/128/,
+		);
 		await expectError(await post(topic, { data: 1, attributes: { a: null } }), 400, "invalid_request");
 		await expectError(await post(topic, { data: 1, attributes: [1] }), 400, "invalid_request");
 		expect((await stats(topic)).head_seq).toBe(1);
@@ -98,9 +108,9 @@ describe("publish limits", () => {
 	it("bounds keys, traceparent and baggage", async () => {
 		const topic = uniqueTopic();
 		expect((await post(topic, { data: 1, key: "k".repeat(256) })).status).toBe(201);
-		await expectError(await post(topic, { data: 1, key: "k".repeat(257) }), 400, "invalid_request", /256/);
+		await expectError(await post(topic, { data: 1, key: "k".repeat(257) }), 400, "limit_exceeded", /256/);
 		await expectError(await post(topic, { data: 1, key: "" }), 400, "invalid_request");
-		await expectError(await post(topic, { data: 1, baggage: "b".repeat(8193) }), 400, "invalid_request");
+		await expectError(await post(topic, { data: 1, baggage: "b".repeat(8193) }), 400, "limit_exceeded", /8192/);
 		await expectError(await post(topic, { data: 1, traceparent: "00-xyz" }), 400, "invalid_request");
 		expect((await stats(topic)).head_seq).toBe(1);
 	});
@@ -139,9 +149,28 @@ describe("queries and routes", () => {
 		}
 	});
 
+	it("bounds filters by keys, values (anything-but lists included) and bytes", async () => {
+		const topic = uniqueTopic();
+		const open = (f: unknown) =>
+			api(`/v1/topics/${topic}/ws?filter=${encodeURIComponent(JSON.stringify(f))}`, {
+				headers: { Upgrade: "websocket" },
+			});
+		const values = (n: number) => Array.from({ length: n }, (_, i) => `v${i}`);
+		const keys = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, "x"]));
+		const accepted = await open({ a: values(100) });
+		expect(accepted.status).toBe(101);
+		accepted.webSocket?.accept();
+		accepted.webSocket?.close(1000);
+		await expectError(await open({ a: values(101) }), 400, "limit_exceeded", /100/);
+		await expectError(await open({ a: { "anything-but": values(101) } }), 400, "limit_exceeded", /100/);
+		await expectError(await open(keys(11)), 400, "limit_exceeded", /10 keys/);
+		await expectError(await open({ a: ["x".repeat(5000)] }), 413, "payload_too_large", /4096/);
+	});
+
 	it("answers 426 to a plain GET of the socket route, 404 to unknown routes", async () => {
 		const topic = uniqueTopic();
 		await expectError(await api(`/v1/topics/${topic}/ws`), 426, "upgrade_required");
+		await expectError(await api(`/v1/topics/${topic}/ws?from=bad`), 426, "upgrade_required");
 		await expectError(await api("/v1/nothing"), 404, "not_found");
 		await expectError(await api(`/v1/topics/${topic}/messages`, { method: "DELETE" }), 404, "not_found");
 	});
@@ -194,5 +223,8 @@ describe("closed by default", () => {
 		const ok = request(`/v1/topics/${topic}`, { headers: { Authorization: "Bearer s3cret-admin-key" } });
 		expect((await app.fetch(ok, keyed)).status).toBe(200);
 		expect((await app.fetch(request(`/v1/topics/${topic}?token=s3cret-admin-key`), keyed)).status).toBe(200);
+		// A non-Bearer Authorization header (a proxy's Basic auth, say) does not hide ?token=.
+		const basic = request(`/v1/topics/${topic}?token=s3cret-admin-key`, { headers: { Authorization: "Basic eDp5" } });
+		expect((await app.fetch(basic, keyed)).status).toBe(200);
 	});
 });

@@ -3,7 +3,7 @@
  * upgrade. Handlers validate, then call the topic's Durable Object.
  * @module
  */
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import * as v from "valibot";
 import { TOPIC_HEADER } from "../../durable/topic.js";
@@ -37,6 +37,13 @@ const publishSizeLimit = bodyLimit({
 	onError: (c) =>
 		errorResponse(c, "payload_too_large", `a publish request is at most ${LIMITS.publishMaxBytes} bytes (1 MiB)`),
 });
+
+const requireUpgrade: MiddlewareHandler = async (c, next) => {
+	if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
+		return errorResponse(c, "upgrade_required", "connect with a WebSocket client (Upgrade: websocket)");
+	}
+	await next();
+};
 
 function stub(env: Env, topic: string) {
 	return env.TOPIC.get(env.TOPIC.idFromName(topic));
@@ -85,10 +92,7 @@ export const topics = new Hono<{ Bindings: Env }>()
 		const page = await stub(c.env, topic).history(topic, after, limit);
 		return c.body(page, 200, { "Content-Type": "application/json" });
 	})
-	.get("/:topic/ws", validate("param", TopicParam), validate("query", LiveQuerySchema), async (c) => {
-		if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
-			return errorResponse(c, "upgrade_required", "connect with a WebSocket client (Upgrade: websocket)");
-		}
+	.get("/:topic/ws", requireUpgrade, validate("param", TopicParam), validate("query", LiveQuerySchema), async (c) => {
 		const { topic } = c.req.valid("param");
 		const headers = new Headers(c.req.raw.headers);
 		headers.set(TOPIC_HEADER, topic);
