@@ -1,0 +1,164 @@
+/**
+ * WebSocket clients: subscribers that time each delivery, and a pipelined
+ * publisher. Compression is off (as in most non-browser clients) so zlib on
+ * both ends does not blur what the server itself costs.
+ * @module
+ */
+import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
+import WebSocket from "ws";
+import { Histogram } from "./stats.js";
+
+export function wsUrl(base: string, topic: string): string {
+	return `${base.replace(/^http/, "ws")}/v1/topics/${topic}/ws`;
+}
+
+/** Opens a socket and resolves once the server's `ready` frame arrives; later frames go to `onFrame`. */
+export function connect(url: string, timeoutMs: number, onFrame: (text: string) => void): Promise<WebSocket> {
+	return new Promise((resolve, reject) => {
+		const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeoutMs });
+		const timer = setTimeout(() => {
+			ws.terminate();
+			reject(new Error(`no ready frame from ${url} in ${timeoutMs} ms`));
+		}, timeoutMs);
+		let ready = false;
+		ws.on("message", (raw: WebSocket.RawData) => {
+			const text = raw.toString();
+			if (ready) return onFrame(text);
+			if (!text.startsWith('{"type":"ready"')) return;
+			ready = true;
+			clearTimeout(timer);
+			resolve(ws);
+		});
+		ws.on("error", (err: Error) => {
+			clearTimeout(timer);
+			reject(err);
+		});
+	});
+}
+
+/** Closes cleanly where the server answers in time, else drops the connection. */
+export async function closeAll(sockets: WebSocket[], timeoutMs = 5_000): Promise<void> {
+	const closed = sockets.map(
+		(ws) =>
+			new Promise<void>((resolve) => {
+				if (ws.readyState === WebSocket.CLOSED) return resolve();
+				ws.once("close", () => resolve());
+				ws.close(1000);
+			}),
+	);
+	await Promise.race([Promise.all(closed), sleep(timeoutMs)]);
+	for (const ws of sockets) if (ws.readyState !== WebSocket.CLOSED) ws.terminate();
+}
+
+/** The send time the publisher put in `data.t` (performance.now() of this process). */
+const SENT_AT = /"data":\{"t":([0-9.]+)/;
+
+export class Subscribers {
+	readonly histogram = new Histogram();
+	readonly sockets: WebSocket[] = [];
+	/** Message frames that carried no send time: should stay 0. */
+	unparsed = 0;
+
+	/** Opens `n` sockets, `chunk` at a time, so the handshakes do not all land at once. */
+	async open(url: string, n: number, chunk = 100, timeoutMs = 15_000): Promise<void> {
+		const onFrame = (text: string) => {
+			const now = performance.now();
+			if (!text.startsWith('{"type":"message"')) return;
+			const m = SENT_AT.exec(text);
+			if (m) this.histogram.record(now - Number(m[1]));
+			else this.unparsed++;
+		};
+		for (let i = 0; i < n; i += chunk) {
+			const batch = Array.from({ length: Math.min(chunk, n - i) }, () => connect(url, timeoutMs, onFrame));
+			// allSettled: the sockets that did open must still be closed by close().
+			const settled = await Promise.allSettled(batch);
+			for (const s of settled) if (s.status === "fulfilled") this.sockets.push(s.value);
+			const failed = settled.find((s) => s.status === "rejected");
+			if (failed) throw failed.reason;
+		}
+	}
+
+	/** Waits until `expected` deliveries arrived or nothing new came for `idleMs`. */
+	async drain(expected: number, idleMs: number, maxMs: number): Promise<void> {
+		const deadline = performance.now() + maxMs;
+		let last = this.histogram.count;
+		let lastChange = performance.now();
+		while (this.histogram.count < expected && performance.now() < deadline) {
+			await sleep(20);
+			if (this.histogram.count !== last) {
+				last = this.histogram.count;
+				lastChange = performance.now();
+			} else if (performance.now() - lastChange > idleMs) return;
+		}
+	}
+
+	close(): Promise<void> {
+		return closeAll(this.sockets);
+	}
+}
+
+export interface WsPublish {
+	window: number;
+	warmupMs: number;
+	durationMs: number;
+	timeoutMs: number;
+}
+
+export interface WsPublishResult {
+	publishesPerSecond: number;
+	measured: number;
+	errors: number;
+	sampleError?: string;
+}
+
+/**
+ * One socket keeps `window` publishes outstanding. The socket is also a
+ * subscriber (the protocol has no publish-only socket), so it gets its own
+ * messages back, as a browser publishing on its stream would.
+ */
+export async function wsPublish(url: string, opts: WsPublish): Promise<WsPublishResult> {
+	let ref = 0;
+	let outstanding = 0;
+	let measured = 0;
+	let errors = 0;
+	let sampleError: string | undefined;
+	let start = Number.POSITIVE_INFINITY;
+	let end = Number.POSITIVE_INFINITY;
+	let finish: () => void = () => {};
+	const finished = new Promise<void>((resolve) => {
+		finish = resolve;
+	});
+	const send = () => {
+		outstanding++;
+		ws.send(`{"type":"publish","ref":"r${ref++}","data":{"i":${ref}}}`);
+	};
+	const onFrame = (text: string) => {
+		if (text.startsWith('{"type":"message"')) return;
+		const frame = JSON.parse(text) as { type: string };
+		if (frame.type !== "published" && frame.type !== "error") return;
+		outstanding--;
+		const now = performance.now();
+		if (frame.type === "error") {
+			errors++;
+			sampleError ??= text.slice(0, 200);
+		} else if (now >= start && now <= end) measured++;
+		if (now < end) send();
+		else if (outstanding === 0) finish();
+	};
+	const ws = await connect(url, opts.timeoutMs, onFrame);
+	try {
+		start = performance.now() + opts.warmupMs;
+		end = start + opts.durationMs;
+		for (let i = 0; i < opts.window; i++) send();
+		await Promise.race([finished, sleep(opts.warmupMs + opts.durationMs + opts.timeoutMs)]);
+	} finally {
+		await closeAll([ws]);
+	}
+	return {
+		publishesPerSecond: measured / (opts.durationMs / 1000),
+		measured,
+		errors,
+		...(sampleError === undefined ? {} : { sampleError }),
+	};
+}

@@ -1,0 +1,128 @@
+/** The printed tables and the summary rows of results.json. */
+import { CONFIG, IMPLS, type Impl, TARGETS } from "./config.js";
+import type { CpuShare } from "./lib/cpu.js";
+import { round } from "./lib/stats.js";
+import { type Cell, renderTable } from "./lib/table.js";
+import { type ImplResults, THROUGHPUT_ROWS, type ThroughputKind, type ThroughputResult } from "./measure.js";
+
+export interface SummaryRow {
+	row: string;
+	tidings: number | undefined;
+	ceiling: number | undefined;
+	/** tidings / ceiling. */
+	ratio: number;
+	target: string;
+	pass?: boolean;
+}
+
+function ratio(a: number | undefined, b: number | undefined): number {
+	return a === undefined || b === undefined || b === 0 ? Number.NaN : round(a / b);
+}
+
+export function summarize(r: Record<Impl, ImplResults>): SummaryRow[] {
+	const rows: SummaryRow[] = [];
+	const add = (
+		row: string,
+		pick: (x: ImplResults) => number | undefined,
+		target = "",
+		check?: (tidings: number, ratio: number) => boolean,
+	) => {
+		const t = pick(r.tidings);
+		const c = pick(r.ceiling);
+		const q = ratio(t, c);
+		const pass = check && t !== undefined && !Number.isNaN(q) ? check(t, q) : undefined;
+		rows.push({ row, tidings: t, ceiling: c, ratio: q, target, ...(pass === undefined ? {} : { pass }) });
+	};
+	add(
+		"HTTP publish, single (msg/s)",
+		(x) => x.httpSingle?.messagesPerSecond,
+		`≥ ${TARGETS.singleRatio}× ceiling`,
+		(_, q) => q >= TARGETS.singleRatio,
+	);
+	add(
+		`HTTP publish, batch of ${CONFIG.batchSize} (msg/s)`,
+		(x) => x.httpBatch?.messagesPerSecond,
+		`≥ ${TARGETS.batchPerSecond.toLocaleString("en-US")} msg/s`,
+		(t) => t >= TARGETS.batchPerSecond,
+	);
+	add(`WS publish, window ${CONFIG.wsWindow} (msg/s)`, (x) => x.wsPublish?.messagesPerSecond);
+	for (const n of CONFIG.subscriberCounts) {
+		const key = String(n);
+		add(`latency p50, ${n} sub (ms)`, (x) => x.latency[key]?.p50Ms);
+		const p99 = (x: ImplResults) => x.latency[key]?.p99Ms;
+		if (n === 100) add(`latency p99, ${n} sub (ms)`, p99, `≤ ${TARGETS.p99At100Ms} ms`, (t) => t <= TARGETS.p99At100Ms);
+		else add(`latency p99, ${n} sub (ms)`, p99);
+	}
+	return rows;
+}
+
+export function summaryTable(rows: SummaryRow[]): string {
+	const verdict = (pass: boolean | undefined) => (pass === undefined ? "" : pass ? "PASS" : "FAIL");
+	return renderTable(
+		["row", "tidings", "ceiling", "ratio", "target", ""],
+		rows.map((s) => [s.row, s.tidings ?? Number.NaN, s.ceiling ?? Number.NaN, s.ratio, s.target, verdict(s.pass)]),
+	);
+}
+
+function cores(c: CpuShare | undefined): string {
+	if (!c) return "-";
+	const n = (x: number | null) => (x === null ? "?" : x.toFixed(2));
+	return `${n(c.workerd)} / ${n(c.loadGenerator)} / ${n(c.steal)}`;
+}
+
+/** Grouped by row, tidings above ceiling, so each pair reads together. */
+export function detailTable(r: Record<Impl, ImplResults>): string {
+	const rows: Cell[][] = [];
+	for (const kind of Object.keys(THROUGHPUT_ROWS) as ThroughputKind[]) {
+		for (const impl of IMPLS) {
+			const t: ThroughputResult | undefined = r[impl][kind];
+			const fmt = (n: number) => n.toLocaleString("en-US");
+			const spread = t ? `${fmt(t.minMessagesPerSecond)}–${fmt(t.maxMessagesPerSecond)}` : "-";
+			const failed = t?.failed ?? Number.NaN;
+			rows.push([
+				THROUGHPUT_ROWS[kind],
+				impl,
+				t?.requestsPerSecond ?? Number.NaN,
+				spread,
+				failed,
+				"",
+				"",
+				"",
+				"",
+				cores(t?.cpu),
+			]);
+		}
+	}
+	for (const n of CONFIG.subscriberCounts) {
+		for (const impl of IMPLS) {
+			const l = r[impl].latency[String(n)];
+			rows.push([
+				`latency, ${n} sub`,
+				impl,
+				l?.achievedRatePerSecond ?? Number.NaN,
+				"",
+				l?.failures.failed ?? Number.NaN,
+				l?.skippedSends ?? Number.NaN,
+				l ? `${((100 * l.deliveries) / Math.max(1, l.expectedDeliveries)).toFixed(1)}%` : "-",
+				l?.meanMs ?? Number.NaN,
+				l?.maxMs ?? Number.NaN,
+				cores(l?.cpu),
+			]);
+		}
+	}
+	return renderTable(
+		[
+			"details",
+			"impl",
+			"req/s",
+			"msg/s min–max",
+			"failed",
+			"skipped",
+			"delivered",
+			"mean ms",
+			"max ms",
+			"cores workerd / loadgen / steal",
+		],
+		rows,
+	);
+}
