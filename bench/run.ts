@@ -5,7 +5,6 @@
  * two tables and writes bench/results.json.
  * @module
  */
-import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -26,15 +25,6 @@ const BUILD = path.join(HERE, ".build");
 function versionOf(pkg: string): string {
 	const file = path.join(ROOT, "node_modules", pkg, "package.json");
 	return (JSON.parse(readFileSync(file, "utf8")) as { version: string }).version;
-}
-
-/** JSON.stringify lays short arrays out differently from Biome; without this, `npm run lint` fails after a run. */
-function formatLikeTheRepo(file: string): void {
-	try {
-		execFileSync(path.join(ROOT, "node_modules/.bin/biome"), ["format", "--write", file], { stdio: "ignore" });
-	} catch {
-		console.log(`(could not run biome format on ${path.relative(ROOT, file)})`);
-	}
 }
 
 /** ABBA: alternate which implementation goes first, so drift over the run hits both alike. */
@@ -134,7 +124,6 @@ async function main(): Promise<number> {
 	};
 	const out = path.join(HERE, "results.json");
 	writeFileSync(out, `${JSON.stringify(results, null, "\t")}\n`);
-	formatLikeTheRepo(out);
 	console.log(`\nwrote ${path.relative(ROOT, out)}`);
 	return bench.errors.length === 0 ? 0 : 1;
 }
