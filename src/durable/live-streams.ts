@@ -23,11 +23,11 @@ export interface LiveAttachment {
 	filter?: Filter;
 }
 
-/** A message ready to fan out: its frame text is rendered once for every socket. */
+/** A message appended to the log, waiting to fan out. */
 export interface Outgoing {
-	seq: number;
-	attributes: Attributes | undefined;
-	frame: string;
+	row: LogRow;
+	/** Parsed attributes, when the caller has them (the publish path); parsed lazily otherwise. */
+	attributes?: Attributes | undefined;
 }
 
 export function send(ws: WebSocket, frame: ServerFrame): void {
@@ -47,23 +47,49 @@ export function messageFrame(topicJson: string, row: LogRow): string {
 	return `{"type":"message","message":${renderMessage(topicJson, row)}}`;
 }
 
-/** `attributes` is passed when the caller still has them parsed (the publish path). */
-export function outgoing(topicJson: string, row: LogRow, attributes?: Attributes): Outgoing {
-	return {
-		seq: row.seq,
-		attributes: attributes ?? (row.attributes === null ? undefined : (JSON.parse(row.attributes) as Attributes)),
-		frame: messageFrame(topicJson, row),
-	};
+function attributesOf(o: Outgoing): Attributes {
+	if (o.attributes === undefined)
+		o.attributes = o.row.attributes === null ? {} : (JSON.parse(o.row.attributes) as Attributes);
+	return o.attributes;
+}
+
+/**
+ * Joins frames with "\n" into WebSocket messages of at most about
+ * `TUNING.packMaxChars`. JSON text never holds a raw newline, so a reader
+ * splits on it safely. Fewer, larger WebSocket messages are what lets one
+ * object feed many subscribers: the cost is per message, not per byte.
+ */
+export function pack(frames: string[]): string[] {
+	const out: string[] = [];
+	let buf = "";
+	for (const f of frames) {
+		if (buf.length > 0 && buf.length + 1 + f.length > TUNING.packMaxChars) {
+			out.push(buf);
+			buf = f;
+		} else buf = buf.length > 0 ? `${buf}\n${f}` : f;
+	}
+	if (buf.length > 0) out.push(buf);
+	return out;
 }
 
 export class LiveStreams {
 	readonly #replaying = new Set<WebSocket>();
 	/** Filters parsed from attachments, cached per socket for the life of this instance. */
 	readonly #filters = new WeakMap<WebSocket, Filter | null>();
+	/**
+	 * For sockets that started (or finished replaying) since the last flush:
+	 * the seq up to which they already have everything, so pending messages
+	 * at or below it are not sent twice. Reset by every flush.
+	 */
+	#floors = new WeakMap<WebSocket, number>();
+	#pending: Outgoing[] = [];
+	#flushTimer: ReturnType<typeof setTimeout> | undefined;
+	#lastFlush = 0;
 
 	constructor(
 		private readonly ctx: DurableObjectState,
 		private readonly log: TopicLog,
+		private readonly topicJson: () => string,
 	) {}
 
 	get count(): number {
@@ -85,12 +111,15 @@ export class LiveStreams {
 			send(ws, { type: "gap", from: after + 1, to: this.log.first - 1 });
 			after = this.log.first - 1;
 		}
-		if (after >= head) return;
+		if (after >= head) {
+			this.#floors.set(ws, after);
+			return;
+		}
 		this.#replaying.add(ws);
-		void this.#replay(ws, JSON.stringify(topic), after);
+		void this.#replay(ws, after);
 	}
 
-	async #replay(ws: WebSocket, topicJson: string, after: number): Promise<void> {
+	async #replay(ws: WebSocket, after: number): Promise<void> {
 		let cursor = after;
 		try {
 			for (;;) {
@@ -102,12 +131,19 @@ export class LiveStreams {
 				}
 				const rows = this.log.read(cursor, TUNING.replayPageSize);
 				const filter = this.filterOf(ws);
+				const frames: string[] = [];
 				for (const row of rows) {
-					const attributes = filter && row.attributes !== null ? (JSON.parse(row.attributes) as Attributes) : {};
-					if (!filter || matchesFilter(filter, attributes)) sendRaw(ws, messageFrame(topicJson, row));
+					if (!filter || matchesFilter(filter, attributesOf({ row }))) {
+						frames.push(messageFrame(this.topicJson(), row));
+					}
 					cursor = row.seq;
 				}
-				if (cursor >= this.log.head) return;
+				for (const text of pack(frames)) sendRaw(ws, text);
+				if (cursor >= this.log.head) {
+					// Live from here, in this same synchronous step: nothing can slip between.
+					this.#floors.set(ws, cursor);
+					return;
+				}
 				// Let publishes and other sockets in between pages.
 				await new Promise((resolve) => setTimeout(resolve, 0));
 			}
@@ -126,15 +162,55 @@ export class LiveStreams {
 		return f;
 	}
 
-	/** Sends new messages to every live socket that is not replaying. */
+	/**
+	 * Queues new messages for every live socket. When idle they go out at
+	 * once; under load, sends within `TUNING.coalesceMs` of the last flush
+	 * wait for the next one, so each socket gets one packed message per flush
+	 * instead of one per publish.
+	 */
 	broadcast(messages: Outgoing[]): void {
 		if (messages.length === 0) return;
-		for (const ws of this.ctx.getWebSockets(LIVE_TAG)) {
+		for (const m of messages) this.#pending.push(m);
+		if (this.#flushTimer !== undefined) return;
+		const wait = this.#lastFlush + TUNING.coalesceMs - Date.now();
+		if (wait <= 0) this.flush();
+		else
+			this.#flushTimer = setTimeout(() => {
+				this.#flushTimer = undefined;
+				this.flush();
+			}, wait);
+	}
+
+	/** Sends everything pending now. */
+	flush(): void {
+		const pending = this.#pending;
+		const floors = this.#floors;
+		this.#pending = [];
+		this.#floors = new WeakMap();
+		this.#lastFlush = Date.now();
+		if (pending.length === 0) return;
+		const sockets = this.ctx.getWebSockets(LIVE_TAG);
+		if (sockets.length === 0) return;
+		const topicJson = this.topicJson();
+		const frames = pending.map((m) => messageFrame(topicJson, m.row));
+		/** The packed messages for a socket with no filter and no floor: the same for all of them. */
+		let shared: string[] | undefined;
+		for (const ws of sockets) {
 			if (this.#replaying.has(ws)) continue;
 			const filter = this.filterOf(ws);
-			for (const m of messages) {
-				if (!filter || matchesFilter(filter, m.attributes ?? {})) sendRaw(ws, m.frame);
+			const floor = floors.get(ws);
+			if (!filter && floor === undefined) {
+				shared ??= pack(frames);
+				for (const text of shared) sendRaw(ws, text);
+				continue;
 			}
+			const mine: string[] = [];
+			pending.forEach((m, i) => {
+				if (floor !== undefined && m.row.seq <= floor) return;
+				if (filter && !matchesFilter(filter, attributesOf(m))) return;
+				mine.push(frames[i] as string);
+			});
+			for (const text of pack(mine)) sendRaw(ws, text);
 		}
 	}
 

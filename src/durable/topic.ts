@@ -20,7 +20,7 @@ import {
 import type { Env } from "../worker/env.js";
 import { Dedupe } from "./dedupe.js";
 import { uuidv7 } from "./ids.js";
-import { LiveStreams, type Outgoing, outgoing, send } from "./live-streams.js";
+import { LiveStreams, type Outgoing, send } from "./live-streams.js";
 import { Meta } from "./meta.js";
 import { migrate } from "./migrations.js";
 import { Scheduler, type Timer } from "./scheduler.js";
@@ -53,7 +53,7 @@ export class Topic extends DurableObject<Env> {
 		this.#meta = new Meta(sql);
 		this.#log = new TopicLog(sql, this.#meta);
 		this.#dedupe = new Dedupe(sql);
-		this.#live = new LiveStreams(ctx, this.#log);
+		this.#live = new LiveStreams(ctx, this.#log, () => this.#topicJson);
 		this.#scheduler = new Scheduler(
 			ctx.storage,
 			{
@@ -247,7 +247,7 @@ export class Topic extends DurableObject<Env> {
 			const entry = entries[i] as LogEntry;
 			results[slots[i] as number] = { id: row.id, seq: row.seq };
 			if (entry.key !== undefined) this.#dedupe.remember(entry.key, row.id, { seq: row.seq }, now);
-			return outgoing(this.#topicJson, row, entry.attributes as Attributes | undefined);
+			return { row, attributes: entry.attributes as Attributes | undefined };
 		});
 		for (const [slot, of] of repeats) results[slot] = { ...(results[of] as PublishResult), duplicate: true };
 		if (appended.length > 0 || batchKeys.size > 0) this.#afterAppend(now, batchKeys.size > 0);
@@ -261,7 +261,7 @@ export class Topic extends DurableObject<Env> {
 		if (!row) throw new Error("delayed message was not appended");
 		if (entry.key !== undefined) this.#dedupe.delivered(entry.key, entry.id, row.seq);
 		this.#afterAppend(now, false);
-		const out = outgoing(this.#topicJson, row, entry.attributes as Attributes | undefined);
+		const out: Outgoing = { row, attributes: entry.attributes as Attributes | undefined };
 		return () => this.#live.broadcast([out]);
 	}
 

@@ -68,6 +68,10 @@ export const TUNING = {
 	retentionChunk: 5000,
 	/** Messages per page while replaying a resumed stream. */
 	replayPageSize: 500,
+	/** Message frames packed into one WebSocket message, up to about this many characters. */
+	packMaxChars: 64 * KiB,
+	/** Under load, fan-out waits at most this long so one packed message carries many frames. */
+	coalesceMs: 2,
 	/** A timer whose handler throws is retried after this, doubling, capped below. */
 	timerRetryBaseMs: 1 * SECOND,
 	timerRetryMaxMs: 5 * MINUTE,

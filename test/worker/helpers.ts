@@ -71,7 +71,9 @@ export class TestSocket {
 		ws.addEventListener("message", (e) => {
 			const text = typeof e.data === "string" ? e.data : "";
 			this.raw.push(text);
-			if (text !== "pong") this.frames.push(JSON.parse(text) as Frame);
+			if (text === "pong") return;
+			// One WebSocket message may carry several frames, one per line.
+			for (const line of text.split("\n")) this.frames.push(JSON.parse(line) as Frame);
 		});
 		ws.addEventListener("close", (e) => {
 			this.closed = { code: e.code, reason: e.reason };

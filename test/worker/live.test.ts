@@ -1,4 +1,6 @@
+import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { TOPIC_HEADER, type Topic } from "../../src/durable/topic.js";
 import {
 	api,
 	eventually,
@@ -8,6 +10,7 @@ import {
 	restartObject,
 	stats,
 	TestSocket,
+	topicStub,
 	uniqueTopic,
 } from "./helpers.js";
 
@@ -79,6 +82,72 @@ describe("live streams", () => {
 			expect(sock.frames.filter((f) => f.type === "gap")).toEqual([]);
 			sock.close();
 		}
+	});
+
+	it("starts sockets that join during a publish storm exactly after their ready frame", async () => {
+		const topic = uniqueTopic();
+		let storming = true;
+		const storm = (async () => {
+			let i = 0;
+			while (storming) await publish(topic, { messages: Array.from({ length: 5 }, () => ({ data: i++ })) });
+		})();
+		const joined: TestSocket[] = [];
+		for (let i = 0; i < 10; i++) {
+			joined.push(
+				await TestSocket.open(topic, i % 2 === 0 ? "" : `from=${Math.max(0, (await stats(topic)).head_seq - 3)}`),
+			);
+			await new Promise((r) => setTimeout(r, 10));
+		}
+		storming = false;
+		await storm;
+		const head = (await stats(topic)).head_seq;
+		for (const sock of joined) {
+			const ready = await sock.waitForFrame((f) => f.type === "ready", "ready");
+			const got = await sock.waitForMessages(head - ready.from);
+			expectConsecutive(
+				got.map((m) => m.seq),
+				ready.from + 1,
+			);
+			sock.close();
+		}
+	});
+
+	it("never sends a socket pending messages from before its start", async () => {
+		const topic = uniqueTopic();
+		const lines = await runInDurableObject(topicStub(topic), async (instance: Topic) => {
+			instance.publish(topic, [{ data_json: "1" }]);
+			// Within the coalescing window: this one waits for the next flush.
+			instance.publish(topic, [{ data_json: "2" }]);
+			const res = await instance.fetch(
+				new Request("http://tidings.test/ws", { headers: { Upgrade: "websocket", [TOPIC_HEADER]: topic } }),
+			);
+			const ws = res.webSocket as WebSocket;
+			const got: string[] = [];
+			ws.accept();
+			ws.addEventListener("message", (e) => got.push(...String(e.data).split("\n")));
+			instance.publish(topic, [{ data_json: "3" }]);
+			await new Promise((r) => setTimeout(r, 100));
+			ws.close(1000);
+			return got.map((l) => JSON.parse(l) as { type: string; from?: number; message?: { seq: number } });
+		});
+		expect(lines[0]).toMatchObject({ type: "ready", head_seq: 2, from: 2 });
+		expect(lines.slice(1).map((f) => f.message?.seq)).toEqual([3]);
+	});
+
+	it("packs a burst into few WebSocket messages, one frame per line", async () => {
+		const topic = uniqueTopic();
+		const sock = await TestSocket.open(topic);
+		await sock.waitForFrame((f) => f.type === "ready", "ready");
+		await publish(topic, { messages: Array.from({ length: 100 }, (_, i) => ({ data: i })) });
+		const got = await sock.waitForMessages(100);
+		expectConsecutive(
+			got.map((m) => m.seq),
+			1,
+		);
+		// ready, then the whole batch in one message.
+		expect(sock.raw).toHaveLength(2);
+		expect(sock.raw[1]?.split("\n")).toHaveLength(100);
+		sock.close();
 	});
 
 	it("sends a gap frame when the resume point is older than the log", async () => {
