@@ -2,7 +2,7 @@ import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 
 // Worker and Durable Object suites run inside workerd, against real SQLite
-// storage, alarms and WebSockets.
+// storage, alarms and WebSockets; Node suites drive the real runtime from outside.
 export default defineConfig({
 	test: {
 		projects: [
@@ -17,6 +17,15 @@ export default defineConfig({
 					name: "workerd",
 					include: ["test/worker/**/*.test.ts"],
 					testTimeout: 30_000,
+				},
+			},
+			{
+				// Node-side suites against the real runtime (wrangler dev / Miniflare).
+				test: {
+					name: "node",
+					environment: "node",
+					include: ["test/node/**/*.test.ts"],
+					testTimeout: 120_000,
 				},
 			},
 		],

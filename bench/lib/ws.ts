@@ -13,7 +13,7 @@ export function wsUrl(base: string, topic: string): string {
 	return `${base.replace(/^http/, "ws")}/v1/topics/${topic}/ws`;
 }
 
-/** Opens a socket and resolves once the server's `ready` frame arrives; later frames go to `onFrame`. */
+/** Opens a socket and resolves once the server's `ready` frame arrives; later frames go to `onFrame`, one by one. */
 export function connect(url: string, timeoutMs: number, onFrame: (text: string) => void): Promise<WebSocket> {
 	return new Promise((resolve, reject) => {
 		const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeoutMs });
@@ -23,12 +23,15 @@ export function connect(url: string, timeoutMs: number, onFrame: (text: string) 
 		}, timeoutMs);
 		let ready = false;
 		ws.on("message", (raw: WebSocket.RawData) => {
-			const text = raw.toString();
-			if (ready) return onFrame(text);
-			if (!text.startsWith('{"type":"ready"')) return;
-			ready = true;
-			clearTimeout(timer);
-			resolve(ws);
+			// tidings packs several frames into one WebSocket message, one per line.
+			for (const text of raw.toString().split("\n")) {
+				if (ready) onFrame(text);
+				else if (text.startsWith('{"type":"ready"')) {
+					ready = true;
+					clearTimeout(timer);
+					resolve(ws);
+				}
+			}
 		});
 		ws.on("error", (err: Error) => {
 			clearTimeout(timer);

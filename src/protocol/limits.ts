@@ -72,6 +72,8 @@ export const TUNING = {
 	packMaxChars: 64 * KiB,
 	/** Under load, fan-out waits at most this long so one packed message carries many frames. */
 	coalesceMs: 2,
+	/** Below this many live sockets, fan-out never waits: packing would save little. */
+	coalesceMinSockets: 16,
 	/** A timer whose handler throws is retried after this, doubling, capped below. */
 	timerRetryBaseMs: 1 * SECOND,
 	timerRetryMaxMs: 5 * MINUTE,

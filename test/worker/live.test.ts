@@ -1,6 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { TOPIC_HEADER, type Topic } from "../../src/durable/topic.js";
+import { TUNING } from "../../src/protocol/limits.js";
 import {
 	api,
 	eventually,
@@ -115,19 +116,25 @@ describe("live streams", () => {
 	it("never sends a socket pending messages from before its start", async () => {
 		const topic = uniqueTopic();
 		const lines = await runInDurableObject(topicStub(topic), async (instance: Topic) => {
+			const open = async () => {
+				const res = await instance.fetch(
+					new Request("http://tidings.test/ws", { headers: { Upgrade: "websocket", [TOPIC_HEADER]: topic } }),
+				);
+				const ws = res.webSocket as WebSocket;
+				ws.accept();
+				return ws;
+			};
+			// Enough subscribers that fan-out coalesces.
+			const others = await Promise.all(Array.from({ length: TUNING.coalesceMinSockets }, open));
 			instance.publish(topic, [{ data_json: "1" }]);
 			// Within the coalescing window: this one waits for the next flush.
 			instance.publish(topic, [{ data_json: "2" }]);
-			const res = await instance.fetch(
-				new Request("http://tidings.test/ws", { headers: { Upgrade: "websocket", [TOPIC_HEADER]: topic } }),
-			);
-			const ws = res.webSocket as WebSocket;
+			const ws = await open();
 			const got: string[] = [];
-			ws.accept();
 			ws.addEventListener("message", (e) => got.push(...String(e.data).split("\n")));
 			instance.publish(topic, [{ data_json: "3" }]);
 			await new Promise((r) => setTimeout(r, 100));
-			ws.close(1000);
+			for (const w of [ws, ...others]) w.close(1000);
 			return got.map((l) => JSON.parse(l) as { type: string; from?: number; message?: { seq: number } });
 		});
 		expect(lines[0]).toMatchObject({ type: "ready", head_seq: 2, from: 2 });

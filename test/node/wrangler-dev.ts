@@ -1,0 +1,89 @@
+/**
+ * Starts tidings the way `npm start` does (wrangler dev on workerd, persisted),
+ * as a process group of its own so a test can kill it with SIGKILL.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import { createServer } from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const WRANGLER = createRequire(import.meta.url).resolve("wrangler/bin/wrangler.js");
+
+export async function freePort(): Promise<number> {
+	return new Promise((resolve, reject) => {
+		const srv = createServer();
+		srv.once("error", reject);
+		srv.listen(0, "127.0.0.1", () => {
+			const { port } = srv.address() as { port: number };
+			srv.close(() => resolve(port));
+		});
+	});
+}
+
+export interface DevServer {
+	url: string;
+	child: ChildProcess;
+	output: () => string;
+	/** kill -9 of wrangler and workerd together: no shutdown, no flush. */
+	kill9: () => Promise<void>;
+}
+
+export async function startDev(persistTo: string, port: number, timeoutMs = 60_000): Promise<DevServer> {
+	const child = spawn(
+		process.execPath,
+		[
+			WRANGLER,
+			"dev",
+			"--port",
+			String(port),
+			"--ip",
+			"127.0.0.1",
+			"--persist-to",
+			persistTo,
+			"--var",
+			"TIDINGS_ALLOW_ANONYMOUS:true",
+			"--show-interactive-dev-session=false",
+		],
+		{
+			cwd: ROOT,
+			detached: true,
+			stdio: ["ignore", "pipe", "pipe"],
+			env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+		},
+	);
+	let out = "";
+	child.stdout?.on("data", (d) => {
+		out += String(d);
+	});
+	child.stderr?.on("data", (d) => {
+		out += String(d);
+	});
+	const url = `http://127.0.0.1:${port}`;
+	const deadline = Date.now() + timeoutMs;
+	for (;;) {
+		if (child.exitCode !== null) throw new Error(`wrangler dev exited early:\n${out}`);
+		try {
+			const res = await fetch(`${url}/healthz`);
+			if (res.ok) break;
+		} catch {
+			// not listening yet
+		}
+		if (Date.now() > deadline) {
+			process.kill(-(child.pid as number), "SIGKILL");
+			throw new Error(`wrangler dev did not answer within ${timeoutMs} ms:\n${out}`);
+		}
+		await new Promise((r) => setTimeout(r, 200));
+	}
+	return {
+		url,
+		child,
+		output: () => out,
+		kill9: async () => {
+			const exited = new Promise((r) => child.once("exit", r));
+			process.kill(-(child.pid as number), "SIGKILL");
+			await exited;
+		},
+	};
+}
