@@ -170,20 +170,23 @@ export class LiveStreams {
 	 */
 	broadcast(messages: Outgoing[]): void {
 		if (messages.length === 0) return;
+		const sockets = this.ctx.getWebSockets(LIVE_TAG);
+		// Nobody to tell: a socket that comes later replays from the log.
+		if (sockets.length === 0 && this.#pending.length === 0) return;
 		for (const m of messages) this.#pending.push(m);
 		const wait = this.#lastFlush + TUNING.coalesceMs - Date.now();
 		// A timer can run late behind a busy object, so a publish that finds
 		// the window passed flushes by itself. Few sockets gain nothing from
 		// packing: send at once.
-		if (wait <= 0 || this.count < TUNING.coalesceMinSockets) {
-			this.flush();
+		if (wait <= 0 || sockets.length < TUNING.coalesceMinSockets) {
+			this.flush(sockets);
 			return;
 		}
 		this.#flushTimer ??= setTimeout(() => this.flush(), wait);
 	}
 
 	/** Sends everything pending now. */
-	flush(): void {
+	flush(sockets = this.ctx.getWebSockets(LIVE_TAG)): void {
 		if (this.#flushTimer !== undefined) {
 			clearTimeout(this.#flushTimer);
 			this.#flushTimer = undefined;
@@ -193,9 +196,7 @@ export class LiveStreams {
 		this.#pending = [];
 		this.#floors = new WeakMap();
 		this.#lastFlush = Date.now();
-		if (pending.length === 0) return;
-		const sockets = this.ctx.getWebSockets(LIVE_TAG);
-		if (sockets.length === 0) return;
+		if (pending.length === 0 || sockets.length === 0) return;
 		const topicJson = this.topicJson();
 		const frames = pending.map((m) => messageFrame(topicJson, m.row));
 		/** The packed messages for a socket with no filter and no floor: the same for all of them. */
