@@ -266,11 +266,18 @@ describe("publish over the socket", () => {
 		sock.close();
 	});
 
-	it("answers pong to ping without a JSON frame", async () => {
+	it("answers pong to ping by the runtime's auto-response, without waking the object", async () => {
 		const topic = uniqueTopic();
 		const sock = await TestSocket.open(topic);
+		await sock.waitForFrame((f) => f.type === "ready", "ready");
 		sock.send("ping");
 		await sock.waitFor(() => sock.raw.includes("pong"), "pong");
+		// The runtime stamps a socket when it answered for the object.
+		const stamped = await runInDurableObject(topicStub(topic), (_i, state) =>
+			state.getWebSockets().map((ws) => state.getWebSocketAutoResponseTimestamp(ws)),
+		);
+		expect(stamped).toHaveLength(1);
+		expect(stamped[0]).toBeInstanceOf(Date);
 		sock.close();
 	});
 
