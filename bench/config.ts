@@ -19,6 +19,12 @@ export const CONFIG = {
 	wsWindow: 64,
 	latencyMs: 3_000,
 	subscriberCounts: [1, 100, 1_000],
+	/**
+	 * Extra latency rows at fixed publish rates, the same for both: at half the
+	 * single-publish maximum, 100 subscribers saturate a small machine, so
+	 * these show where the p99 target holds.
+	 */
+	fixedRateLatency: { subscribers: 100, rates: [250, 500] },
 	openChunk: 100,
 	/** Open-loop sends beyond this many unanswered are skipped (and counted), not queued. */
 	maxInFlight: 256,

@@ -18,6 +18,27 @@ export const THROUGHPUT_ROWS: Record<ThroughputKind, string> = {
 	wsPublish: `WS publish, window ${CONFIG.wsWindow}`,
 };
 
+/** A latency row: at the derived half rate unless it has a `fixedRate`. */
+export interface LatencyRow {
+	/** Its key in results.json: "100", or "100@250" at a fixed rate. */
+	key: string;
+	/** "100 sub", or "100 sub @ 250 msg/s". */
+	label: string;
+	subscribers: number;
+	fixedRate?: number;
+}
+
+const { subscribers: fixedSubs, rates: fixedRates } = CONFIG.fixedRateLatency;
+export const LATENCY_ROWS: LatencyRow[] = [
+	...CONFIG.subscriberCounts.map((n) => ({ key: String(n), label: `${n} sub`, subscribers: n })),
+	...fixedRates.map((rate) => ({
+		key: `${fixedSubs}@${rate}`,
+		label: `${fixedSubs} sub @ ${rate} msg/s`,
+		subscribers: fixedSubs,
+		fixedRate: rate,
+	})),
+];
+
 export interface Failures {
 	failed: number;
 	byKind: Outcomes["failures"];
@@ -236,9 +257,10 @@ export class Bench {
 		return Math.round(smaller / 2);
 	}
 
-	/** Publish→deliver latency with `subscribers` sockets while publishing over HTTP at `rate`. */
-	async latency(impl: Impl, subscribers: number, rate: number): Promise<void> {
-		const topic = this.#topic(impl, `latency-${subscribers}`);
+	/** Publish→deliver latency with `row.subscribers` sockets while publishing over HTTP at `rate`. */
+	async latency(impl: Impl, row: LatencyRow, rate: number): Promise<void> {
+		const { subscribers } = row;
+		const topic = this.#topic(impl, `latency-${row.key.replace("@", "at")}`);
 		const subs = new Subscribers();
 		try {
 			const t0 = performance.now();
@@ -259,7 +281,7 @@ export class Bench {
 			await subs.drain(expected, CONFIG.drainIdleMs, CONFIG.drainMaxMs);
 			if (subs.unparsed > 0) throw new Error(`${subs.unparsed} message frames without a send time`);
 			const h = subs.histogram;
-			this.results[impl].latency[String(subscribers)] = {
+			this.results[impl].latency[row.key] = {
 				subscribers,
 				targetRatePerSecond: rate,
 				achievedRatePerSecond: round(r.achievedPerSecond, 0),
@@ -279,7 +301,7 @@ export class Bench {
 		} finally {
 			await subs.close();
 		}
-		const row = this.results[impl].latency[String(subscribers)];
-		if (row) row.settleMs = await this.#settle(impl, topic);
+		const result = this.results[impl].latency[row.key];
+		if (result) result.settleMs = await this.#settle(impl, topic);
 	}
 }

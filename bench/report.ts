@@ -3,7 +3,13 @@ import { CONFIG, IMPLS, type Impl, TARGETS } from "./config.js";
 import type { CpuShare } from "./lib/cpu.js";
 import { round } from "./lib/stats.js";
 import { type Cell, renderTable } from "./lib/table.js";
-import { type ImplResults, THROUGHPUT_ROWS, type ThroughputKind, type ThroughputResult } from "./measure.js";
+import {
+	type ImplResults,
+	LATENCY_ROWS,
+	THROUGHPUT_ROWS,
+	type ThroughputKind,
+	type ThroughputResult,
+} from "./measure.js";
 
 export interface SummaryRow {
 	row: string;
@@ -46,12 +52,12 @@ export function summarize(r: Record<Impl, ImplResults>): SummaryRow[] {
 		(t) => t >= TARGETS.batchPerSecond,
 	);
 	add(`WS publish, window ${CONFIG.wsWindow} (msg/s)`, (x) => x.wsPublish?.messagesPerSecond);
-	for (const n of CONFIG.subscriberCounts) {
-		const key = String(n);
-		add(`latency p50, ${n} sub (ms)`, (x) => x.latency[key]?.p50Ms);
+	for (const { key, label, subscribers } of LATENCY_ROWS) {
+		add(`latency p50, ${label} (ms)`, (x) => x.latency[key]?.p50Ms);
 		const p99 = (x: ImplResults) => x.latency[key]?.p99Ms;
-		if (n === 100) add(`latency p99, ${n} sub (ms)`, p99, `≤ ${TARGETS.p99At100Ms} ms`, (t) => t <= TARGETS.p99At100Ms);
-		else add(`latency p99, ${n} sub (ms)`, p99);
+		if (subscribers === 100) {
+			add(`latency p99, ${label} (ms)`, p99, `≤ ${TARGETS.p99At100Ms} ms`, (t) => t <= TARGETS.p99At100Ms);
+		} else add(`latency p99, ${label} (ms)`, p99);
 	}
 	return rows;
 }
@@ -93,11 +99,11 @@ export function detailTable(r: Record<Impl, ImplResults>): string {
 			]);
 		}
 	}
-	for (const n of CONFIG.subscriberCounts) {
+	for (const { key, label } of LATENCY_ROWS) {
 		for (const impl of IMPLS) {
-			const l = r[impl].latency[String(n)];
+			const l = r[impl].latency[key];
 			rows.push([
-				`latency, ${n} sub`,
+				`latency, ${label}`,
 				impl,
 				l?.achievedRatePerSecond ?? Number.NaN,
 				"",
