@@ -22,7 +22,7 @@ export const CONFIG = {
 	/**
 	 * Extra latency rows at fixed publish rates, the same for both: at half the
 	 * single-publish maximum, 100 subscribers saturate a small machine, so
-	 * these show where the p99 target holds.
+	 * these show whether the p99 target holds below saturation.
 	 */
 	fixedRateLatency: { subscribers: 100, rates: [250, 500] },
 	openChunk: 100,
