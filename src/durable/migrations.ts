@@ -34,6 +34,40 @@ const STEPS: string[] = [
 	   UNIQUE (kind, key)
 	 );
 	 CREATE INDEX IF NOT EXISTS timers_due ON timers (due_at);`,
+	// Consumer groups: the group and its cursor, what it owes (leased or
+	// waiting for a retry), and its dead letters.
+	`CREATE TABLE IF NOT EXISTS groups (
+	   name TEXT PRIMARY KEY,
+	   settings TEXT NOT NULL,
+	   cursor INTEGER NOT NULL,
+	   acked INTEGER NOT NULL DEFAULT 0,
+	   retried INTEGER NOT NULL DEFAULT 0,
+	   filtered INTEGER NOT NULL DEFAULT 0,
+	   expired INTEGER NOT NULL DEFAULT 0
+	 );
+	 CREATE TABLE IF NOT EXISTS group_messages (
+	   grp TEXT NOT NULL,
+	   seq INTEGER NOT NULL,
+	   attempt INTEGER NOT NULL,
+	   state TEXT NOT NULL,
+	   owner TEXT,
+	   lease_until INTEGER,
+	   available_at INTEGER NOT NULL,
+	   last_error TEXT,
+	   payload TEXT,
+	   PRIMARY KEY (grp, seq)
+	 );
+	 CREATE INDEX IF NOT EXISTS group_messages_ready ON group_messages (grp, state, available_at);
+	 CREATE INDEX IF NOT EXISTS group_messages_owner ON group_messages (grp, owner);
+	 CREATE TABLE IF NOT EXISTS dead_letters (
+	   grp TEXT NOT NULL,
+	   seq INTEGER NOT NULL,
+	   attempts INTEGER NOT NULL,
+	   last_error TEXT,
+	   dead_at INTEGER NOT NULL,
+	   message TEXT NOT NULL,
+	   PRIMARY KEY (grp, seq)
+	 );`,
 ];
 
 export function migrate(sql: SqlStorage): void {

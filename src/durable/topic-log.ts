@@ -117,7 +117,13 @@ export class TopicLog {
 	 * Deletes, at most `chunk` at a time, what is over `maxMessages` or older
 	 * than `maxAgeMs`. Returns whether more remains to trim.
 	 */
-	trim(maxMessages: number, maxAgeMs: number, now: number, chunk: number): { deleted: number; more: boolean } {
+	trim(
+		maxMessages: number,
+		maxAgeMs: number,
+		now: number,
+		chunk: number,
+		beforeDelete: (upTo: number) => void = () => {},
+	): { deleted: number; more: boolean } {
 		if (this.retained === 0) return { deleted: 0, more: false };
 		const byCount = this.head - maxMessages;
 		const window = this.first + chunk - 1;
@@ -133,6 +139,7 @@ export class TopicLog {
 		const upTo = Math.min(wanted, window);
 		if (upTo < this.first) return { deleted: 0, more: false };
 		this.meta.set("head_seq", String(this.head));
+		beforeDelete(upTo);
 		this.sql.exec("DELETE FROM messages WHERE seq <= ?", upTo);
 		const deleted = upTo - this.first + 1;
 		this.first = upTo + 1;

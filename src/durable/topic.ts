@@ -1,7 +1,8 @@
 /**
  * The `Topic` Durable Object: one per topic name. It owns the topic's log,
- * publish keys, delayed messages, retention and live sockets. The Worker
- * calls its RPC methods after validating input; sockets reach `fetch`.
+ * publish keys, delayed messages, retention, live sockets and consumer
+ * groups. The Worker calls its RPC methods after validating input; sockets
+ * reach `fetch`.
  * @module
  */
 import { DurableObject } from "cloudflare:workers";
@@ -9,9 +10,17 @@ import * as v from "valibot";
 import { ERROR_STATUS, type ErrorBody, type ErrorCode } from "../protocol/errors.js";
 import { PING, PONG } from "../protocol/frames.js";
 import { DEFAULT_TOPIC_SETTINGS, LIMITS, TUNING } from "../protocol/limits.js";
-import type { Attributes, PublishResult, TopicSettings, TopicStats } from "../protocol/message.js";
+import type {
+	Attributes,
+	DeadLetter,
+	GroupInfo,
+	PublishResult,
+	TopicSettings,
+	TopicStats,
+} from "../protocol/message.js";
 import {
 	describeIssues,
+	type GroupSettingsInput,
 	LiveQuerySchema,
 	type PublishRecord,
 	parseClientFrame,
@@ -19,6 +28,8 @@ import {
 } from "../protocol/schema.js";
 import type { Env } from "../worker/env.js";
 import { Dedupe } from "./dedupe.js";
+import { GroupMembers, memberOf } from "./group-members.js";
+import { ConsumerGroups, parseTimerKey, TIMER_LEASE, TIMER_RETRY } from "./groups.js";
 import { uuidv7 } from "./ids.js";
 import { LiveStreams, type Outgoing, send } from "./live-streams.js";
 import { Meta } from "./meta.js";
@@ -38,6 +49,10 @@ export class Topic extends DurableObject<Env> {
 	readonly #dedupe: Dedupe;
 	readonly #scheduler: Scheduler;
 	readonly #live: LiveStreams;
+	readonly #groups: ConsumerGroups;
+	readonly #members: GroupMembers;
+	/** Group names, mirrored from storage: publishes wake each group's members. */
+	#groupNames: string[];
 	#topic: string | undefined;
 	/** Whether the topic name is in storage. */
 	#named = false;
@@ -59,9 +74,19 @@ export class Topic extends DurableObject<Env> {
 			{
 				[TIMER_DELAYED]: (t, now) => this.#joinDelayed(t, now),
 				[TIMER_RETENTION]: (_t, now) => this.#retain(now),
+				[TIMER_LEASE]: (t, now) => {
+					const { group, seq } = parseTimerKey(t.key);
+					const dead = this.#groups.expire(group, seq, now);
+					return () => this.#afterGroupChange(group, dead ? [dead] : []);
+				},
+				// A retry is due: its group's members may take it now.
+				[TIMER_RETRY]: (t) => () => this.#members.dispatch(parseTimerKey(t.key).group),
 			},
 			() => this.#reload(),
 		);
+		this.#groups = new ConsumerGroups(sql, this.#log, this.#scheduler, () => this.#topicJson);
+		this.#members = new GroupMembers(ctx, this.#groups, (fn) => this.#transaction(fn));
+		this.#groupNames = this.#groups.names();
 		this.#settings = { ...DEFAULT_TOPIC_SETTINGS, ...this.#meta.getJson<Partial<TopicSettings>>("settings") };
 		this.#retentionDue = this.#scheduler.dueAt(TIMER_RETENTION, "log");
 		const name = this.#meta.get("topic");
@@ -85,6 +110,7 @@ export class Topic extends DurableObject<Env> {
 		const now = Date.now();
 		const { results, rows } = this.#transaction(() => this.#publish(records, now));
 		this.#live.broadcast(rows);
+		if (rows.length > 0) for (const group of this.#groupNames) this.#members.dispatch(group);
 		return results;
 	}
 
@@ -107,7 +133,7 @@ export class Topic extends DurableObject<Env> {
 			delayed: this.#scheduler.count(TIMER_DELAYED),
 			subscribers: this.#live.count,
 			settings: this.#settings,
-			groups: [],
+			groups: this.#groupNames.flatMap((g) => this.#groupInfo(g) ?? []),
 		};
 	}
 
@@ -123,6 +149,100 @@ export class Topic extends DurableObject<Env> {
 		return next;
 	}
 
+	// --- Consumer groups -----------------------------------------------------------
+
+	/** Creates a group or changes its settings; answers `undefined` when the topic has too many groups. */
+	configureGroup(
+		topic: string,
+		group: string,
+		input: GroupSettingsInput,
+	): { info: GroupInfo; created: boolean } | undefined {
+		this.#name(topic, true);
+		if (!this.#groupNames.includes(group) && this.#groupNames.length >= LIMITS.groupsPerTopicMax) return undefined;
+		const { created } = this.#transaction(() => this.#groups.upsert(group, input));
+		this.#groupNames = this.#groups.names();
+		this.#members.dispatch(group);
+		return { info: this.#groupInfo(group) as GroupInfo, created };
+	}
+
+	group(topic: string, group: string): GroupInfo | undefined {
+		this.#name(topic);
+		return this.#groupInfo(group);
+	}
+
+	deleteGroup(topic: string, group: string): boolean {
+		this.#name(topic);
+		const existed = this.#transaction(() => this.#groups.delete(group));
+		this.#groupNames = this.#groups.names();
+		for (const ws of this.ctx.getWebSockets(`g:${group}`)) {
+			try {
+				ws.close(4404, "group deleted");
+			} catch {
+				// already closing
+			}
+		}
+		return existed;
+	}
+
+	/** Leases up to `max` messages for consumers that cannot hold a socket. `undefined`: no such group. */
+	pull(topic: string, group: string, max: number, ackTimeoutMs?: number): string | undefined {
+		this.#name(topic);
+		const settings = this.#groups.settings(group);
+		if (!settings) return undefined;
+		const now = Date.now();
+		const leased = this.#transaction(() =>
+			this.#groups.take(group, "pull", max, ackTimeoutMs ?? settings.ack_timeout_ms, now),
+		);
+		return `{"messages":[${leased.map((d) => d.json).join(",")}]}`;
+	}
+
+	ack(topic: string, group: string, seqs: number[]): { acked: number[] } | undefined {
+		this.#name(topic);
+		if (!this.#groups.settings(group)) return undefined;
+		const acked = this.#transaction(() => this.#groups.ack(group, seqs));
+		this.#members.dispatch(group);
+		return { acked };
+	}
+
+	nack(
+		topic: string,
+		group: string,
+		seqs: number[],
+		opts: { delay_ms?: number | undefined; error?: string | undefined },
+	): { nacked: number[]; dead: number[] } | undefined {
+		this.#name(topic);
+		if (!this.#groups.settings(group)) return undefined;
+		const now = Date.now();
+		const { done, dead } = this.#transaction(() =>
+			this.#groups.nack(group, seqs, now, {
+				...(opts.delay_ms === undefined ? {} : { delayMs: opts.delay_ms }),
+				...(opts.error === undefined ? {} : { error: opts.error }),
+			}),
+		);
+		this.#afterGroupChange(group, dead);
+		return { nacked: done, dead: dead.map((d) => d.seq) };
+	}
+
+	deadLetters(topic: string, group: string, after: number, limit: number) {
+		this.#name(topic);
+		if (!this.#groups.settings(group)) return undefined;
+		return this.#groups.deadLetters(group, after, limit);
+	}
+
+	redrive(topic: string, group: string, seqs?: number[]): { redriven: number } | undefined {
+		this.#name(topic);
+		if (!this.#groups.settings(group)) return undefined;
+		const redriven = this.#transaction(() => this.#groups.redrive(group, Date.now(), seqs));
+		this.#members.dispatch(group);
+		return { redriven };
+	}
+
+	purgeDeadLetters(topic: string, group: string, seqs?: number[]): { purged: number } | undefined {
+		this.#name(topic);
+		if (!this.#groups.settings(group)) return undefined;
+		return { purged: this.#transaction(() => this.#groups.purge(group, seqs)) };
+	}
+
 	// --- Sockets ----------------------------------------------------------------
 
 	override async fetch(request: Request): Promise<Response> {
@@ -133,10 +253,18 @@ export class Topic extends DurableObject<Env> {
 		if (!topic.success) return errorResponse(describeIssues(topic.issues, "topic: "));
 		const query = v.safeParse(LiveQuerySchema, Object.fromEntries(new URL(request.url).searchParams));
 		if (!query.success) return errorResponse(describeIssues(query.issues, "query: "));
+		const { group, prefetch, from, filter } = query.output;
+		if (group !== undefined && !this.#groups.settings(group)) {
+			return errorResponse({
+				code: "not_found",
+				message: `no group ${group} on this topic; create it with PUT /v1/topics/${topic.output}/groups/${group}`,
+			});
+		}
 		this.#name(topic.output, true);
 		const pair = new WebSocketPair();
 		const [client, server] = [pair[0], pair[1]];
-		this.#live.accept(server, topic.output, query.output.from, query.output.filter);
+		if (group !== undefined) this.#members.accept(server, topic.output, group, prefetch, this.#log.head);
+		else this.#live.accept(server, topic.output, from, filter);
 		return new Response(null, { status: 101, webSocket: client });
 	}
 
@@ -159,7 +287,22 @@ export class Topic extends DurableObject<Env> {
 			send(ws, { type: "error", ...error });
 			return;
 		}
-		const { type: _type, ref, ...body } = parsed.frame;
+		const frame = parsed.frame;
+		if (frame.type === "ack" || frame.type === "nack") {
+			const member = memberOf(ws);
+			if (!member) {
+				send(ws, {
+					type: "error",
+					code: "invalid_frame",
+					message: `${frame.type} is for consumer group sockets (?group=)`,
+				});
+				return;
+			}
+			if (frame.type === "ack") this.#members.ack(ws, member, frame.seq);
+			else this.#afterGroupChange(member.group, this.#members.nack(ws, member, frame.seq, frame.delay_ms, frame.error));
+			return;
+		}
+		const { type: _type, ref, ...body } = frame;
 		try {
 			if ("messages" in body) {
 				const results = this.publish(this.#topic ?? "", body.messages);
@@ -173,7 +316,7 @@ export class Topic extends DurableObject<Env> {
 			send(ws, {
 				type: "error",
 				code: "internal",
-				message: "the publish failed; send it again with the same key",
+				message: "the publish failed and nothing was stored; send it again",
 				ref,
 			});
 		}
@@ -181,6 +324,8 @@ export class Topic extends DurableObject<Env> {
 
 	override webSocketClose(ws: WebSocket, code: number, reason: string): void {
 		this.#live.forget(ws);
+		const member = memberOf(ws);
+		if (member) this.#afterGroupChange(member.group, this.#members.closed(ws, member));
 		// Finish the close handshake, or the client sees 1006.
 		try {
 			ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
@@ -191,6 +336,8 @@ export class Topic extends DurableObject<Env> {
 
 	override webSocketError(ws: WebSocket): void {
 		this.#live.forget(ws);
+		const member = memberOf(ws);
+		if (member) this.#afterGroupChange(member.group, this.#members.closed(ws, member));
 	}
 
 	override async alarm(): Promise<void> {
@@ -198,6 +345,18 @@ export class Topic extends DurableObject<Env> {
 	}
 
 	// --- Internals ----------------------------------------------------------------
+
+	#groupInfo(group: string): GroupInfo | undefined {
+		const settings = this.#groups.settings(group);
+		const counts = this.#groups.counts(group);
+		if (!settings || !counts) return undefined;
+		return { group, settings, cursor: this.#groups.cursor(group), counts, members: this.#members.count(group) };
+	}
+
+	/** After attempts failed: members may take the retries; dead letters leave for the dead-letter topic. */
+	#afterGroupChange(group: string, _dead: DeadLetter[]): void {
+		this.#members.dispatch(group);
+	}
 
 	#publish(records: PublishRecord[], now: number): { results: PublishResult[]; rows: Outgoing[] } {
 		const results: PublishResult[] = new Array(records.length);
@@ -294,7 +453,9 @@ export class Topic extends DurableObject<Env> {
 	#retain(now: number): undefined {
 		this.#retentionDue = undefined;
 		const { max_messages, max_age_ms } = this.#settings;
-		const trimmed = this.#log.trim(max_messages, max_age_ms, now, TUNING.retentionChunk);
+		const trimmed = this.#log.trim(max_messages, max_age_ms, now, TUNING.retentionChunk, (upTo) =>
+			this.#groups.keepBeforeTrim(upTo),
+		);
 		const purged = this.#dedupe.purge(now, TUNING.retentionChunk);
 		if (trimmed.more || purged >= TUNING.retentionChunk) {
 			this.#scheduleRetention(now + 1);

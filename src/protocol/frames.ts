@@ -10,6 +10,8 @@ export type ServerFrame =
 	| {
 			type: "ready";
 			topic: string;
+			/** Set on a consumer group member's socket. */
+			group?: string;
 			/** Newest seq in the log when the socket was accepted. */
 			head_seq: number;
 			/** The stream delivers every message with a seq above this one. */
@@ -23,7 +25,11 @@ export type ServerFrame =
 
 export type ClientFrame =
 	| ({ type: "publish"; ref: string } & PublishInput)
-	| { type: "publish"; ref: string; messages: PublishInput[] };
+	| { type: "publish"; ref: string; messages: PublishInput[] }
+	/** Group members: settle a delivered message. */
+	| { type: "ack"; seq: number }
+	/** Group members: fail this attempt; retried after `delay_ms` (or the group's backoff), or dead-lettered. */
+	| { type: "nack"; seq: number; delay_ms?: number; error?: string };
 
 /** The plain-text heartbeat, answered by auto-response without waking the object. */
 export const PING = "ping";

@@ -50,6 +50,23 @@ export const LIMITS = {
 	filterMaxBytes: 4 * KiB,
 	/** Length of a WebSocket `ref`. */
 	refMaxLength: 128,
+	/** Length of a consumer group name (A-Z a-z 0-9 _ -). */
+	groupNameMaxLength: 64,
+	/** Consumer groups on one topic. */
+	groupsPerTopicMax: 100,
+	/** `max_retries` of a group: 0 to this. */
+	maxRetriesCeiling: 100,
+	/** Longest retry delay (`retry_delay_ms`, `max_retry_delay_ms`, a nack's `delay_ms`). */
+	retryDelayMaxMs: 12 * HOUR,
+	/** `ack_timeout_ms` bounds. */
+	ackTimeoutMinMs: 1 * SECOND,
+	ackTimeoutMaxMs: 12 * HOUR,
+	/** Unacknowledged messages one group member may hold. */
+	prefetchMax: 1000,
+	/** Messages one pull may lease, and seqs one ack or nack may settle. */
+	pullMaxMessages: 100,
+	/** Length of the `error` text a nack records. */
+	errorMaxLength: 1024,
 } as const;
 
 /** Defaults a topic starts with; `PUT /v1/topics/:topic` changes them. */
@@ -58,6 +75,17 @@ export const DEFAULT_TOPIC_SETTINGS = {
 	max_messages: 10_000,
 	/** Retained age of a message, from the time it joined the log. */
 	max_age_ms: 7 * DAY,
+} as const;
+
+/** Defaults a consumer group starts with; `PUT …/groups/:group` changes them. */
+export const DEFAULT_GROUP_SETTINGS = {
+	max_retries: 3,
+	retry_delay_ms: 1 * SECOND,
+	backoff: "fixed",
+	max_retry_delay_ms: 5 * MINUTE,
+	jitter: true,
+	ack_timeout_ms: 30 * SECOND,
+	start: "latest",
 } as const;
 
 /** Internal pacing, not part of the contract but kept beside it. */

@@ -59,7 +59,7 @@ export interface TopicStats {
 	/** Live WebSocket subscribers. */
 	subscribers: number;
 	settings: TopicSettings;
-	groups: unknown[];
+	groups: GroupInfo[];
 }
 
 export interface HistoryPage {
@@ -68,4 +68,58 @@ export interface HistoryPage {
 	next_after: number;
 	head_seq: number;
 	first_seq: number;
+}
+
+/** Settings of a consumer group. */
+export interface GroupSettings {
+	/** Failed attempts retried before the message is dead-lettered (0–100). */
+	max_retries: number;
+	/** Delay before a retry; the base of exponential backoff. */
+	retry_delay_ms: number;
+	backoff: "fixed" | "exponential";
+	/** Cap of exponential backoff. */
+	max_retry_delay_ms: number;
+	/** Exponential delays are drawn from [d/2, d] so retries of a burst spread out. */
+	jitter: boolean;
+	/** A delivery not acknowledged within this counts as a failed attempt. */
+	ack_timeout_ms: number;
+	/** Where a new group starts reading: the next message, or the oldest retained. */
+	start: "latest" | "earliest";
+	/** Only messages whose attributes match are delivered; others are counted as filtered. */
+	filter?: import("./filter.js").Filter;
+	/** Also publish every dead letter to this topic. */
+	dead_letter_topic?: string;
+}
+
+export interface GroupCounts {
+	/** Retained messages the group has not taken yet, plus retries waiting. */
+	pending: number;
+	in_flight: number;
+	acked: number;
+	retried: number;
+	dead: number;
+	filtered: number;
+	/** Messages retention removed before the group took them. */
+	expired: number;
+}
+
+export interface GroupInfo {
+	group: string;
+	settings: GroupSettings;
+	/** The group has taken every message up to this seq from the log. */
+	cursor: number;
+	counts: GroupCounts;
+	/** Connected WebSocket members. */
+	members: number;
+}
+
+/** A message as delivered to a group member or a pull. */
+export type GroupDelivery = Message & { group: string; attempt: number };
+
+export interface DeadLetter {
+	seq: number;
+	attempts: number;
+	last_error: string | null;
+	dead_at: number;
+	message: Message;
 }

@@ -297,6 +297,89 @@ export const FilterJsonSchema = v.pipe(
 	FilterSchema,
 );
 
+// --- Consumer groups -----------------------------------------------------------
+
+export const GroupName = v.pipe(
+	v.string("group must be a string"),
+	v.minLength(1, "group must not be empty"),
+	maxLength(LIMITS.groupNameMaxLength, `group names are at most ${LIMITS.groupNameMaxLength} characters`),
+	v.regex(/^[A-Za-z0-9_-]+$/, "group names are A-Z a-z 0-9 _ - (for example mailer)"),
+);
+
+function wholeMs(name: string, min: number, max: number, maxText: string) {
+	return v.pipe(
+		v.number(`${name} must be a number`),
+		v.integer(`${name} must be a whole number of milliseconds`),
+		v.minValue(min, `${name} is at least ${min}`),
+		limitCheck((n: number) => n <= max, `${name} is at most ${max} (${maxText})`),
+	);
+}
+
+/** Group settings as sent: every field optional; the object fills in the rest (current or default). */
+export const GroupSettingsSchema = v.strictObject(
+	{
+		max_retries: v.optional(
+			v.pipe(
+				v.number("max_retries must be a number"),
+				v.integer("max_retries must be a whole number"),
+				v.minValue(0, "max_retries is at least 0"),
+				limitCheck((n: number) => n <= LIMITS.maxRetriesCeiling, `max_retries is at most ${LIMITS.maxRetriesCeiling}`),
+			),
+		),
+		retry_delay_ms: v.optional(wholeMs("retry_delay_ms", 0, LIMITS.retryDelayMaxMs, "12 hours")),
+		backoff: v.optional(v.picklist(["fixed", "exponential"], 'backoff is "fixed" or "exponential"')),
+		max_retry_delay_ms: v.optional(wholeMs("max_retry_delay_ms", 0, LIMITS.retryDelayMaxMs, "12 hours")),
+		jitter: v.optional(v.boolean("jitter is true or false")),
+		ack_timeout_ms: v.optional(wholeMs("ack_timeout_ms", LIMITS.ackTimeoutMinMs, LIMITS.ackTimeoutMaxMs, "12 hours")),
+		start: v.optional(v.picklist(["latest", "earliest"], 'start is "latest" or "earliest"')),
+		filter: v.optional(v.nullable(FilterSchema)),
+		dead_letter_topic: v.optional(v.nullable(TopicName)),
+	},
+	"group settings are {max_retries?, retry_delay_ms?, backoff?, max_retry_delay_ms?, jitter?, ack_timeout_ms?, start?, filter?, dead_letter_topic?}",
+);
+
+const Seqs = v.pipe(
+	v.array(
+		v.pipe(v.number("seqs are numbers"), v.safeInteger("seqs are whole numbers"), v.minValue(1)),
+		"seqs must be an array",
+	),
+	v.minLength(1, "seqs must not be empty"),
+	limitCheck((a) => a.length <= LIMITS.pullMaxMessages, `at most ${LIMITS.pullMaxMessages} seqs at a time`),
+);
+const ErrorText = v.pipe(
+	v.string("error must be a string"),
+	maxLength(LIMITS.errorMaxLength, `error is at most ${LIMITS.errorMaxLength} characters`),
+);
+const NackDelay = wholeMs("delay_ms", 0, LIMITS.retryDelayMaxMs, "12 hours");
+
+export const PullBodySchema = v.strictObject({
+	max: v.optional(
+		v.pipe(
+			v.number("max must be a number"),
+			v.integer("max must be a whole number"),
+			v.minValue(1, "max is at least 1"),
+			limitCheck((n: number) => n <= LIMITS.pullMaxMessages, `max is at most ${LIMITS.pullMaxMessages}`),
+		),
+		1,
+	),
+	ack_timeout_ms: v.optional(wholeMs("ack_timeout_ms", LIMITS.ackTimeoutMinMs, LIMITS.ackTimeoutMaxMs, "12 hours")),
+});
+export const AckBodySchema = v.strictObject({ seqs: Seqs });
+export const NackBodySchema = v.strictObject({
+	seqs: Seqs,
+	delay_ms: v.optional(NackDelay),
+	error: v.optional(ErrorText),
+});
+export const RedriveBodySchema = v.strictObject({ seqs: v.optional(Seqs) });
+
+const Prefetch = v.pipe(
+	v.string(),
+	v.regex(/^\d{1,7}$/, "prefetch must be a whole number"),
+	v.transform(Number),
+	v.minValue(1, "prefetch is at least 1"),
+	limitCheck((n: number) => n <= LIMITS.prefetchMax, `prefetch is at most ${LIMITS.prefetchMax}`),
+);
+
 // --- WebSocket ---------------------------------------------------------------
 
 /** `from` of a live subscription: a seq to resume after, `latest` or `earliest`. */
@@ -308,6 +391,8 @@ export const FromSchema = v.union(
 export const LiveQuerySchema = v.looseObject({
 	from: v.optional(FromSchema, "latest"),
 	filter: v.optional(FilterJsonSchema),
+	group: v.optional(GroupName),
+	prefetch: v.optional(Prefetch, "1"),
 });
 
 const Ref = v.pipe(
@@ -329,8 +414,17 @@ const PublishOneFrameSchema = v.pipe(
 );
 export const PublishFrameSchema = v.union([PublishBatchFrameSchema, PublishOneFrameSchema]);
 
+const SeqValue = v.pipe(v.number("seq must be a number"), v.safeInteger("seq must be a whole number"), v.minValue(1));
+export const AckFrameSchema = v.strictObject({ type: v.literal("ack"), seq: SeqValue });
+export const NackFrameSchema = v.strictObject({
+	type: v.literal("nack"),
+	seq: SeqValue,
+	delay_ms: v.optional(NackDelay),
+	error: v.optional(ErrorText),
+});
+
 /** Frame types a client may send; the object answers anything else with `unknown_frame`. */
-export const CLIENT_FRAME_TYPES = ["publish"] as const;
+export const CLIENT_FRAME_TYPES = ["publish", "ack", "nack"] as const;
 
 /** A validation failure in the shape of the error contract. */
 export interface ValidationError {
@@ -356,7 +450,7 @@ export function describeIssues(issues: readonly v.BaseIssue<unknown>[], where = 
 }
 
 export type FrameParseResult =
-	| { ok: true; frame: PublishFrame }
+	| { ok: true; frame: ClientFrameParsed }
 	| { ok: false; code: "invalid_frame" | "unknown_frame" | ValidationError["code"]; message: string; ref?: string };
 
 /** Parses one text frame from a client; never throws. */
@@ -388,7 +482,14 @@ export function parseClientFrame(text: string): FrameParseResult {
 			...(ref === undefined ? {} : { ref }),
 		};
 	}
-	const schema = "messages" in obj ? PublishBatchFrameSchema : PublishOneFrameSchema;
+	const schema =
+		obj.type === "ack"
+			? AckFrameSchema
+			: obj.type === "nack"
+				? NackFrameSchema
+				: "messages" in obj
+					? PublishBatchFrameSchema
+					: PublishOneFrameSchema;
 	const result = v.safeParse(schema, obj);
 	if (result.success) return { ok: true, frame: result.output };
 	return { ok: false, ...describeIssues(result.issues), ...(ref === undefined ? {} : { ref }) };
@@ -396,6 +497,10 @@ export function parseClientFrame(text: string): FrameParseResult {
 
 export type PublishBody = v.InferOutput<typeof PublishBodySchema>;
 export type PublishFrame = v.InferOutput<typeof PublishFrameSchema>;
+export type AckFrame = v.InferOutput<typeof AckFrameSchema>;
+export type NackFrame = v.InferOutput<typeof NackFrameSchema>;
+export type ClientFrameParsed = PublishFrame | AckFrame | NackFrame;
+export type GroupSettingsInput = v.InferOutput<typeof GroupSettingsSchema>;
 export type LiveQuery = v.InferOutput<typeof LiveQuerySchema>;
 export type HistoryQuery = v.InferOutput<typeof HistoryQuerySchema>;
 export type TopicSettingsInput = v.InferOutput<typeof TopicSettingsSchema>;

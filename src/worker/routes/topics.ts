@@ -94,6 +94,13 @@ export const topics = new Hono<{ Bindings: Env }>()
 	})
 	.get("/:topic/ws", requireUpgrade, validate("param", TopicParam), validate("query", LiveQuerySchema), async (c) => {
 		const { topic } = c.req.valid("param");
+		const query = c.req.query();
+		if (query.group !== undefined && (query.from !== undefined || query.filter !== undefined)) {
+			throw new ApiError(
+				"invalid_request",
+				"from and filter are for live subscriptions; a group reads from its cursor, with its own filter",
+			);
+		}
 		const headers = new Headers(c.req.raw.headers);
 		headers.set(TOPIC_HEADER, topic);
 		return stub(c.env, topic).fetch(new Request(c.req.raw.url, { headers }));

@@ -1,0 +1,113 @@
+/**
+ * WebSocket members of consumer groups: hibernatable sockets tagged with
+ * their group, each holding at most `prefetch` unacknowledged messages.
+ * Deliveries go round-robin over the members that have room, as RabbitMQ
+ * spreads a queue over its consumers, not all to the first one.
+ * @module
+ */
+import type { DeadLetter } from "../protocol/message.js";
+import type { ConsumerGroups } from "./groups.js";
+import { send, sendRaw } from "./live-streams.js";
+
+export interface MemberAttachment {
+	kind: "member";
+	group: string;
+	prefetch: number;
+	/** Owner id of this socket's leases. */
+	id: string;
+}
+
+export function memberTag(group: string): string {
+	return `g:${group}`;
+}
+
+export function memberOf(ws: WebSocket): MemberAttachment | undefined {
+	const att = ws.deserializeAttachment() as { kind?: string } | null;
+	return att?.kind === "member" ? (att as MemberAttachment) : undefined;
+}
+
+type Transaction = <T>(fn: () => T) => T;
+
+export class GroupMembers {
+	/** Where the next round-robin pass starts, per group. */
+	readonly #next = new Map<string, number>();
+
+	constructor(
+		private readonly ctx: DurableObjectState,
+		private readonly groups: ConsumerGroups,
+		private readonly transaction: Transaction,
+	) {}
+
+	count(group: string): number {
+		return this.ctx.getWebSockets(memberTag(group)).length;
+	}
+
+	accept(ws: WebSocket, topic: string, group: string, prefetch: number, head: number): void {
+		this.ctx.acceptWebSocket(ws, [memberTag(group)]);
+		const att: MemberAttachment = { kind: "member", group, prefetch, id: crypto.randomUUID() };
+		ws.serializeAttachment(att);
+		send(ws, { type: "ready", topic, group, head_seq: head, from: this.groups.cursor(group) });
+		this.dispatch(group);
+	}
+
+	/** Hands out ready messages to members with room, one at a time, round-robin. */
+	dispatch(group: string, leaving?: WebSocket): void {
+		const sockets = this.ctx.getWebSockets(memberTag(group)).filter((ws) => ws !== leaving);
+		if (sockets.length === 0) return;
+		const settings = this.groups.settings(group);
+		if (!settings) return;
+		const members = sockets.flatMap((ws) => {
+			const att = memberOf(ws);
+			return att ? [{ ws, att, room: att.prefetch - this.groups.inFlight(group, att.id) }] : [];
+		});
+		const n = members.length;
+		let i = (this.#next.get(group) ?? 0) % n;
+		let idle = 0;
+		const now = Date.now();
+		while (idle < n) {
+			const m = members[i % n] as (typeof members)[number];
+			i = (i + 1) % n;
+			if (m.room <= 0) {
+				idle++;
+				continue;
+			}
+			const [d] = this.transaction(() => this.groups.take(group, m.att.id, 1, settings.ack_timeout_ms, now));
+			if (!d) break;
+			sendRaw(m.ws, `{"type":"message","message":${d.json}}`);
+			m.room--;
+			idle = 0;
+		}
+		this.#next.set(group, i);
+	}
+
+	ack(ws: WebSocket, att: MemberAttachment, seq: number): void {
+		const done = this.transaction(() => this.groups.ack(att.group, [seq], att.id));
+		if (done.length === 0) {
+			send(ws, { type: "error", code: "not_found", message: `seq ${seq} is not leased to this member` });
+		}
+		this.dispatch(att.group);
+	}
+
+	nack(ws: WebSocket, att: MemberAttachment, seq: number, delayMs?: number, error?: string): DeadLetter[] {
+		const now = Date.now();
+		const { done, dead } = this.transaction(() =>
+			this.groups.nack(att.group, [seq], now, {
+				owner: att.id,
+				...(delayMs === undefined ? {} : { delayMs }),
+				...(error === undefined ? {} : { error }),
+			}),
+		);
+		if (done.length === 0) {
+			send(ws, { type: "error", code: "not_found", message: `seq ${seq} is not leased to this member` });
+		}
+		this.dispatch(att.group);
+		return dead;
+	}
+
+	/** A member left: its leases go back to the group, to the others. */
+	closed(ws: WebSocket, att: MemberAttachment): DeadLetter[] {
+		const dead = this.transaction(() => this.groups.release(att.group, att.id, Date.now()));
+		this.dispatch(att.group, ws);
+		return dead;
+	}
+}

@@ -1,0 +1,419 @@
+/**
+ * Consumer groups: each message of the topic goes to one member of a group
+ * at a time, is retried with backoff until acknowledged, and is
+ * dead-lettered after `max_retries` failed retries.
+ *
+ * A group reads the log through its cursor. A message it takes gets a row in
+ * `group_messages` (leased to an owner until a deadline, or ready for a retry
+ * at a time) until it is acked or dead-lettered. Lease expiries and retry
+ * times are timers on the object's one scheduler.
+ *
+ * Every delivery counts as an attempt; a nack, an ack timeout and a member
+ * that goes away with the message all end the attempt as failed. Attempt
+ * `max_retries + 1` failing dead-letters the message, once: the row moves to
+ * `dead_letters` in the same transaction.
+ * @module
+ */
+import { matchesFilter } from "../protocol/filter.js";
+import { DEFAULT_GROUP_SETTINGS, TUNING } from "../protocol/limits.js";
+import type { Attributes, DeadLetter, GroupCounts, GroupSettings } from "../protocol/message.js";
+import type { GroupSettingsInput } from "../protocol/schema.js";
+import type { Scheduler } from "./scheduler.js";
+import { type LogRow, renderMessage, type TopicLog } from "./topic-log.js";
+
+export const TIMER_LEASE = "lease";
+export const TIMER_RETRY = "retry";
+
+type GroupRow = {
+	name: string;
+	settings: string;
+	cursor: number;
+	acked: number;
+	retried: number;
+	filtered: number;
+	expired: number;
+};
+
+type PendingRow = {
+	seq: number;
+	attempt: number;
+	state: string;
+	owner: string | null;
+	payload: string | null;
+};
+
+/** One leased message, rendered for its member. */
+export interface Leased {
+	seq: number;
+	attempt: number;
+	/** The message JSON with `group` and `attempt` added. */
+	json: string;
+}
+
+/** Timer keys join group and seq with a character names cannot hold. */
+export function timerKey(group: string, seq: number): string {
+	return `${group}/${seq}`;
+}
+export function parseTimerKey(key: string): { group: string; seq: number } {
+	const i = key.lastIndexOf("/");
+	return { group: key.slice(0, i), seq: Number(key.slice(i + 1)) };
+}
+
+export function retryDelay(s: GroupSettings, attempt: number, random = Math.random): number {
+	if (s.backoff === "fixed") return s.retry_delay_ms;
+	const d = Math.min(s.retry_delay_ms * 2 ** Math.max(0, attempt - 1), s.max_retry_delay_ms);
+	return s.jitter ? Math.round(d / 2 + random() * (d / 2)) : d;
+}
+
+export class ConsumerGroups {
+	/** Parsed settings per group, cached for the life of the instance. */
+	readonly #settings = new Map<string, GroupSettings>();
+
+	constructor(
+		private readonly sql: SqlStorage,
+		private readonly log: TopicLog,
+		private readonly scheduler: Scheduler,
+		private readonly topicJson: () => string,
+	) {}
+
+	names(): string[] {
+		return this.sql
+			.exec<{ name: string }>("SELECT name FROM groups ORDER BY name")
+			.toArray()
+			.map((r) => r.name);
+	}
+
+	settings(group: string): GroupSettings | undefined {
+		let s = this.#settings.get(group);
+		if (!s) {
+			const row = this.sql.exec<{ settings: string }>("SELECT settings FROM groups WHERE name = ?", group).toArray()[0];
+			if (!row) return undefined;
+			s = JSON.parse(row.settings) as GroupSettings;
+			this.#settings.set(group, s);
+		}
+		return s;
+	}
+
+	/** Creates a group (starting at the head or the oldest retained message) or changes its settings. */
+	upsert(group: string, input: GroupSettingsInput): { settings: GroupSettings; created: boolean } {
+		const current = this.settings(group);
+		const merged: GroupSettings = { ...DEFAULT_GROUP_SETTINGS, ...current };
+		for (const [k, value] of Object.entries(input)) {
+			if (value === undefined) continue;
+			if (value === null) delete (merged as unknown as Record<string, unknown>)[k];
+			else (merged as unknown as Record<string, unknown>)[k] = value;
+		}
+		if (current) {
+			this.sql.exec("UPDATE groups SET settings = ? WHERE name = ?", JSON.stringify(merged), group);
+		} else {
+			const cursor = merged.start === "earliest" ? this.log.first - 1 : this.log.head;
+			this.sql.exec(
+				"INSERT INTO groups (name, settings, cursor) VALUES (?, ?, ?)",
+				group,
+				JSON.stringify(merged),
+				cursor,
+			);
+		}
+		this.#settings.set(group, merged);
+		return { settings: merged, created: !current };
+	}
+
+	delete(group: string): boolean {
+		const existed = this.sql.exec("DELETE FROM groups WHERE name = ?", group).rowsWritten > 0;
+		for (const { seq } of this.sql.exec<{ seq: number }>("SELECT seq FROM group_messages WHERE grp = ?", group)) {
+			this.scheduler.cancel(TIMER_LEASE, timerKey(group, seq));
+			this.scheduler.cancel(TIMER_RETRY, timerKey(group, seq));
+		}
+		this.sql.exec("DELETE FROM group_messages WHERE grp = ?", group);
+		this.sql.exec("DELETE FROM dead_letters WHERE grp = ?", group);
+		this.#settings.delete(group);
+		return existed;
+	}
+
+	counts(group: string): GroupCounts | undefined {
+		const g = this.sql.exec<GroupRow>("SELECT * FROM groups WHERE name = ?", group).toArray()[0];
+		if (!g) return undefined;
+		const byState = this.sql
+			.exec<{ state: string; n: number }>(
+				"SELECT state, COUNT(*) AS n FROM group_messages WHERE grp = ? GROUP BY state",
+				group,
+			)
+			.toArray();
+		const n = (state: string) => byState.find((r) => r.state === state)?.n ?? 0;
+		const dead = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM dead_letters WHERE grp = ?", group).one().n;
+		return {
+			pending: Math.max(0, this.log.head - Math.max(g.cursor, this.log.first - 1)) + n("ready"),
+			in_flight: n("leased"),
+			acked: g.acked,
+			retried: g.retried,
+			dead,
+			filtered: g.filtered,
+			expired: g.expired,
+		};
+	}
+
+	cursor(group: string): number {
+		return this.sql.exec<{ cursor: number }>("SELECT cursor FROM groups WHERE name = ?", group).one().cursor;
+	}
+
+	/** Messages `owner` holds in `group`. */
+	inFlight(group: string, owner: string): number {
+		return this.sql
+			.exec<{ n: number }>(
+				"SELECT COUNT(*) AS n FROM group_messages WHERE grp = ? AND owner = ? AND state = 'leased'",
+				group,
+				owner,
+			)
+			.one().n;
+	}
+
+	/**
+	 * Leases up to `max` messages to `owner` until `now + leaseMs`: due retries
+	 * first (lowest seq first), then the log after the cursor. Call inside a
+	 * transaction.
+	 */
+	take(group: string, owner: string, max: number, leaseMs: number, now: number): Leased[] {
+		const settings = this.settings(group);
+		if (!settings) return [];
+		const out: Leased[] = [];
+		const until = now + leaseMs;
+		const retries = this.sql
+			.exec<PendingRow>(
+				`SELECT seq, attempt, state, owner, payload FROM group_messages
+				 WHERE grp = ? AND state = 'ready' AND available_at <= ? ORDER BY seq LIMIT ?`,
+				group,
+				now,
+				max,
+			)
+			.toArray();
+		for (const r of retries) {
+			const json = this.#messageJson(r.seq, r.payload);
+			if (json === undefined) {
+				// Neither in the log nor kept: nothing left to deliver.
+				this.sql.exec("DELETE FROM group_messages WHERE grp = ? AND seq = ?", group, r.seq);
+				continue;
+			}
+			this.sql.exec(
+				"UPDATE group_messages SET state = 'leased', owner = ?, lease_until = ?, attempt = attempt + 1 WHERE grp = ? AND seq = ?",
+				owner,
+				until,
+				group,
+				r.seq,
+			);
+			this.scheduler.cancel(TIMER_RETRY, timerKey(group, r.seq));
+			this.scheduler.schedule(TIMER_LEASE, timerKey(group, r.seq), until);
+			out.push(delivery(json, group, r.seq, r.attempt + 1));
+		}
+		if (out.length >= max) return out;
+
+		let cursor = this.cursor(group);
+		let filtered = 0;
+		let expired = 0;
+		if (cursor < this.log.first - 1) {
+			expired = this.log.first - 1 - cursor;
+			cursor = this.log.first - 1;
+		}
+		while (out.length < max && cursor < this.log.head) {
+			const rows = this.log.read(cursor, Math.min(TUNING.replayPageSize, (max - out.length) * 4));
+			if (rows.length === 0) break;
+			for (const row of rows) {
+				if (out.length >= max) break;
+				cursor = row.seq;
+				if (settings.filter && !matchesFilter(settings.filter, attributesOf(row))) {
+					filtered++;
+					continue;
+				}
+				this.sql.exec(
+					"INSERT INTO group_messages (grp, seq, attempt, state, owner, lease_until, available_at) VALUES (?, ?, 1, 'leased', ?, ?, ?)",
+					group,
+					row.seq,
+					owner,
+					until,
+					now,
+				);
+				this.scheduler.schedule(TIMER_LEASE, timerKey(group, row.seq), until);
+				out.push(delivery(renderMessage(this.topicJson(), row), group, row.seq, 1));
+			}
+		}
+		this.sql.exec(
+			"UPDATE groups SET cursor = ?, filtered = filtered + ?, expired = expired + ? WHERE name = ?",
+			cursor,
+			filtered,
+			expired,
+			group,
+		);
+		return out;
+	}
+
+	/** Settles leased messages. `owner` undefined accepts any owner (pull acks by seq). Returns the seqs settled. */
+	ack(group: string, seqs: number[], owner?: string): number[] {
+		const done: number[] = [];
+		for (const seq of seqs) {
+			const row = this.#leased(group, seq, owner);
+			if (!row) continue;
+			this.sql.exec("DELETE FROM group_messages WHERE grp = ? AND seq = ?", group, seq);
+			this.scheduler.cancel(TIMER_LEASE, timerKey(group, seq));
+			done.push(seq);
+		}
+		if (done.length > 0) this.sql.exec("UPDATE groups SET acked = acked + ? WHERE name = ?", done.length, group);
+		return done;
+	}
+
+	/** Ends leased attempts as failed: retried after a delay, or dead-lettered. Returns the seqs settled. */
+	nack(group: string, seqs: number[], now: number, opts: { delayMs?: number; error?: string; owner?: string } = {}) {
+		const done: number[] = [];
+		const dead: DeadLetter[] = [];
+		for (const seq of seqs) {
+			const row = this.#leased(group, seq, opts.owner);
+			if (!row) continue;
+			const d = this.#fail(group, row, now, opts.error ?? null, opts.delayMs);
+			if (d) dead.push(d);
+			done.push(seq);
+		}
+		return { done, dead };
+	}
+
+	/** A lease ran out: the attempt failed. */
+	expire(group: string, seq: number, now: number): DeadLetter | undefined {
+		const row = this.#leased(group, seq);
+		if (!row) return undefined;
+		return this.#fail(group, row, now, "ack timeout", undefined) ?? undefined;
+	}
+
+	/** A member went away: every message it held is a failed attempt, retried at once. */
+	release(group: string, owner: string, now: number): DeadLetter[] {
+		const rows = this.sql
+			.exec<PendingRow>(
+				"SELECT seq, attempt, state, owner, payload FROM group_messages WHERE grp = ? AND owner = ? AND state = 'leased'",
+				group,
+				owner,
+			)
+			.toArray();
+		const dead: DeadLetter[] = [];
+		for (const row of rows) {
+			const d = this.#fail(group, row, now, "consumer disconnected", 0);
+			if (d) dead.push(d);
+		}
+		return dead;
+	}
+
+	deadLetters(group: string, after: number, limit: number): { count: number; messages: DeadLetter[] } {
+		const count = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM dead_letters WHERE grp = ?", group).one().n;
+		const messages = this.sql
+			.exec<{ seq: number; attempts: number; last_error: string | null; dead_at: number; message: string }>(
+				"SELECT seq, attempts, last_error, dead_at, message FROM dead_letters WHERE grp = ? AND seq > ? ORDER BY seq LIMIT ?",
+				group,
+				after,
+				limit,
+			)
+			.toArray()
+			.map((r) => ({ ...r, message: JSON.parse(r.message) }));
+		return { count, messages };
+	}
+
+	/** Puts dead letters back into the group as fresh messages (attempts start again). */
+	redrive(group: string, now: number, seqs?: number[]): number {
+		const rows = this.sql
+			.exec<{ seq: number; message: string }>("SELECT seq, message FROM dead_letters WHERE grp = ? ORDER BY seq", group)
+			.toArray()
+			.filter((r) => !seqs || seqs.includes(r.seq));
+		for (const r of rows) {
+			this.sql.exec(
+				`INSERT INTO group_messages (grp, seq, attempt, state, available_at, payload) VALUES (?, ?, 0, 'ready', ?, ?)
+				 ON CONFLICT (grp, seq) DO NOTHING`,
+				group,
+				r.seq,
+				now,
+				r.message,
+			);
+			this.sql.exec("DELETE FROM dead_letters WHERE grp = ? AND seq = ?", group, r.seq);
+		}
+		return rows.length;
+	}
+
+	purge(group: string, seqs?: number[]): number {
+		if (!seqs) return this.sql.exec("DELETE FROM dead_letters WHERE grp = ?", group).rowsWritten;
+		let n = 0;
+		for (const seq of seqs) {
+			n += this.sql.exec("DELETE FROM dead_letters WHERE grp = ? AND seq = ?", group, seq).rowsWritten;
+		}
+		return n;
+	}
+
+	/**
+	 * Before retention deletes log rows up to `upTo`, messages a group still
+	 * owes keep their text, so retries and leases survive the trim.
+	 */
+	keepBeforeTrim(upTo: number): void {
+		const owed = this.sql
+			.exec<{ seq: number }>("SELECT DISTINCT seq FROM group_messages WHERE seq <= ? AND payload IS NULL", upTo)
+			.toArray();
+		for (const { seq } of owed) {
+			const json = this.#messageJson(seq, null);
+			if (json !== undefined) {
+				this.sql.exec("UPDATE group_messages SET payload = ? WHERE seq = ? AND payload IS NULL", json, seq);
+			}
+		}
+	}
+
+	#leased(group: string, seq: number, owner?: string): PendingRow | undefined {
+		const row = this.sql
+			.exec<PendingRow>(
+				"SELECT seq, attempt, state, owner, payload FROM group_messages WHERE grp = ? AND seq = ?",
+				group,
+				seq,
+			)
+			.toArray()[0];
+		if (!row || row.state !== "leased") return undefined;
+		if (owner !== undefined && row.owner !== owner) return undefined;
+		return row;
+	}
+
+	#fail(group: string, row: PendingRow, now: number, error: string | null, delayMs: number | undefined) {
+		const settings = this.settings(group) as GroupSettings;
+		this.scheduler.cancel(TIMER_LEASE, timerKey(group, row.seq));
+		if (row.attempt >= settings.max_retries + 1) {
+			const json = this.#messageJson(row.seq, row.payload) ?? "null";
+			this.sql.exec("DELETE FROM group_messages WHERE grp = ? AND seq = ?", group, row.seq);
+			this.sql.exec(
+				`INSERT INTO dead_letters (grp, seq, attempts, last_error, dead_at, message) VALUES (?, ?, ?, ?, ?, ?)
+				 ON CONFLICT (grp, seq) DO UPDATE SET attempts = excluded.attempts, last_error = excluded.last_error,
+				   dead_at = excluded.dead_at, message = excluded.message`,
+				group,
+				row.seq,
+				row.attempt,
+				error,
+				now,
+				json,
+			);
+			return { seq: row.seq, attempts: row.attempt, last_error: error, dead_at: now, message: JSON.parse(json) };
+		}
+		const at = now + (delayMs ?? retryDelay(settings, row.attempt));
+		this.sql.exec(
+			"UPDATE group_messages SET state = 'ready', owner = NULL, lease_until = NULL, available_at = ?, last_error = ? WHERE grp = ? AND seq = ?",
+			at,
+			error,
+			group,
+			row.seq,
+		);
+		this.sql.exec("UPDATE groups SET retried = retried + 1 WHERE name = ?", group);
+		// Wakes the group's members when the retry is due.
+		this.scheduler.schedule(TIMER_RETRY, timerKey(group, row.seq), at);
+		return undefined;
+	}
+
+	#messageJson(seq: number, payload: string | null): string | undefined {
+		if (payload !== null) return payload;
+		const [row] = this.log.read(seq - 1, 1);
+		return row && row.seq === seq ? renderMessage(this.topicJson(), row) : undefined;
+	}
+}
+
+function attributesOf(row: LogRow): Attributes {
+	return row.attributes === null ? {} : (JSON.parse(row.attributes) as Attributes);
+}
+
+function delivery(messageJson: string, group: string, seq: number, attempt: number): Leased {
+	// The message JSON ends with "}": add the delivery fields inside it.
+	return { seq, attempt, json: `${messageJson.slice(0, -1)},"group":${JSON.stringify(group)},"attempt":${attempt}}` };
+}

@@ -1,0 +1,122 @@
+/**
+ * `/v1/topics/:topic/groups/:group…`: consumer group settings, pull, ack,
+ * nack and the dead-letter queue. Handlers validate, then call the topic's
+ * Durable Object.
+ * @module
+ */
+import { Hono } from "hono";
+import * as v from "valibot";
+import { LIMITS } from "../../protocol/limits.js";
+import {
+	AckBodySchema,
+	GroupName,
+	GroupSettingsSchema,
+	HistoryQuerySchema,
+	NackBodySchema,
+	PullBodySchema,
+	RedriveBodySchema,
+	TopicName,
+} from "../../protocol/schema.js";
+import type { Env } from "../env.js";
+import { ApiError } from "../errors.js";
+import { requireJson, validate } from "../validate.js";
+
+const GroupParams = v.object({ topic: TopicName, group: GroupName });
+
+function stub(env: Env, topic: string) {
+	return env.TOPIC.get(env.TOPIC.idFromName(topic));
+}
+
+function noGroup(topic: string, group: string): ApiError {
+	return new ApiError(
+		"not_found",
+		`no group ${group} on topic ${topic}; create it with PUT /v1/topics/${topic}/groups/${group}`,
+	);
+}
+
+function found<T>(value: T | undefined, topic: string, group: string): T {
+	if (value === undefined) throw noGroup(topic, group);
+	return value;
+}
+
+export const groups = new Hono<{ Bindings: Env }>()
+	.put(
+		"/:topic/groups/:group",
+		validate("param", GroupParams),
+		requireJson,
+		validate("json", GroupSettingsSchema),
+		async (c) => {
+			const { topic, group } = c.req.valid("param");
+			const result = await stub(c.env, topic).configureGroup(topic, group, c.req.valid("json"));
+			if (!result) {
+				throw new ApiError("limit_exceeded", `a topic has at most ${LIMITS.groupsPerTopicMax} consumer groups`);
+			}
+			return c.json(result.info, result.created ? 201 : 200);
+		},
+	)
+	.get("/:topic/groups/:group", validate("param", GroupParams), async (c) => {
+		const { topic, group } = c.req.valid("param");
+		return c.json(found(await stub(c.env, topic).group(topic, group), topic, group));
+	})
+	.delete("/:topic/groups/:group", validate("param", GroupParams), async (c) => {
+		const { topic, group } = c.req.valid("param");
+		if (!(await stub(c.env, topic).deleteGroup(topic, group))) throw noGroup(topic, group);
+		return c.json({ deleted: true });
+	})
+	.post(
+		"/:topic/groups/:group/pull",
+		validate("param", GroupParams),
+		requireJson,
+		validate("json", PullBodySchema),
+		async (c) => {
+			const { topic, group } = c.req.valid("param");
+			const { max, ack_timeout_ms } = c.req.valid("json");
+			const page = found(await stub(c.env, topic).pull(topic, group, max, ack_timeout_ms), topic, group);
+			return c.body(page, 200, { "Content-Type": "application/json" });
+		},
+	)
+	.post(
+		"/:topic/groups/:group/ack",
+		validate("param", GroupParams),
+		requireJson,
+		validate("json", AckBodySchema),
+		async (c) => {
+			const { topic, group } = c.req.valid("param");
+			return c.json(found(await stub(c.env, topic).ack(topic, group, c.req.valid("json").seqs), topic, group));
+		},
+	)
+	.post(
+		"/:topic/groups/:group/nack",
+		validate("param", GroupParams),
+		requireJson,
+		validate("json", NackBodySchema),
+		async (c) => {
+			const { topic, group } = c.req.valid("param");
+			const { seqs, ...opts } = c.req.valid("json");
+			return c.json(found(await stub(c.env, topic).nack(topic, group, seqs, opts), topic, group));
+		},
+	)
+	.get(
+		"/:topic/groups/:group/dlq",
+		validate("param", GroupParams),
+		validate("query", HistoryQuerySchema),
+		async (c) => {
+			const { topic, group } = c.req.valid("param");
+			const { after, limit } = c.req.valid("query");
+			return c.json(found(await stub(c.env, topic).deadLetters(topic, group, after, limit), topic, group));
+		},
+	)
+	.post(
+		"/:topic/groups/:group/dlq/redrive",
+		validate("param", GroupParams),
+		requireJson,
+		validate("json", RedriveBodySchema),
+		async (c) => {
+			const { topic, group } = c.req.valid("param");
+			return c.json(found(await stub(c.env, topic).redrive(topic, group, c.req.valid("json").seqs), topic, group));
+		},
+	)
+	.delete("/:topic/groups/:group/dlq", validate("param", GroupParams), async (c) => {
+		const { topic, group } = c.req.valid("param");
+		return c.json(found(await stub(c.env, topic).purgeDeadLetters(topic, group), topic, group));
+	});

@@ -1,0 +1,327 @@
+import { runDurableObjectAlarm } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { retryDelay } from "../../src/durable/groups.js";
+import { DEFAULT_GROUP_SETTINGS } from "../../src/protocol/limits.js";
+import type { GroupSettings } from "../../src/protocol/message.js";
+import { api, eventually, publish, restartObject, stats, TestSocket, topicStub, uniqueTopic } from "./helpers.js";
+
+type Json = Record<string, unknown>;
+
+async function call(method: string, path: string, body?: unknown) {
+	const res = await api(path, {
+		method,
+		...(body === undefined ? {} : { headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }),
+	});
+	return { status: res.status, body: (await res.json()) as Json };
+}
+
+const groupPath = (topic: string, group: string, rest = "") => `/v1/topics/${topic}/groups/${group}${rest}`;
+
+async function createGroup(topic: string, group: string, settings: Json = {}) {
+	const res = await call("PUT", groupPath(topic, group), settings);
+	expect(res.status, JSON.stringify(res.body)).toBe(201);
+	return res.body;
+}
+
+function member(topic: string, group: string, prefetch = 1) {
+	return TestSocket.open(topic, `group=${group}&prefetch=${prefetch}`);
+}
+
+async function publishN(topic: string, n: number, attributes?: (i: number) => Json) {
+	const messages = Array.from({ length: n }, (_, i) => ({
+		data: i,
+		...(attributes ? { attributes: attributes(i) } : {}),
+	}));
+	for (let i = 0; i < n; i += 100)
+		expect((await publish(topic, { messages: messages.slice(i, i + 100) })).status).toBe(201);
+}
+
+describe("group settings", () => {
+	it("creates with defaults, changes, reads and deletes", async () => {
+		const topic = uniqueTopic();
+		const created = await createGroup(topic, "mailer", { max_retries: 5 });
+		expect(created).toMatchObject({
+			group: "mailer",
+			settings: { ...DEFAULT_GROUP_SETTINGS, max_retries: 5 },
+			cursor: 0,
+			counts: { pending: 0, in_flight: 0, acked: 0, retried: 0, dead: 0, filtered: 0, expired: 0 },
+			members: 0,
+		});
+		const changed = await call("PUT", groupPath(topic, "mailer"), { backoff: "exponential", filter: { kind: ["a"] } });
+		expect(changed.status).toBe(200);
+		expect(changed.body.settings).toMatchObject({ max_retries: 5, backoff: "exponential", filter: { kind: ["a"] } });
+		const cleared = await call("PUT", groupPath(topic, "mailer"), { filter: null });
+		expect((cleared.body.settings as Json).filter).toBeUndefined();
+		expect((await call("GET", groupPath(topic, "mailer"))).status).toBe(200);
+		expect((await stats(topic)) as unknown as { groups: Json[] }).toMatchObject({ groups: [{ group: "mailer" }] });
+		expect((await call("DELETE", groupPath(topic, "mailer"))).body).toEqual({ deleted: true });
+		expect((await call("GET", groupPath(topic, "mailer"))).status).toBe(404);
+		expect((await call("DELETE", groupPath(topic, "mailer"))).status).toBe(404);
+	});
+
+	it("starts at the head (latest) or at the oldest retained message (earliest)", async () => {
+		const topic = uniqueTopic();
+		await publishN(topic, 5);
+		expect((await createGroup(topic, "new")).cursor).toBe(5);
+		expect((await createGroup(topic, "all", { start: "earliest" })).cursor).toBe(0);
+		expect(((await call("GET", groupPath(topic, "all"))).body.counts as Json).pending).toBe(5);
+	});
+
+	it("validates settings with clear errors and stores nothing", async () => {
+		const topic = uniqueTopic();
+		const bad: Array<[Json, number, string]> = [
+			[{ max_retries: 101 }, 400, "limit_exceeded"],
+			[{ max_retries: -1 }, 400, "invalid_request"],
+			[{ backoff: "linear" }, 400, "invalid_request"],
+			[{ ack_timeout_ms: 10 }, 400, "invalid_request"],
+			[{ retry_delay_ms: 13 * 3600 * 1000 }, 400, "limit_exceeded"],
+			[{ filter: { a: [] } }, 400, "invalid_request"],
+			[{ dead_letter_topic: "bad topic" }, 400, "invalid_request"],
+			[{ unknown: 1 }, 400, "invalid_request"],
+		];
+		for (const [body, status, code] of bad) {
+			const res = await call("PUT", groupPath(topic, "g"), body);
+			expect(res.status, JSON.stringify(body)).toBe(status);
+			expect((res.body.error as Json).code).toBe(code);
+		}
+		expect((await call("PUT", groupPath(topic, "bad name!"), {})).status).toBe(400);
+		expect((await call("GET", groupPath(topic, "g"))).status).toBe(404);
+	});
+});
+
+describe("group delivery over WebSockets", () => {
+	it("spreads work round-robin over members; nothing is processed twice when all ack", async () => {
+		const topic = uniqueTopic();
+		await createGroup(topic, "workers");
+		const members = await Promise.all([0, 1, 2].map(() => member(topic, "workers", 1)));
+		await Promise.all(members.map((m) => m.waitForFrame((f) => f.type === "ready", "ready")));
+		const processed: number[][] = members.map(() => []);
+		let stop = false;
+		const loops = members.map(async (m, i) => {
+			let seen = 0;
+			while (!stop) {
+				const got = m.messages();
+				for (; seen < got.length; seen++) {
+					const msg = got[seen] as Json;
+					processed[i]?.push(msg.seq as number);
+					m.send({ type: "ack", seq: msg.seq });
+				}
+				await new Promise((r) => setTimeout(r, 2));
+			}
+		});
+		await publishN(topic, 60);
+		await eventually(async () => processed.flat().length === 60, "60 processed");
+		stop = true;
+		await Promise.all(loops);
+		const all = processed.flat().sort((a, b) => a - b);
+		expect(all).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+		for (const p of processed) expect(p.length).toBeGreaterThanOrEqual(10);
+		const info = (await call("GET", groupPath(topic, "workers"))).body;
+		expect(info.counts).toMatchObject({ pending: 0, in_flight: 0, acked: 60, retried: 0, dead: 0 });
+		for (const m of members) m.close();
+	});
+
+	it("holds at most prefetch unacknowledged messages per member, in seq order", async () => {
+		const topic = uniqueTopic();
+		await createGroup(topic, "g");
+		const m = await member(topic, "g", 3);
+		await publishN(topic, 10);
+		const first = await m.waitForMessages(3);
+		await new Promise((r) => setTimeout(r, 100));
+		expect(m.messages()).toHaveLength(3);
+		expect(first.map((x) => [x.seq, x.attempt, x.group])).toEqual([
+			[1, 1, "g"],
+			[2, 1, "g"],
+			[3, 1, "g"],
+		]);
+		m.send({ type: "ack", seq: 2 });
+		const next = await m.waitForMessages(4);
+		expect(next[3]?.seq).toBe(4);
+		expect(((await call("GET", groupPath(topic, "g"))).body.counts as Json).in_flight).toBe(3);
+		m.close();
+	});
+
+	it("with one member and prefetch 1 is strictly FIFO", async () => {
+		const topic = uniqueTopic();
+		await createGroup(topic, "fifo");
+		const m = await member(topic, "fifo", 1);
+		await publishN(topic, 20);
+		const order: number[] = [];
+		for (let i = 0; i < 20; i++) {
+			const got = await m.waitForMessages(i + 1);
+			const msg = got[i] as Json;
+			order.push(msg.seq as number);
+			// A nack with no delay keeps its place: it comes back before later seqs.
+			if (i === 5 && (msg.attempt as number) === 1) {
+				m.send({ type: "nack", seq: msg.seq, delay_ms: 0 });
+				const again = await m.waitForMessages(i + 2);
+				expect(again[i + 1]).toMatchObject({ seq: msg.seq, attempt: 2 });
+				m.frames.splice(m.frames.indexOf(m.frames.find((f) => f.message === msg) as Json), 1);
+			}
+			m.send({ type: "ack", seq: (m.messages()[i] as Json).seq });
+		}
+		expect(order).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+		m.close();
+	});
+
+	it("retries a poison message max_retries times with backoff, dead-letters it once, and redrives it", async () => {
+		const topic = uniqueTopic();
+		await createGroup(topic, "poison", { max_retries: 2, retry_delay_ms: 300 });
+		const m = await member(topic, "poison", 1);
+		await publish(topic, { data: "bad", traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" });
+		const times: number[] = [];
+		for (let attempt = 1; attempt <= 3; attempt++) {
+			const got = await m.waitForMessages(attempt, 5000);
+			const msg = got[attempt - 1] as Json;
+			expect(msg).toMatchObject({ seq: 1, attempt, data: "bad", traceparent: expect.any(String) });
+			times.push(Date.now());
+			m.send({ type: "nack", seq: 1, error: `failure ${attempt}` });
+		}
+		expect((times[1] as number) - (times[0] as number)).toBeGreaterThanOrEqual(280);
+		expect((times[2] as number) - (times[1] as number)).toBeGreaterThanOrEqual(280);
+		const dlq = await eventually(async () => {
+			const r = (await call("GET", groupPath(topic, "poison", "/dlq"))).body;
+			return r.count === 1 ? r : undefined;
+		}, "dead letter");
+		expect(dlq.messages).toEqual([
+			{
+				seq: 1,
+				attempts: 3,
+				last_error: "failure 3",
+				dead_at: expect.any(Number),
+				message: expect.objectContaining({ seq: 1, data: "bad" }),
+			},
+		]);
+		await new Promise((r) => setTimeout(r, 400));
+		expect(m.messages()).toHaveLength(3);
+		expect((await call("GET", groupPath(topic, "poison"))).body.counts as Json).toMatchObject({
+			dead: 1,
+			retried: 2,
+			in_flight: 0,
+		});
+		expect((await call("POST", groupPath(topic, "poison", "/dlq/redrive"), {})).body).toEqual({ redriven: 1 });
+		const back = await m.waitForMessages(4);
+		expect(back[3]).toMatchObject({ seq: 1, attempt: 1, data: "bad" });
+		m.send({ type: "ack", seq: 1 });
+		await eventually(
+			async () => ((await call("GET", groupPath(topic, "poison"))).body.counts as Json).acked === 1,
+			"acked",
+		);
+		expect((await call("GET", groupPath(topic, "poison", "/dlq"))).body.count).toBe(0);
+		m.close();
+	});
+
+	it("redelivers after the ack timeout", async () => {
+		const topic = uniqueTopic();
+		await createGroup(topic, "slow", { ack_timeout_ms: 1000, retry_delay_ms: 0 });
+		const m = await member(topic, "slow", 1);
+		await publish(topic, { data: "x" });
+		await m.waitForMessages(1);
+		const again = await m.waitForMessages(2, 5000);
+		expect(again[1]).toMatchObject({ seq: 1, attempt: 2 });
+		m.close();
+	});
+
+	it("releases a disconnected member's messages to the others", async () => {
+		const topic = uniqueTopic();
+		await createGroup(topic, "g", { retry_delay_ms: 0 });
+		const a = await member(topic, "g", 5);
+		await a.waitForFrame((f) => f.type === "ready", "ready");
+		await publishN(topic, 3);
+		await a.waitForMessages(3);
+		const b = await member(topic, "g", 5);
+		await b.waitForFrame((f) => f.type === "ready", "ready");
+		expect(b.messages()).toHaveLength(0);
+		a.close();
+		const got = await b.waitForMessages(3);
+		expect(got.map((x) => [x.seq, x.attempt])).toEqual([
+			[1, 2],
+			[2, 2],
+			[3, 2],
+		]);
+		b.close();
+	});
+
+	it("refuses sockets for unknown groups and acks on live sockets", async () => {
+		const topic = uniqueTopic();
+		const res = await api(`/v1/topics/${topic}/ws?group=nope`, { headers: { Upgrade: "websocket" } });
+		expect(res.status).toBe(404);
+		const both = await api(`/v1/topics/${topic}/ws?group=nope&from=0`, { headers: { Upgrade: "websocket" } });
+		expect(both.status).toBe(400);
+		const live = await TestSocket.open(topic);
+		live.send({ type: "ack", seq: 1 });
+		expect((await live.waitForFrame((f) => f.type === "error", "error")).code).toBe("invalid_frame");
+		live.close();
+	});
+});
+
+describe("pull consumers", () => {
+	it("lease, ack and nack by seq", async () => {
+		const topic = uniqueTopic();
+		await createGroup(topic, "cron", { retry_delay_ms: 0 });
+		await publishN(topic, 5);
+		const first = await call("POST", groupPath(topic, "cron", "/pull"), { max: 3 });
+		const msgs = first.body.messages as Json[];
+		expect(msgs.map((m) => [m.seq, m.attempt, m.group])).toEqual([
+			[1, 1, "cron"],
+			[2, 1, "cron"],
+			[3, 1, "cron"],
+		]);
+		const second = (await call("POST", groupPath(topic, "cron", "/pull"), { max: 10 })).body.messages as Json[];
+		expect(second.map((m) => m.seq)).toEqual([4, 5]);
+		expect((await call("POST", groupPath(topic, "cron", "/ack"), { seqs: [1, 2, 4, 99] })).body).toEqual({
+			acked: [1, 2, 4],
+		});
+		expect((await call("POST", groupPath(topic, "cron", "/nack"), { seqs: [3], error: "later" })).body).toEqual({
+			nacked: [3],
+			dead: [],
+		});
+		const third = (await call("POST", groupPath(topic, "cron", "/pull"), { max: 10 })).body.messages as Json[];
+		expect(third.map((m) => [m.seq, m.attempt])).toEqual([[3, 2]]);
+		expect((await call("POST", groupPath(topic, "cron", "/pull"), {})).body).toEqual({ messages: [] });
+		expect((await call("POST", groupPath(topic, "nope", "/pull"), {})).status).toBe(404);
+	});
+
+	it("expires a pull lease on the alarm, also across an object restart", async () => {
+		const topic = uniqueTopic();
+		await createGroup(topic, "p", { retry_delay_ms: 0 });
+		await publishN(topic, 1);
+		await call("POST", groupPath(topic, "p", "/pull"), { ack_timeout_ms: 1000 });
+		await restartObject(topic);
+		const again = await eventually(
+			async () => {
+				const r = (await call("POST", groupPath(topic, "p", "/pull"), {})).body.messages as Json[];
+				return r.length > 0 ? r : undefined;
+			},
+			"redelivery after lease expiry",
+			5000,
+		);
+		expect(again[0]).toMatchObject({ seq: 1, attempt: 2 });
+		// Alarms are at-least-once: running the alarm again changes nothing.
+		await runDurableObjectAlarm(topicStub(topic));
+		expect(((await call("GET", groupPath(topic, "p"))).body.counts as Json).in_flight).toBe(1);
+	});
+});
+
+describe("group filters", () => {
+	it("delivers only matching messages and counts the rest", async () => {
+		const topic = uniqueTopic();
+		await createGroup(topic, "invoices", { filter: { kind: ["invoice"], amount: [{ numeric: [">", 10] }] } });
+		await publishN(topic, 10, (i) => ({ kind: i % 2 === 0 ? "invoice" : "order", amount: i * 3 }));
+		const got = (await call("POST", groupPath(topic, "invoices", "/pull"), { max: 100 })).body.messages as Json[];
+		expect(got.map((m) => m.data)).toEqual([4, 6, 8]);
+		expect(((await call("GET", groupPath(topic, "invoices"))).body.counts as Json).filtered).toBe(7);
+	});
+});
+
+describe("backoff", () => {
+	const base: GroupSettings = { ...DEFAULT_GROUP_SETTINGS, retry_delay_ms: 100, max_retry_delay_ms: 1000 };
+	it("is fixed, or exponential with a cap and jitter", () => {
+		expect([1, 2, 3].map((a) => retryDelay(base, a))).toEqual([100, 100, 100]);
+		const exp = { ...base, backoff: "exponential" as const, jitter: false };
+		expect([1, 2, 3, 4, 5, 6].map((a) => retryDelay(exp, a))).toEqual([100, 200, 400, 800, 1000, 1000]);
+		const jittered = { ...exp, jitter: true };
+		expect(retryDelay(jittered, 3, () => 0)).toBe(200);
+		expect(retryDelay(jittered, 3, () => 1)).toBe(400);
+	});
+});
