@@ -15,14 +15,22 @@
  * @module
  */
 import { matchesFilter } from "../protocol/filter.js";
-import { DEFAULT_GROUP_SETTINGS, TUNING } from "../protocol/limits.js";
-import type { Attributes, DeadLetter, GroupCounts, GroupSettings } from "../protocol/message.js";
-import type { GroupSettingsInput } from "../protocol/schema.js";
+import { DEFAULT_GROUP_SETTINGS, LIMITS, TUNING } from "../protocol/limits.js";
+import type { Attributes, DeadLetter, GroupCounts, GroupSettings, Message } from "../protocol/message.js";
+import type { GroupSettingsInput, PublishRecord } from "../protocol/schema.js";
 import type { Scheduler } from "./scheduler.js";
 import { type LogRow, renderMessage, type TopicLog } from "./topic-log.js";
 
 export const TIMER_LEASE = "lease";
 export const TIMER_RETRY = "retry";
+/** Forwarding a dead letter to the group's `dead_letter_topic`. */
+export const TIMER_DEAD_LETTER = "dead-letter";
+
+/** What a `dead-letter` timer carries: the publish to make on the dead-letter topic. */
+export interface DeadLetterForward {
+	topic: string;
+	record: PublishRecord;
+}
 
 type GroupRow = {
 	name: string;
@@ -364,7 +372,7 @@ export class ConsumerGroups {
 				seq,
 			)
 			.toArray()[0];
-		if (!row || row.state !== "leased") return undefined;
+		if (row?.state !== "leased") return undefined;
 		if (owner !== undefined && row.owner !== owner) return undefined;
 		return row;
 	}
@@ -375,6 +383,16 @@ export class ConsumerGroups {
 		if (row.attempt >= settings.max_retries + 1) {
 			const json = this.#messageJson(row.seq, row.payload) ?? "null";
 			this.sql.exec("DELETE FROM group_messages WHERE grp = ? AND seq = ?", group, row.seq);
+			const message = JSON.parse(json) as Message;
+			if (settings.dead_letter_topic) {
+				// Forwarded by a timer in this same transaction: the dead letter and
+				// its forward are stored together, and the key makes a repeat a no-op.
+				const forward: DeadLetterForward = {
+					topic: settings.dead_letter_topic,
+					record: deadLetterRecord(message, group, row.attempt, error, now),
+				};
+				this.scheduler.schedule(TIMER_DEAD_LETTER, `${group}/${row.seq}/${now}`, now, JSON.stringify(forward));
+			}
 			this.sql.exec(
 				`INSERT INTO dead_letters (grp, seq, attempts, last_error, dead_at, message) VALUES (?, ?, ?, ?, ?, ?)
 				 ON CONFLICT (grp, seq) DO UPDATE SET attempts = excluded.attempts, last_error = excluded.last_error,
@@ -386,7 +404,7 @@ export class ConsumerGroups {
 				now,
 				json,
 			);
-			return { seq: row.seq, attempts: row.attempt, last_error: error, dead_at: now, message: JSON.parse(json) };
+			return { seq: row.seq, attempts: row.attempt, last_error: error, dead_at: now, message };
 		}
 		const at = now + (delayMs ?? retryDelay(settings, row.attempt));
 		this.sql.exec(
@@ -407,6 +425,36 @@ export class ConsumerGroups {
 		const [row] = this.log.read(seq - 1, 1);
 		return row && row.seq === seq ? renderMessage(this.topicJson(), row) : undefined;
 	}
+}
+
+/**
+ * The message a dead letter becomes on the dead-letter topic: the same data
+ * and trace context, with where it came from and why in its attributes.
+ */
+export function deadLetterRecord(
+	message: Message,
+	group: string,
+	attempts: number,
+	error: string | null,
+	deadAt: number,
+): PublishRecord {
+	const origin: Attributes = {
+		source_topic: message.topic,
+		source_group: group,
+		source_seq: message.seq,
+		attempts,
+		...(error === null ? {} : { last_error: error.slice(0, LIMITS.attributeValueMaxLength) }),
+	};
+	// Keep within the attribute limit: the origin fields win over the message's own.
+	const own = Object.entries(message.attributes ?? {}).filter(([k]) => !(k in origin));
+	const room = LIMITS.attributesMaxCount - Object.keys(origin).length;
+	return {
+		data_json: JSON.stringify(message.data),
+		attributes: { ...Object.fromEntries(own.slice(0, room)), ...origin },
+		key: `dead:${message.topic}:${group}:${message.seq}:${deadAt}`,
+		...(message.traceparent === undefined ? {} : { traceparent: message.traceparent }),
+		...(message.baggage === undefined ? {} : { baggage: message.baggage }),
+	};
 }
 
 function attributesOf(row: LogRow): Attributes {

@@ -29,7 +29,14 @@ import {
 import type { Env } from "../worker/env.js";
 import { Dedupe } from "./dedupe.js";
 import { GroupMembers, memberOf } from "./group-members.js";
-import { ConsumerGroups, parseTimerKey, TIMER_LEASE, TIMER_RETRY } from "./groups.js";
+import {
+	ConsumerGroups,
+	type DeadLetterForward,
+	parseTimerKey,
+	TIMER_DEAD_LETTER,
+	TIMER_LEASE,
+	TIMER_RETRY,
+} from "./groups.js";
 import { uuidv7 } from "./ids.js";
 import { LiveStreams, type Outgoing, send } from "./live-streams.js";
 import { Meta } from "./meta.js";
@@ -81,6 +88,11 @@ export class Topic extends DurableObject<Env> {
 				},
 				// A retry is due: its group's members may take it now.
 				[TIMER_RETRY]: (t) => () => this.#members.dispatch(parseTimerKey(t.key).group),
+				[TIMER_DEAD_LETTER]: (t, now) => {
+					// Stays scheduled until the publish succeeds: a crash or a failure retries it.
+					this.#scheduler.schedule(TIMER_DEAD_LETTER, t.key, now + TUNING.forwardRetryMs, t.payload);
+					return () => void this.#forwardDeadLetter(t.key, JSON.parse(t.payload ?? "null") as DeadLetterForward);
+				},
 			},
 			() => this.#reload(),
 		);
@@ -345,6 +357,17 @@ export class Topic extends DurableObject<Env> {
 	}
 
 	// --- Internals ----------------------------------------------------------------
+
+	/** Publishes a dead letter to its dead-letter topic (another object) with this object's own authority. */
+	async #forwardDeadLetter(key: string, forward: DeadLetterForward): Promise<void> {
+		try {
+			const target = this.env.TOPIC.get(this.env.TOPIC.idFromName(forward.topic));
+			await target.publish(forward.topic, [forward.record]);
+			this.#scheduler.cancel(TIMER_DEAD_LETTER, key);
+		} catch (err) {
+			console.error(`tidings: forwarding dead letter ${key} to ${forward.topic} failed; retrying`, err);
+		}
+	}
 
 	#groupInfo(group: string): GroupInfo | undefined {
 		const settings = this.#groups.settings(group);

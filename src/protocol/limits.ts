@@ -105,6 +105,8 @@ export const TUNING = {
 	/** A timer whose handler throws is retried after this, doubling, capped below. */
 	timerRetryBaseMs: 1 * SECOND,
 	timerRetryMaxMs: 5 * MINUTE,
+	/** A dead letter whose forward to its dead-letter topic has not succeeded is tried again after this. */
+	forwardRetryMs: 30 * SECOND,
 	/** Timers run per alarm invocation before yielding to a fresh alarm. */
 	timersPerAlarm: 1000,
 } as const;

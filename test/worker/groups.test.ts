@@ -1,4 +1,4 @@
-import { runDurableObjectAlarm } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { retryDelay } from "../../src/durable/groups.js";
 import { DEFAULT_GROUP_SETTINGS } from "../../src/protocol/limits.js";
@@ -325,3 +325,52 @@ describe("backoff", () => {
 		expect(retryDelay(jittered, 3, () => 1)).toBe(400);
 	});
 });
+
+describe("dead-letter topic", () => {
+	it("publishes each dead letter once to the dead-letter topic, with its origin in attributes", async () => {
+		const topic = uniqueTopic("orders");
+		const dlt = `${topic}.failed`;
+		await createGroup(topic, "billing", { max_retries: 0, dead_letter_topic: dlt });
+		const watcher = await TestSocket.open(dlt);
+		await watcher.waitForFrame((f) => f.type === "ready", "ready");
+		const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+		await publish(topic, { data: { order: 7 }, attributes: { region: "eu" }, traceparent });
+		const [leased] = (await call("POST", groupPath(topic, "billing", "/pull"), {})).body.messages as Json[];
+		expect(
+			(await call("POST", groupPath(topic, "billing", "/nack"), { seqs: [leased?.seq], error: "card declined" })).body,
+		).toEqual({ nacked: [1], dead: [1] });
+		const [dead] = await watcher.waitForMessages(1, 5000);
+		expect(dead).toMatchObject({
+			topic: dlt,
+			data: { order: 7 },
+			traceparent,
+			attributes: {
+				region: "eu",
+				source_topic: topic,
+				source_group: "billing",
+				source_seq: 1,
+				attempts: 1,
+				last_error: "card declined",
+			},
+		});
+		// The forward timer is gone once the publish succeeded: nothing is sent twice.
+		await eventually(async () => (await alarmTimers(topic)).length === 0, "forward timer settled");
+		await runDurableObjectAlarm(topicStub(topic));
+		await new Promise((r) => setTimeout(r, 200));
+		expect(watcher.messages()).toHaveLength(1);
+		expect((await stats(dlt)).head_seq).toBe(1);
+		watcher.close();
+	});
+
+	it("refuses the topic itself as its dead-letter topic", async () => {
+		const topic = uniqueTopic();
+		const res = await call("PUT", groupPath(topic, "g"), { dead_letter_topic: topic });
+		expect(res.status).toBe(400);
+	});
+});
+
+async function alarmTimers(topic: string) {
+	return runInDurableObject(topicStub(topic), (_i, state) =>
+		state.storage.sql.exec<{ kind: string }>("SELECT kind FROM timers WHERE kind = 'dead-letter'").toArray(),
+	);
+}

@@ -47,7 +47,11 @@ export const groups = new Hono<{ Bindings: Env }>()
 		validate("json", GroupSettingsSchema),
 		async (c) => {
 			const { topic, group } = c.req.valid("param");
-			const result = await stub(c.env, topic).configureGroup(topic, group, c.req.valid("json"));
+			const settings = c.req.valid("json");
+			if (settings.dead_letter_topic === topic) {
+				throw new ApiError("invalid_request", "dead_letter_topic must be another topic, or dead letters would loop");
+			}
+			const result = await stub(c.env, topic).configureGroup(topic, group, settings);
 			if (!result) {
 				throw new ApiError("limit_exceeded", `a topic has at most ${LIMITS.groupsPerTopicMax} consumer groups`);
 			}
