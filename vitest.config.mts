@@ -16,6 +16,7 @@ export default defineConfig({
 				test: {
 					name: "workerd",
 					include: ["test/worker/**/*.test.ts"],
+					globalSetup: ["test/worker/push-receiver.setup.ts"],
 					testTimeout: 30_000,
 				},
 			},

@@ -10,6 +10,10 @@ export type { ClientFrame, ServerFrame } from "../protocol/frames.js";
 export { LIMITS } from "../protocol/limits.js";
 export type {
 	Attributes,
+	DeadLetter,
+	GroupDelivery,
+	GroupInfo,
+	GroupSettings,
 	HistoryPage,
 	Message,
 	PublishInput,
@@ -17,3 +21,4 @@ export type {
 	TopicSettings,
 	TopicStats,
 } from "../protocol/message.js";
+export { type PushVerdict, SIGNATURE_HEADER, verifyPush } from "../protocol/push-signature.js";

@@ -85,7 +85,6 @@ export class GroupMembers {
 		if (done.length === 0) {
 			send(ws, { type: "error", code: "not_found", message: `seq ${seq} is not leased to this member` });
 		}
-		this.dispatch(att.group);
 	}
 
 	nack(ws: WebSocket, att: MemberAttachment, seq: number, delayMs?: number, error?: string): DeadLetter[] {
@@ -100,14 +99,11 @@ export class GroupMembers {
 		if (done.length === 0) {
 			send(ws, { type: "error", code: "not_found", message: `seq ${seq} is not leased to this member` });
 		}
-		this.dispatch(att.group);
 		return dead;
 	}
 
-	/** A member left: its leases go back to the group, to the others. */
-	closed(ws: WebSocket, att: MemberAttachment): DeadLetter[] {
-		const dead = this.transaction(() => this.groups.release(att.group, att.id, Date.now()));
-		this.dispatch(att.group, ws);
-		return dead;
+	/** A member left: its leases go back to the group (dispatch them to the others, not to `ws`). */
+	closed(att: MemberAttachment): DeadLetter[] {
+		return this.transaction(() => this.groups.release(att.group, att.id, Date.now()));
 	}
 }

@@ -164,11 +164,11 @@ export class ConsumerGroups {
 		return this.sql.exec<{ cursor: number }>("SELECT cursor FROM groups WHERE name = ?", group).one().cursor;
 	}
 
-	/** Messages `owner` holds in `group`. */
-	inFlight(group: string, owner: string): number {
+	/** Messages `owner` holds in `group`; with `prefix`, every owner whose id starts with it. */
+	inFlight(group: string, owner: string, prefix = false): number {
 		return this.sql
 			.exec<{ n: number }>(
-				"SELECT COUNT(*) AS n FROM group_messages WHERE grp = ? AND owner = ? AND state = 'leased'",
+				`SELECT COUNT(*) AS n FROM group_messages WHERE grp = ? AND state = 'leased' AND ${prefix ? "owner LIKE ? || '%'" : "owner = ?"}`,
 				group,
 				owner,
 			)

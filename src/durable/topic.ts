@@ -10,14 +10,7 @@ import * as v from "valibot";
 import { ERROR_STATUS, type ErrorBody, type ErrorCode } from "../protocol/errors.js";
 import { PING, PONG } from "../protocol/frames.js";
 import { DEFAULT_TOPIC_SETTINGS, LIMITS, TUNING } from "../protocol/limits.js";
-import type {
-	Attributes,
-	DeadLetter,
-	GroupInfo,
-	PublishResult,
-	TopicSettings,
-	TopicStats,
-} from "../protocol/message.js";
+import type { Attributes, GroupInfo, PublishResult, TopicSettings, TopicStats } from "../protocol/message.js";
 import {
 	describeIssues,
 	type GroupSettingsInput,
@@ -41,6 +34,7 @@ import { uuidv7 } from "./ids.js";
 import { LiveStreams, type Outgoing, send } from "./live-streams.js";
 import { Meta } from "./meta.js";
 import { migrate } from "./migrations.js";
+import { PushDelivery } from "./push-delivery.js";
 import { Scheduler, type Timer } from "./scheduler.js";
 import { type LogEntry, renderMessage, TopicLog } from "./topic-log.js";
 
@@ -58,6 +52,7 @@ export class Topic extends DurableObject<Env> {
 	readonly #live: LiveStreams;
 	readonly #groups: ConsumerGroups;
 	readonly #members: GroupMembers;
+	readonly #push: PushDelivery;
 	/** Group names, mirrored from storage: publishes wake each group's members. */
 	#groupNames: string[];
 	#topic: string | undefined;
@@ -83,11 +78,11 @@ export class Topic extends DurableObject<Env> {
 				[TIMER_RETENTION]: (_t, now) => this.#retain(now),
 				[TIMER_LEASE]: (t, now) => {
 					const { group, seq } = parseTimerKey(t.key);
-					const dead = this.#groups.expire(group, seq, now);
-					return () => this.#afterGroupChange(group, dead ? [dead] : []);
+					this.#groups.expire(group, seq, now);
+					return () => this.#dispatch(group);
 				},
 				// A retry is due: its group's members may take it now.
-				[TIMER_RETRY]: (t) => () => this.#members.dispatch(parseTimerKey(t.key).group),
+				[TIMER_RETRY]: (t) => () => this.#dispatch(parseTimerKey(t.key).group),
 				[TIMER_DEAD_LETTER]: (t, now) => {
 					// Stays scheduled until the publish succeeds: a crash or a failure retries it.
 					this.#scheduler.schedule(TIMER_DEAD_LETTER, t.key, now + TUNING.forwardRetryMs, t.payload);
@@ -98,6 +93,11 @@ export class Topic extends DurableObject<Env> {
 		);
 		this.#groups = new ConsumerGroups(sql, this.#log, this.#scheduler, () => this.#topicJson);
 		this.#members = new GroupMembers(ctx, this.#groups, (fn) => this.#transaction(fn));
+		this.#push = new PushDelivery(
+			this.#groups,
+			(fn) => this.#transaction(fn),
+			(g) => this.#dispatch(g),
+		);
 		this.#groupNames = this.#groups.names();
 		this.#settings = { ...DEFAULT_TOPIC_SETTINGS, ...this.#meta.getJson<Partial<TopicSettings>>("settings") };
 		this.#retentionDue = this.#scheduler.dueAt(TIMER_RETENTION, "log");
@@ -122,7 +122,7 @@ export class Topic extends DurableObject<Env> {
 		const now = Date.now();
 		const { results, rows } = this.#transaction(() => this.#publish(records, now));
 		this.#live.broadcast(rows);
-		if (rows.length > 0) for (const group of this.#groupNames) this.#members.dispatch(group);
+		if (rows.length > 0) for (const group of this.#groupNames) this.#dispatch(group);
 		return results;
 	}
 
@@ -173,7 +173,7 @@ export class Topic extends DurableObject<Env> {
 		if (!this.#groupNames.includes(group) && this.#groupNames.length >= LIMITS.groupsPerTopicMax) return undefined;
 		const { created } = this.#transaction(() => this.#groups.upsert(group, input));
 		this.#groupNames = this.#groups.names();
-		this.#members.dispatch(group);
+		this.#dispatch(group);
 		return { info: this.#groupInfo(group) as GroupInfo, created };
 	}
 
@@ -212,7 +212,7 @@ export class Topic extends DurableObject<Env> {
 		this.#name(topic);
 		if (!this.#groups.settings(group)) return undefined;
 		const acked = this.#transaction(() => this.#groups.ack(group, seqs));
-		this.#members.dispatch(group);
+		this.#dispatch(group);
 		return { acked };
 	}
 
@@ -231,7 +231,7 @@ export class Topic extends DurableObject<Env> {
 				...(opts.error === undefined ? {} : { error: opts.error }),
 			}),
 		);
-		this.#afterGroupChange(group, dead);
+		this.#dispatch(group);
 		return { nacked: done, dead: dead.map((d) => d.seq) };
 	}
 
@@ -245,7 +245,7 @@ export class Topic extends DurableObject<Env> {
 		this.#name(topic);
 		if (!this.#groups.settings(group)) return undefined;
 		const redriven = this.#transaction(() => this.#groups.redrive(group, Date.now(), seqs));
-		this.#members.dispatch(group);
+		this.#dispatch(group);
 		return { redriven };
 	}
 
@@ -311,7 +311,8 @@ export class Topic extends DurableObject<Env> {
 				return;
 			}
 			if (frame.type === "ack") this.#members.ack(ws, member, frame.seq);
-			else this.#afterGroupChange(member.group, this.#members.nack(ws, member, frame.seq, frame.delay_ms, frame.error));
+			else this.#members.nack(ws, member, frame.seq, frame.delay_ms, frame.error);
+			this.#dispatch(member.group);
 			return;
 		}
 		const { type: _type, ref, ...body } = frame;
@@ -337,7 +338,10 @@ export class Topic extends DurableObject<Env> {
 	override webSocketClose(ws: WebSocket, code: number, reason: string): void {
 		this.#live.forget(ws);
 		const member = memberOf(ws);
-		if (member) this.#afterGroupChange(member.group, this.#members.closed(ws, member));
+		if (member) {
+			this.#members.closed(member);
+			this.#dispatch(member.group, ws);
+		}
 		// Finish the close handshake, or the client sees 1006.
 		try {
 			ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
@@ -349,7 +353,10 @@ export class Topic extends DurableObject<Env> {
 	override webSocketError(ws: WebSocket): void {
 		this.#live.forget(ws);
 		const member = memberOf(ws);
-		if (member) this.#afterGroupChange(member.group, this.#members.closed(ws, member));
+		if (member) {
+			this.#members.closed(member);
+			this.#dispatch(member.group, ws);
+		}
 	}
 
 	override async alarm(): Promise<void> {
@@ -373,12 +380,15 @@ export class Topic extends DurableObject<Env> {
 		const settings = this.#groups.settings(group);
 		const counts = this.#groups.counts(group);
 		if (!settings || !counts) return undefined;
-		return { group, settings, cursor: this.#groups.cursor(group), counts, members: this.#members.count(group) };
+		// The push secret is write-only.
+		const shown = settings.push ? { ...settings, push: { ...settings.push, secret: "***" } } : settings;
+		return { group, settings: shown, cursor: this.#groups.cursor(group), counts, members: this.#members.count(group) };
 	}
 
-	/** After attempts failed: members may take the retries; dead letters leave for the dead-letter topic. */
-	#afterGroupChange(group: string, _dead: DeadLetter[]): void {
-		this.#members.dispatch(group);
+	/** Hands ready messages of a group to its socket members and its push endpoint. */
+	#dispatch(group: string, leaving?: WebSocket): void {
+		this.#members.dispatch(group, leaving);
+		this.#push.dispatch(group);
 	}
 
 	#publish(records: PublishRecord[], now: number): { results: PublishResult[]; rows: Outgoing[] } {

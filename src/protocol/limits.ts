@@ -67,6 +67,14 @@ export const LIMITS = {
 	pullMaxMessages: 100,
 	/** Length of the `error` text a nack records. */
 	errorMaxLength: 1024,
+	/** Push: secret length bounds, request timeout bounds, requests in flight per group. */
+	pushSecretMinLength: 16,
+	pushSecretMaxLength: 256,
+	pushTimeoutMinMs: 1 * SECOND,
+	pushTimeoutMaxMs: 30 * SECOND,
+	pushConcurrencyMax: 100,
+	/** Length of a push URL. */
+	pushUrlMaxLength: 2048,
 } as const;
 
 /** Defaults a topic starts with; `PUT /v1/topics/:topic` changes them. */
@@ -88,6 +96,11 @@ export const DEFAULT_GROUP_SETTINGS = {
 	start: "latest",
 } as const;
 
+export const DEFAULT_PUSH = {
+	timeout_ms: 10 * SECOND,
+	concurrency: 8,
+} as const;
+
 /** Internal pacing, not part of the contract but kept beside it. */
 export const TUNING = {
 	/** How long after a publish the background trim runs when the log is over its count. */
@@ -105,6 +118,8 @@ export const TUNING = {
 	/** A timer whose handler throws is retried after this, doubling, capped below. */
 	timerRetryBaseMs: 1 * SECOND,
 	timerRetryMaxMs: 5 * MINUTE,
+	/** A push lease outlives the request timeout by this, so a lost object retries the delivery. */
+	pushLeaseMarginMs: 5 * SECOND,
 	/** A dead letter whose forward to its dead-letter topic has not succeeded is tried again after this. */
 	forwardRetryMs: 30 * SECOND,
 	/** Timers run per alarm invocation before yielding to a fresh alarm. */

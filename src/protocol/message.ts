@@ -89,6 +89,18 @@ export interface GroupSettings {
 	filter?: import("./filter.js").Filter;
 	/** Also publish every dead letter to this topic. */
 	dead_letter_topic?: string;
+	/** Deliver by HTTP POST from the object, signed; 2xx acks. */
+	push?: PushSettings;
+}
+
+export interface PushSettings {
+	url: string;
+	/** HMAC key of the `tidings-signature` header; never shown back (answers show `"***"`). */
+	secret: string;
+	/** A request not answered within this is a failed attempt. */
+	timeout_ms: number;
+	/** Requests in flight at once for the group. */
+	concurrency: number;
 }
 
 export interface GroupCounts {

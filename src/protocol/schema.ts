@@ -8,7 +8,7 @@
  */
 import * as v from "valibot";
 import type { Condition, Filter } from "./filter.js";
-import { LIMITS } from "./limits.js";
+import { DEFAULT_PUSH, LIMITS } from "./limits.js";
 
 /**
  * Checks whose failure means "too large" (413) rather than "invalid" (400).
@@ -315,6 +315,42 @@ function wholeMs(name: string, min: number, max: number, maxText: string) {
 	);
 }
 
+/** Push target of a group. Stricter rules for production URLs come with the security work. */
+export const PushSchema = v.pipe(
+	v.strictObject(
+		{
+			url: v.pipe(
+				v.string("push.url must be a string"),
+				maxLength(LIMITS.pushUrlMaxLength, `push.url is at most ${LIMITS.pushUrlMaxLength} characters`),
+				v.url("push.url must be an absolute URL"),
+				v.check((u) => /^https?:\/\//i.test(u), "push.url must be http: or https:"),
+			),
+			secret: v.pipe(
+				v.string("push.secret must be a string"),
+				v.minLength(LIMITS.pushSecretMinLength, `push.secret is at least ${LIMITS.pushSecretMinLength} characters`),
+				maxLength(LIMITS.pushSecretMaxLength, `push.secret is at most ${LIMITS.pushSecretMaxLength} characters`),
+			),
+			timeout_ms: v.optional(
+				wholeMs("push.timeout_ms", LIMITS.pushTimeoutMinMs, LIMITS.pushTimeoutMaxMs, "30 seconds"),
+				DEFAULT_PUSH.timeout_ms,
+			),
+			concurrency: v.optional(
+				v.pipe(
+					v.number("push.concurrency must be a number"),
+					v.integer("push.concurrency must be a whole number"),
+					v.minValue(1, "push.concurrency is at least 1"),
+					limitCheck(
+						(n: number) => n <= LIMITS.pushConcurrencyMax,
+						`push.concurrency is at most ${LIMITS.pushConcurrencyMax}`,
+					),
+				),
+				DEFAULT_PUSH.concurrency,
+			),
+		},
+		"push is {url, secret, timeout_ms?, concurrency?}",
+	),
+);
+
 /** Group settings as sent: every field optional; the object fills in the rest (current or default). */
 export const GroupSettingsSchema = v.strictObject(
 	{
@@ -334,8 +370,9 @@ export const GroupSettingsSchema = v.strictObject(
 		start: v.optional(v.picklist(["latest", "earliest"], 'start is "latest" or "earliest"')),
 		filter: v.optional(v.nullable(FilterSchema)),
 		dead_letter_topic: v.optional(v.nullable(TopicName)),
+		push: v.optional(v.nullable(PushSchema)),
 	},
-	"group settings are {max_retries?, retry_delay_ms?, backoff?, max_retry_delay_ms?, jitter?, ack_timeout_ms?, start?, filter?, dead_letter_topic?}",
+	"group settings are {max_retries?, retry_delay_ms?, backoff?, max_retry_delay_ms?, jitter?, ack_timeout_ms?, start?, filter?, dead_letter_topic?, push?}",
 );
 
 const Seqs = v.pipe(

@@ -1,0 +1,173 @@
+import fc from "fast-check";
+import { describe, expect, inject, it } from "vitest";
+import { signPush, verifyPush } from "../../src/protocol/push-signature.js";
+import { api, eventually, publish, uniqueTopic } from "./helpers.js";
+
+type Json = Record<string, unknown>;
+const SECRET = "a-long-enough-push-secret";
+
+async function call(method: string, path: string, body?: unknown) {
+	const res = await api(path, {
+		method,
+		...(body === undefined ? {} : { headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }),
+	});
+	return { status: res.status, body: (await res.json()) as Json };
+}
+
+interface Received {
+	at: number;
+	headers: Record<string, string>;
+	body: string;
+}
+
+function receiver(hook: string) {
+	const base = inject("pushReceiver");
+	return {
+		url: `${base}/hook/${hook}`,
+		script: (statuses: number[]) =>
+			fetch(`${base}/_script/${hook}`, { method: "POST", body: JSON.stringify({ statuses }) }).then((r) => r.text()),
+		log: async () => (await (await fetch(`${base}/_log/${hook}`)).json()) as Received[],
+	};
+}
+
+describe("push signatures", () => {
+	it("verify what was signed, and refuse tampered, stale, malformed and wrongly keyed deliveries", async () => {
+		const body = '{"seq":1,"data":"x"}';
+		const now = Date.now();
+		const header = await signPush(SECRET, body, now);
+		expect(await verifyPush(SECRET, header, body, { now })).toEqual({ ok: true, timestamp: now });
+		expect(await verifyPush(SECRET, header, `${body} `, { now })).toEqual({ ok: false, reason: "mismatch" });
+		expect(await verifyPush("another-secret-value", header, body, { now })).toEqual({ ok: false, reason: "mismatch" });
+		expect(await verifyPush(SECRET, header, body, { now: now + 6 * 60_000 })).toEqual({ ok: false, reason: "stale" });
+		expect(await verifyPush(SECRET, header, body, { now: now - 6 * 60_000 })).toEqual({ ok: false, reason: "stale" });
+		const forged = header.replace(/t=\d+/, `t=${now + 1}`);
+		expect(await verifyPush(SECRET, forged, body, { now })).toEqual({ ok: false, reason: "mismatch" });
+		for (const bad of [null, "", "t=1", "v1=00", `t=${now},v1=zz`, `${header},extra`]) {
+			expect(await verifyPush(SECRET, bad, body, { now })).toEqual({ ok: false, reason: "malformed" });
+		}
+	});
+
+	it("round-trips any body (fast-check)", async () => {
+		await fc.assert(
+			fc.asyncProperty(
+				fc.string({ unit: "binary", maxLength: 200 }),
+				fc.string({ minLength: 16, maxLength: 40 }),
+				async (body, secret) => {
+					const header = await signPush(secret, body, 1_700_000_000_000);
+					expect((await verifyPush(secret, header, body, { now: 1_700_000_000_000 })).ok).toBe(true);
+				},
+			),
+			{ numRuns: 100 },
+		);
+	});
+});
+
+describe("push consumers", () => {
+	it("retries a failing endpoint with the group's backoff until it recovers, signed every time", async () => {
+		const topic = uniqueTopic();
+		const hook = receiver(topic);
+		await hook.script([500, 503, 200]);
+		const created = await call("PUT", `/v1/topics/${topic}/groups/webhook`, {
+			retry_delay_ms: 300,
+			max_retries: 5,
+			push: { url: hook.url, secret: SECRET, timeout_ms: 2000 },
+		});
+		expect(created.status).toBe(201);
+		expect((created.body.settings as Json).push).toEqual({
+			url: hook.url,
+			secret: "***",
+			timeout_ms: 2000,
+			concurrency: 8,
+		});
+		const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+		await publish(topic, { data: { order: 1 }, baggage: "tenant=acme" }, { traceparent });
+		const log = await eventually(
+			async () => {
+				const l = await hook.log();
+				return l.length >= 3 ? l : undefined;
+			},
+			"three push attempts",
+			8000,
+		);
+		expect(log.map((r) => r.headers["tidings-attempt"])).toEqual(["1", "2", "3"]);
+		for (const r of log) {
+			expect(await verifyPush(SECRET, r.headers["tidings-signature"], r.body)).toMatchObject({ ok: true });
+			expect(r.headers).toMatchObject({
+				traceparent,
+				baggage: "tenant=acme",
+				"tidings-topic": topic,
+				"tidings-group": "webhook",
+				"tidings-seq": "1",
+				"content-type": "application/json",
+			});
+			expect(JSON.parse(r.body)).toMatchObject({ seq: 1, data: { order: 1 }, group: "webhook" });
+		}
+		expect((log[1] as Received).at - (log[0] as Received).at).toBeGreaterThanOrEqual(250);
+		await eventually(async () => {
+			const counts = (await call("GET", `/v1/topics/${topic}/groups/webhook`)).body.counts as Json;
+			return counts.acked === 1 && counts.retried === 2 && counts.in_flight === 0;
+		}, "acked after recovery");
+		await new Promise((r) => setTimeout(r, 500));
+		expect(await hook.log()).toHaveLength(3);
+	});
+
+	it("dead-letters what the endpoint keeps refusing", async () => {
+		const topic = uniqueTopic();
+		const hook = receiver(topic);
+		await hook.script([500]);
+		await call("PUT", `/v1/topics/${topic}/groups/webhook`, {
+			max_retries: 1,
+			retry_delay_ms: 100,
+			push: { url: hook.url, secret: SECRET },
+		});
+		await publish(topic, { data: "never" });
+		const dlq = await eventually(
+			async () => {
+				const r = (await call("GET", `/v1/topics/${topic}/groups/webhook/dlq`)).body;
+				return r.count === 1 ? r : undefined;
+			},
+			"dead letter",
+			8000,
+		);
+		expect((dlq.messages as Json[])[0]).toMatchObject({ attempts: 2, last_error: "push endpoint answered HTTP 500" });
+		expect(await hook.log()).toHaveLength(2);
+	});
+
+	it("spreads a burst over its concurrency and delivers each message once", async () => {
+		const topic = uniqueTopic();
+		const hook = receiver(topic);
+		await call("PUT", `/v1/topics/${topic}/groups/webhook`, {
+			push: { url: hook.url, secret: SECRET, concurrency: 4 },
+		});
+		await publish(topic, { messages: Array.from({ length: 30 }, (_, i) => ({ data: i })) });
+		const log = await eventually(
+			async () => {
+				const l = await hook.log();
+				return l.length >= 30 ? l : undefined;
+			},
+			"30 deliveries",
+			10_000,
+		);
+		expect(log.map((r) => Number(r.headers["tidings-seq"])).sort((a, b) => a - b)).toEqual(
+			Array.from({ length: 30 }, (_, i) => i + 1),
+		);
+		await eventually(
+			async () => ((await call("GET", `/v1/topics/${topic}/groups/webhook`)).body.counts as Json).acked === 30,
+			"all acked",
+		);
+	});
+
+	it("validates push settings", async () => {
+		const topic = uniqueTopic();
+		for (const push of [
+			{ url: "ftp://x", secret: SECRET },
+			{ url: "not a url", secret: SECRET },
+			{ url: "https://example.com", secret: "short" },
+			{ url: "https://example.com", secret: SECRET, timeout_ms: 60_000 },
+			{ url: "https://example.com", secret: SECRET, concurrency: 0 },
+			{ url: "https://example.com" },
+		]) {
+			expect((await call("PUT", `/v1/topics/${topic}/groups/g`, { push })).status, JSON.stringify(push)).toBe(400);
+		}
+	});
+});
