@@ -125,8 +125,14 @@ export interface GroupInfo {
 	members: number;
 }
 
+/**
+ * What `data` holds, as seen through RPC. (A recursive JSON type is exact but
+ * too deep for the RPC type mapping of workers-types.)
+ */
+export type JsonData = string | number | boolean | null | object;
+
 /** A message as delivered to a group member or a pull. */
-export type GroupDelivery = Message & { group: string; attempt: number };
+export type GroupDelivery<T = JsonData> = Message<T> & { group: string; attempt: number };
 
 export interface DeadLetter {
 	seq: number;

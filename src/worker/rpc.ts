@@ -1,0 +1,127 @@
+/**
+ * The RPC entrypoint for other Workers. A Worker with a service binding to
+ * `TidingsRpc` publishes, pulls and acks with plain method calls, no HTTP in
+ * between:
+ *
+ * ```toml
+ * [[services]]
+ * binding = "TIDINGS"
+ * service = "tidings"
+ * entrypoint = "TidingsRpc"
+ * ```
+ *
+ * A service binding exists only between Workers of the same account, so calls
+ * carry the caller's full authority. Inputs go through the same schemas as
+ * HTTP; a bad input throws an Error whose message starts with its code.
+ * @module
+ */
+import { WorkerEntrypoint } from "cloudflare:workers";
+import * as v from "valibot";
+import type { Attributes, GroupDelivery, PublishResult } from "../protocol/message.js";
+import {
+	AckBodySchema,
+	describeIssues,
+	GroupName,
+	NackBodySchema,
+	PublishBatchSchema,
+	PublishItemSchema,
+	PullBodySchema,
+	TopicName,
+} from "../protocol/schema.js";
+import type { Env } from "./env.js";
+
+export interface RpcPublishOptions {
+	attributes?: Attributes;
+	/** Idempotency key: a repeat within 24 h stores nothing and answers the original. */
+	key?: string;
+	delayMs?: number;
+	traceparent?: string;
+	baggage?: string;
+}
+
+function parse<S extends v.GenericSchema>(schema: S, input: unknown, what: string): v.InferOutput<S> {
+	const r = v.safeParse(schema, input);
+	if (r.success) return r.output;
+	const e = describeIssues(r.issues, `${what}: `);
+	throw new Error(`${e.code}: ${e.message}`);
+}
+
+function missingGroup(topic: string, group: string): Error {
+	return new Error(`not_found: no group ${group} on topic ${topic}`);
+}
+
+export class TidingsRpc extends WorkerEntrypoint<Env> {
+	#topic(topic: string) {
+		const name = parse(TopicName, topic, "topic");
+		return { name, stub: this.env.TOPIC.get(this.env.TOPIC.idFromName(name)) };
+	}
+
+	/** Publishes one message. */
+	async publish(topic: string, data: unknown, options: RpcPublishOptions = {}): Promise<PublishResult> {
+		const { name, stub } = this.#topic(topic);
+		const { delayMs, ...rest } = options;
+		const record = parse(
+			PublishItemSchema,
+			{ data, ...rest, ...(delayMs === undefined ? {} : { delay_ms: delayMs }) },
+			"message",
+		);
+		const [result] = await stub.publish(name, [record]);
+		return result as PublishResult;
+	}
+
+	/** Publishes up to 100 messages atomically, with consecutive seqs. */
+	async publishBatch(topic: string, messages: unknown[]): Promise<PublishResult[]> {
+		const { name, stub } = this.#topic(topic);
+		return stub.publish(name, parse(PublishBatchSchema, { messages }, "batch").messages);
+	}
+
+	/** Leases up to `max` messages of a group. */
+	async pull(
+		topic: string,
+		group: string,
+		options: { max?: number; ackTimeoutMs?: number } = {},
+	): Promise<GroupDelivery[]> {
+		const { name, stub } = this.#topic(topic);
+		const g = parse(GroupName, group, "group");
+		const { max, ack_timeout_ms } = parse(
+			PullBodySchema,
+			{ max: options.max, ...(options.ackTimeoutMs === undefined ? {} : { ack_timeout_ms: options.ackTimeoutMs }) },
+			"pull",
+		);
+		const page = await stub.pull(name, g, max, ack_timeout_ms);
+		if (page === undefined) throw missingGroup(name, g);
+		return (JSON.parse(page) as { messages: GroupDelivery[] }).messages;
+	}
+
+	/** Settles leased messages; answers the seqs that were settled. */
+	async ack(topic: string, group: string, seqs: number[]): Promise<number[]> {
+		const { name, stub } = this.#topic(topic);
+		const g = parse(GroupName, group, "group");
+		const result = await stub.ack(name, g, parse(AckBodySchema, { seqs }, "ack").seqs);
+		if (!result) throw missingGroup(name, g);
+		return result.acked;
+	}
+
+	/** Fails leased attempts: retried after `delayMs` (or the group's backoff), or dead-lettered. */
+	async nack(
+		topic: string,
+		group: string,
+		seqs: number[],
+		options: { delayMs?: number; error?: string } = {},
+	): Promise<{ nacked: number[]; dead: number[] }> {
+		const { name, stub } = this.#topic(topic);
+		const g = parse(GroupName, group, "group");
+		const body = parse(
+			NackBodySchema,
+			{
+				seqs,
+				...(options.delayMs === undefined ? {} : { delay_ms: options.delayMs }),
+				...(options.error === undefined ? {} : { error: options.error }),
+			},
+			"nack",
+		);
+		const result = await stub.nack(name, g, body.seqs, body);
+		if (!result) throw missingGroup(name, g);
+		return result;
+	}
+}

@@ -1,0 +1,68 @@
+import { exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { api, history, uniqueTopic } from "./helpers.js";
+
+// `exports.TidingsRpc` is the same loopback a service binding gives another Worker.
+const rpc = exports.TidingsRpc;
+
+/** The error an RPC call rejects with (handled at once, as RPC promises want). */
+function rejection(p: Promise<unknown>): Promise<unknown> {
+	return p.then(
+		() => new Error("expected a rejection"),
+		(e: unknown) => e,
+	);
+}
+
+describe("RPC entrypoint for other Workers", () => {
+	it("publishes one message or a batch, with keys, attributes and trace context", async () => {
+		const topic = uniqueTopic();
+		const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+		const first = await rpc.publish(topic, { hello: 1 }, { attributes: { kind: "greeting" }, key: "k1", traceparent });
+		expect(first).toEqual({ id: expect.any(String), seq: 1 });
+		expect(await rpc.publish(topic, { hello: 1 }, { key: "k1" })).toEqual({ ...first, duplicate: true });
+		expect(await rpc.publish(topic, "later", { delayMs: 60_000 })).toEqual({
+			id: expect.any(String),
+			deliver_at: expect.any(Number),
+		});
+		const batch = await rpc.publishBatch(topic, [{ data: 2 }, { data: 3 }]);
+		expect(batch.map((r) => ("seq" in r ? r.seq : 0))).toEqual([2, 3]);
+		const page = await history(topic);
+		expect(page.messages[0]).toMatchObject({
+			data: { hello: 1 },
+			attributes: { kind: "greeting" },
+			key: "k1",
+			traceparent,
+		});
+	});
+
+	it("pulls, acks and nacks a group", async () => {
+		const topic = uniqueTopic();
+		const put = await api(`/v1/topics/${topic}/groups/jobs`, {
+			method: "PUT",
+			headers: { "Content-Type": "application/json" },
+			body: JSON.stringify({ retry_delay_ms: 0 }),
+		});
+		expect(put.status).toBe(201);
+		await rpc.publishBatch(topic, [{ data: "a" }, { data: "b" }]);
+		const leased = await rpc.pull(topic, "jobs", { max: 10 });
+		expect(leased.map((m) => [m.seq, m.data, m.attempt, m.group])).toEqual([
+			[1, "a", 1, "jobs"],
+			[2, "b", 1, "jobs"],
+		]);
+		expect(await rpc.ack(topic, "jobs", [1])).toEqual([1]);
+		expect(await rpc.nack(topic, "jobs", [2], { error: "retry me" })).toEqual({ nacked: [2], dead: [] });
+		expect((await rpc.pull(topic, "jobs")).map((m) => [m.seq, m.attempt])).toEqual([[2, 2]]);
+	});
+
+	it("rejects bad input with the error code first, and stores nothing", async () => {
+		const topic = uniqueTopic();
+		expect(String(await rejection(rpc.publish("bad topic", 1)))).toMatch(/^Error: invalid_request: topic/);
+		expect(String(await rejection(rpc.publish(topic, "x".repeat(200 * 1024))))).toMatch(/^Error: payload_too_large/);
+		expect(String(await rejection(rpc.publish(topic, undefined)))).toMatch(
+			/^Error: invalid_request: message: data is required/,
+		);
+		expect(String(await rejection(rpc.publishBatch(topic, [])))).toMatch(/^Error: invalid_request/);
+		expect(String(await rejection(rpc.pull(topic, "nope")))).toMatch(/^Error: not_found/);
+		expect((await history(topic)).head_seq).toBe(0);
+	});
+});
