@@ -30,12 +30,21 @@ export interface DevServer {
 	kill9: () => Promise<void>;
 }
 
-export async function startDev(persistTo: string, port: number, timeoutMs = 60_000): Promise<DevServer> {
+/**
+ * `configs`: Wrangler config files, the first one served on `port` (more
+ * than one runs several Workers in one session, bound to each other).
+ */
+export async function startDev(
+	persistTo: string,
+	port: number,
+	{ configs = ["wrangler.toml"], timeoutMs = 60_000, health = "/healthz" } = {},
+): Promise<DevServer> {
 	const child = spawn(
 		process.execPath,
 		[
 			WRANGLER,
 			"dev",
+			...configs.flatMap((c) => ["-c", c]),
 			"--port",
 			String(port),
 			"--ip",
@@ -65,8 +74,9 @@ export async function startDev(persistTo: string, port: number, timeoutMs = 60_0
 	for (;;) {
 		if (child.exitCode !== null) throw new Error(`wrangler dev exited early:\n${out}`);
 		try {
-			const res = await fetch(`${url}/healthz`);
-			if (res.ok) break;
+			const res = await fetch(`${url}${health}`);
+			await res.arrayBuffer();
+			if (res.status < 500) break;
 		} catch {
 			// not listening yet
 		}
