@@ -25,6 +25,11 @@ export const CONFIG = {
 	 * these show whether the p99 target holds below saturation.
 	 */
 	fixedRateLatency: { subscribers: 100, rates: [250, 500] },
+	/**
+	 * Consumer group rows (tidings only): every consumers × prefetch pair,
+	 * members acking on receipt while this many lanes publish HTTP batches.
+	 */
+	groups: { consumers: [1, 8], prefetch: [1, 32], publishConcurrency: 4 },
 	openChunk: 100,
 	/** Open-loop sends beyond this many unanswered are skipped (and counted), not queued. */
 	maxInFlight: 256,

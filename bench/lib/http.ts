@@ -21,7 +21,7 @@ export class HttpClient {
 		this.#agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
 	}
 
-	request(method: "GET" | "POST", path: string, body?: string, timeoutMs = 10_000): Promise<Reply> {
+	request(method: "GET" | "POST" | "PUT", path: string, body?: string, timeoutMs = 10_000): Promise<Reply> {
 		return new Promise((resolve, reject) => {
 			const req = http.request(
 				{

@@ -1,6 +1,6 @@
 /**
- * WebSocket clients: subscribers that time each delivery, and a pipelined
- * publisher. Compression is off (as in most non-browser clients) so zlib on
+ * WebSocket clients: subscribers that time each delivery, consumer group
+ * members that ack on receipt, and a pipelined publisher. Compression is off (as in most non-browser clients) so zlib on
  * both ends does not blur what the server itself costs.
  * @module
  */
@@ -14,7 +14,11 @@ export function wsUrl(base: string, topic: string): string {
 }
 
 /** Opens a socket and resolves once the server's `ready` frame arrives; later frames go to `onFrame`, one by one. */
-export function connect(url: string, timeoutMs: number, onFrame: (text: string) => void): Promise<WebSocket> {
+export function connect(
+	url: string,
+	timeoutMs: number,
+	onFrame: (text: string, ws: WebSocket) => void,
+): Promise<WebSocket> {
 	return new Promise((resolve, reject) => {
 		const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeoutMs });
 		const timer = setTimeout(() => {
@@ -25,7 +29,7 @@ export function connect(url: string, timeoutMs: number, onFrame: (text: string) 
 		ws.on("message", (raw: WebSocket.RawData) => {
 			// tidings packs several frames into one WebSocket message, one per line.
 			for (const text of raw.toString().split("\n")) {
-				if (ready) onFrame(text);
+				if (ready) onFrame(text, ws);
 				else if (text.startsWith('{"type":"ready"')) {
 					ready = true;
 					clearTimeout(timer);
@@ -94,6 +98,61 @@ export class Subscribers {
 				lastChange = performance.now();
 			} else if (performance.now() - lastChange > idleMs) return;
 		}
+	}
+
+	close(): Promise<void> {
+		return closeAll(this.sockets);
+	}
+}
+
+/**
+ * Members of one consumer group, each acking every message as it arrives.
+ * Counts, per member, the messages received (and so acked) inside a window,
+ * and every seq delivered twice as a first attempt.
+ */
+export class GroupConsumers {
+	readonly sockets: WebSocket[] = [];
+	/** Messages received and acked inside the window, per member. */
+	readonly acked: number[] = [];
+	/** First-attempt deliveries of a seq already delivered: should stay 0. */
+	duplicates = 0;
+	/** Deliveries after a failed attempt, inside the window: should stay 0 when every message is acked. */
+	redelivered = 0;
+	errors = 0;
+	sampleError: string | undefined;
+	readonly #first = new Set<number>();
+	#start = Number.POSITIVE_INFINITY;
+	#end = Number.POSITIVE_INFINITY;
+
+	async open(url: string, n: number, timeoutMs = 15_000): Promise<void> {
+		this.acked.push(...Array.from({ length: n }, () => 0));
+		const onFrame = (i: number) => (text: string, ws: WebSocket) => {
+			if (text.startsWith('{"type":"error"')) {
+				this.errors++;
+				this.sampleError ??= text.slice(0, 200);
+			}
+			if (!text.startsWith('{"type":"message"')) return;
+			const { seq, attempt } = (JSON.parse(text) as { message: { seq: number; attempt: number } }).message;
+			ws.send(`{"type":"ack","seq":${seq}}`);
+			const now = performance.now();
+			if (attempt === 1) {
+				if (this.#first.has(seq)) this.duplicates++;
+				else this.#first.add(seq);
+			}
+			if (now < this.#start || now > this.#end) return;
+			this.acked[i] = (this.acked[i] ?? 0) + 1;
+			if (attempt > 1) this.redelivered++;
+		};
+		const settled = await Promise.allSettled(Array.from({ length: n }, (_, i) => connect(url, timeoutMs, onFrame(i))));
+		for (const s of settled) if (s.status === "fulfilled") this.sockets.push(s.value);
+		const failed = settled.find((s) => s.status === "rejected");
+		if (failed) throw failed.reason;
+	}
+
+	/** Counts from `warmupMs` from now, for `durationMs`. */
+	window(warmupMs: number, durationMs: number): void {
+		this.#start = performance.now() + warmupMs;
+		this.#end = this.#start + durationMs;
 	}
 
 	close(): Promise<void> {

@@ -44,10 +44,20 @@ export class GroupMembers {
 
 	accept(ws: WebSocket, topic: string, group: string, prefetch: number, head: number): void {
 		this.ctx.acceptWebSocket(ws, [memberTag(group)]);
-		const att: MemberAttachment = { kind: "member", group, prefetch, id: crypto.randomUUID() };
+		const att: MemberAttachment = { kind: "member", group, prefetch, id: `member:${crypto.randomUUID()}` };
 		ws.serializeAttachment(att);
 		send(ws, { type: "ready", topic, group, head_seq: head, from: this.groups.cursor(group) });
 		this.dispatch(group);
+	}
+
+	/** Owner ids of the members connected to this instance (after a wake, hibernated sockets count). */
+	connectedIds(): Set<string> {
+		const ids = new Set<string>();
+		for (const ws of this.ctx.getWebSockets()) {
+			const att = memberOf(ws);
+			if (att) ids.add(att.id);
+		}
+		return ids;
 	}
 
 	/** Hands out ready messages to members with room, one at a time, round-robin. */

@@ -305,6 +305,22 @@ export class ConsumerGroups {
 		return dead;
 	}
 
+	/**
+	 * After a restart, sockets from before are gone without a close event:
+	 * what their members held goes back to the group now, instead of after
+	 * the ack timeout. Pull and push leases are not socket-bound and stay.
+	 */
+	releaseOrphans(connected: Set<string>, now: number): string[] {
+		const owners = this.sql
+			.exec<{ grp: string; owner: string }>(
+				"SELECT DISTINCT grp, owner FROM group_messages WHERE state = 'leased' AND owner LIKE 'member:%'",
+			)
+			.toArray()
+			.filter((r) => !connected.has(r.owner));
+		for (const { grp, owner } of owners) this.release(grp, owner, now);
+		return [...new Set(owners.map((o) => o.grp))];
+	}
+
 	deadLetters(group: string, after: number, limit: number): { count: number; messages: DeadLetter[] } {
 		const count = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM dead_letters WHERE grp = ?", group).one().n;
 		const messages = this.sql

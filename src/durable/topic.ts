@@ -107,7 +107,12 @@ export class Topic extends DurableObject<Env> {
 			this.#named = true;
 		}
 		ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
-		void ctx.blockConcurrencyWhile(() => this.#scheduler.restore());
+		void ctx.blockConcurrencyWhile(async () => {
+			await this.#scheduler.restore();
+			const orphaned = this.#transaction(() => this.#groups.releaseOrphans(this.#members.connectedIds(), Date.now()));
+			// Dispatch once the constructor is done and members can reconnect.
+			for (const group of orphaned) queueMicrotask(() => this.#dispatch(group));
+		});
 	}
 
 	// --- RPC ------------------------------------------------------------------

@@ -374,3 +374,36 @@ async function alarmTimers(topic: string) {
 		state.storage.sql.exec<{ kind: string }>("SELECT kind FROM timers WHERE kind = 'dead-letter'").toArray(),
 	);
 }
+
+describe("object restart", () => {
+	it("gives what members held back to the group at once, and keeps pending retries", async () => {
+		const topic = uniqueTopic();
+		await createGroup(topic, "g", { retry_delay_ms: 0, ack_timeout_ms: 60_000, max_retries: 1 });
+		await createGroup(topic, "p", { retry_delay_ms: 200, max_retries: 3, start: "earliest" });
+		const before = await member(topic, "g", 2);
+		await publishN(topic, 3);
+		await before.waitForMessages(2);
+		const pulled = (await call("POST", groupPath(topic, "p", "/pull"), { max: 1 })).body.messages as Json[];
+		await call("POST", groupPath(topic, "p", "/nack"), { seqs: [pulled[0]?.seq], error: "later" });
+		await restartObject(topic);
+		await before.waitFor(() => before.closed, "socket closed by the restart");
+		// A new member gets the two held messages now, not after the 60 s ack timeout.
+		const after = await member(topic, "g", 5);
+		const got = await after.waitForMessages(3, 5000);
+		expect(got.map((m) => [m.seq, m.attempt])).toEqual([
+			[1, 2],
+			[2, 2],
+			[3, 1],
+		]);
+		for (const m of got) after.send({ type: "ack", seq: m.seq });
+		await eventually(async () => ((await call("GET", groupPath(topic, "g"))).body.counts as Json).acked === 3, "acked");
+		// The nacked pull message comes back after its retry delay, with its attempt count
+		// (meanwhile a pull takes the next messages from the log).
+		const retried = await eventually(async () => {
+			const r = (await call("POST", groupPath(topic, "p", "/pull"), { max: 10 })).body.messages as Json[];
+			return r.find((m) => m.seq === 1);
+		}, "retry after restart");
+		expect(retried).toMatchObject({ seq: 1, attempt: 2 });
+		after.close();
+	});
+});
