@@ -75,6 +75,11 @@ export const LIMITS = {
 	pushConcurrencyMax: 100,
 	/** Length of a push URL. */
 	pushUrlMaxLength: 2048,
+	/** Tokens: patterns per token, longest and default lifetime, length of `sub`. */
+	tokenPatternsMax: 50,
+	tokenTtlMaxS: 30 * 24 * 3600,
+	tokenTtlDefaultS: 3600,
+	tokenSubMaxLength: 256,
 } as const;
 
 /** Defaults a topic starts with; `PUT /v1/topics/:topic` changes them. */

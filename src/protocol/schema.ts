@@ -9,6 +9,7 @@
 import * as v from "valibot";
 import type { Condition, Filter } from "./filter.js";
 import { DEFAULT_PUSH, LIMITS } from "./limits.js";
+import { isPattern, RIGHTS } from "./rights.js";
 
 /**
  * Checks whose failure means "too large" (413) rather than "invalid" (400).
@@ -417,6 +418,47 @@ const Prefetch = v.pipe(
 	limitCheck((n: number) => n <= LIMITS.prefetchMax, `prefetch is at most ${LIMITS.prefetchMax}`),
 );
 
+// --- Tokens -------------------------------------------------------------------
+
+export const GrantsSchema = v.pipe(
+	plainObject("topics is an object of topic pattern to rights"),
+	v.record(
+		v.pipe(
+			v.string(),
+			v.check(isPattern, "patterns are topic names whose segments may be * (one segment) or, last, > (the rest)"),
+		),
+		v.pipe(
+			v.array(v.picklist(RIGHTS, `rights are ${RIGHTS.join(", ")}`), "rights are an array"),
+			v.minLength(1, "give at least one right per pattern"),
+		),
+	),
+	v.check((g) => Object.keys(g).length > 0, "topics needs at least one pattern"),
+	limitCheck(
+		(g) => Object.keys(g).length <= LIMITS.tokenPatternsMax,
+		`a token has at most ${LIMITS.tokenPatternsMax} patterns`,
+	),
+);
+
+export const TokenRequestSchema = v.strictObject({
+	topics: GrantsSchema,
+	ttl_s: v.optional(
+		v.pipe(
+			v.number("ttl_s must be a number"),
+			v.integer("ttl_s must be a whole number of seconds"),
+			v.minValue(1, "ttl_s is at least 1"),
+			limitCheck((n: number) => n <= LIMITS.tokenTtlMaxS, `ttl_s is at most ${LIMITS.tokenTtlMaxS} (30 days)`),
+		),
+		LIMITS.tokenTtlDefaultS,
+	),
+	sub: v.optional(
+		v.pipe(
+			v.string("sub must be a string"),
+			v.minLength(1, "sub must not be empty"),
+			maxLength(LIMITS.tokenSubMaxLength, `sub is at most ${LIMITS.tokenSubMaxLength} characters`),
+		),
+	),
+});
+
 // --- WebSocket ---------------------------------------------------------------
 
 /** `from` of a live subscription: a seq to resume after, `latest` or `earliest`. */
@@ -538,6 +580,7 @@ export type AckFrame = v.InferOutput<typeof AckFrameSchema>;
 export type NackFrame = v.InferOutput<typeof NackFrameSchema>;
 export type ClientFrameParsed = PublishFrame | AckFrame | NackFrame;
 export type GroupSettingsInput = v.InferOutput<typeof GroupSettingsSchema>;
+export type TokenRequest = v.InferInput<typeof TokenRequestSchema>;
 export type LiveQuery = v.InferOutput<typeof LiveQuerySchema>;
 export type HistoryQuery = v.InferOutput<typeof HistoryQuerySchema>;
 export type TopicSettingsInput = v.InferOutput<typeof TopicSettingsSchema>;
