@@ -6,6 +6,7 @@
  * @module
  */
 import type { DeadLetter } from "../protocol/message.js";
+import type { SocketGrant } from "./grant.js";
 import type { ConsumerGroups } from "./groups.js";
 import { send, sendRaw } from "./live-streams.js";
 
@@ -15,6 +16,7 @@ export interface MemberAttachment {
 	prefetch: number;
 	/** Owner id of this socket's leases. */
 	id: string;
+	grant: SocketGrant;
 }
 
 export function memberTag(group: string): string {
@@ -42,9 +44,9 @@ export class GroupMembers {
 		return this.ctx.getWebSockets(memberTag(group)).length;
 	}
 
-	accept(ws: WebSocket, topic: string, group: string, prefetch: number, head: number): void {
+	accept(ws: WebSocket, topic: string, group: string, prefetch: number, head: number, grant: SocketGrant): void {
 		this.ctx.acceptWebSocket(ws, [memberTag(group)]);
-		const att: MemberAttachment = { kind: "member", group, prefetch, id: `member:${crypto.randomUUID()}` };
+		const att: MemberAttachment = { kind: "member", group, prefetch, id: `member:${crypto.randomUUID()}`, grant };
 		ws.serializeAttachment(att);
 		send(ws, { type: "ready", topic, group, head_seq: head, from: this.groups.cursor(group) });
 		this.dispatch(group);

@@ -14,6 +14,7 @@ import { type Filter, matchesFilter } from "../protocol/filter.js";
 import type { ServerFrame } from "../protocol/frames.js";
 import { TUNING } from "../protocol/limits.js";
 import type { Attributes } from "../protocol/message.js";
+import type { SocketGrant } from "./grant.js";
 import { type LogRow, renderMessage, type TopicLog } from "./topic-log.js";
 
 export const LIVE_TAG = "live";
@@ -21,6 +22,7 @@ export const LIVE_TAG = "live";
 export interface LiveAttachment {
 	kind: "live";
 	filter?: Filter;
+	grant: SocketGrant;
 }
 
 /** A message appended to the log, waiting to fan out. */
@@ -100,9 +102,15 @@ export class LiveStreams {
 	 * Accepts a live socket: `ready`, then `gap` if the resume point is gone,
 	 * then the replay, then live messages.
 	 */
-	accept(ws: WebSocket, topic: string, from: number | "latest" | "earliest", filter: Filter | undefined): void {
+	accept(
+		ws: WebSocket,
+		topic: string,
+		from: number | "latest" | "earliest",
+		filter: Filter | undefined,
+		grant: SocketGrant,
+	): void {
 		this.ctx.acceptWebSocket(ws, [LIVE_TAG]);
-		ws.serializeAttachment({ kind: "live", ...(filter ? { filter } : {}) } satisfies LiveAttachment);
+		ws.serializeAttachment({ kind: "live", grant, ...(filter ? { filter } : {}) } satisfies LiveAttachment);
 		this.#filters.set(ws, filter ?? null);
 		const head = this.log.head;
 		let after = from === "latest" ? head : from === "earliest" ? this.log.first - 1 : Math.min(from, head);

@@ -11,6 +11,7 @@ import { ERROR_STATUS, type ErrorBody, type ErrorCode } from "../protocol/errors
 import { PING, PONG } from "../protocol/frames.js";
 import { DEFAULT_TOPIC_SETTINGS, LIMITS, TUNING } from "../protocol/limits.js";
 import type { Attributes, GroupInfo, PublishResult, TopicSettings, TopicStats } from "../protocol/message.js";
+import { RIGHTS, type Right } from "../protocol/rights.js";
 import {
 	describeIssues,
 	type GroupSettingsInput,
@@ -21,6 +22,7 @@ import {
 } from "../protocol/schema.js";
 import type { Env } from "../worker/env.js";
 import { Dedupe } from "./dedupe.js";
+import { grantOf, grantOfSocket, publishDenied } from "./grant.js";
 import { GroupMembers, memberOf } from "./group-members.js";
 import {
 	ConsumerGroups,
@@ -40,6 +42,7 @@ import { type LogEntry, renderMessage, TopicLog } from "./topic-log.js";
 
 /** Header by which the Worker tells the object its topic name on socket upgrades. */
 export const TOPIC_HEADER = "x-tidings-topic";
+export { EXPIRES_HEADER, RIGHTS_HEADER } from "./grant.js";
 
 const TIMER_DELAYED = "delayed";
 const TIMER_RETENTION = "retention";
@@ -280,9 +283,15 @@ export class Topic extends DurableObject<Env> {
 		this.#name(topic.output, true);
 		const pair = new WebSocketPair();
 		const [client, server] = [pair[0], pair[1]];
-		if (group !== undefined) this.#members.accept(server, topic.output, group, prefetch, this.#log.head);
-		else this.#live.accept(server, topic.output, from, filter);
-		return new Response(null, { status: 101, webSocket: client });
+		const grant = grantOf(request);
+		if (group !== undefined) this.#members.accept(server, topic.output, group, prefetch, this.#log.head, grant);
+		else this.#live.accept(server, topic.output, from, filter, grant);
+		const protocol = request.headers.get("Sec-WebSocket-Protocol");
+		return new Response(null, {
+			status: 101,
+			webSocket: client,
+			...(protocol ? { headers: { "Sec-WebSocket-Protocol": protocol } } : {}),
+		});
 	}
 
 	override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
@@ -321,6 +330,11 @@ export class Topic extends DurableObject<Env> {
 			return;
 		}
 		const { type: _type, ref, ...body } = frame;
+		const denied = publishDenied(grantOfSocket(ws));
+		if (denied) {
+			send(ws, { type: "error", code: "forbidden", message: denied, ref });
+			return;
+		}
 		try {
 			if ("messages" in body) {
 				const results = this.publish(this.#topic ?? "", body.messages);

@@ -3,17 +3,19 @@
  * @module
  */
 import { Hono } from "hono";
-import { authorize } from "./auth.js";
-import type { Env } from "./env.js";
+import { authenticate } from "./auth.js";
+import type { AppEnv } from "./env.js";
 import { errorResponse, onError } from "./errors.js";
 import { groups } from "./routes/groups.js";
+import { tokens } from "./routes/tokens.js";
 import { topics } from "./routes/topics.js";
 
-export const app = new Hono<{ Bindings: Env }>()
+export const app = new Hono<AppEnv>()
 	.get("/healthz", (c) => c.json({ ok: true }))
-	.use("/v1/*", authorize)
+	.use("/v1/*", authenticate)
 	.route("/v1/topics", topics)
-	.route("/v1/topics", groups);
+	.route("/v1/topics", groups)
+	.route("/v1/tokens", tokens);
 
 app.notFound((c) =>
 	errorResponse(c, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}; see docs/http-api.md`),

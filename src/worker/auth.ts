@@ -1,17 +1,30 @@
 /**
- * Who may use this Worker. Closed by default: with neither an admin key nor
- * anonymous access configured, everything but /healthz answers 401 with how
- * to configure it. Scoped tokens come in the security issue; the admin key
- * and the anonymous switch are the floor they build on.
+ * Who may do what. Closed by default: with neither an admin key, a token
+ * secret nor anonymous access configured, everything but /healthz answers
+ * 401 with how to configure it.
+ *
+ * A request carries one credential: `Authorization: Bearer <key or token>`,
+ * or, for browsers' WebSockets which cannot set headers, `?token=` or the
+ * subprotocol `bearer.<token>` offered beside `tidings`. The admin key may do
+ * everything; a token (see src/tokens) carries rights per topic pattern.
+ * Missing or bad credentials are 401; a valid one without the right is 403.
  * @module
  */
-import type { MiddlewareHandler } from "hono";
-import type { Env } from "./env.js";
-import { errorResponse } from "./errors.js";
+import type { Context, MiddlewareHandler } from "hono";
+import { RIGHTS, type Right, rightsOn } from "../protocol/rights.js";
+import { type TokenClaims, TokenError, verifyToken } from "../tokens/index.js";
+import type { AppEnv } from "./env.js";
+import { ApiError } from "./errors.js";
 
 const NOT_CONFIGURED =
-	"tidings is not configured: set an admin key with `wrangler secret put TIDINGS_ADMIN_KEY`" +
-	" (or TIDINGS_ALLOW_ANONYMOUS=true for local development only)";
+	"tidings is not configured: set an admin key with `wrangler secret put TIDINGS_ADMIN_KEY` and, for scoped" +
+	" tokens, `wrangler secret put TIDINGS_TOKEN_SECRET` (TIDINGS_ALLOW_ANONYMOUS=true is for local development only)";
+
+/** The subprotocol a browser offers with its token: `new WebSocket(url, ["tidings", "bearer." + token])`. */
+export const SUBPROTOCOL = "tidings";
+const BEARER_PROTOCOL = "bearer.";
+
+export type Principal = { kind: "admin" } | { kind: "anonymous" } | { kind: "token"; claims: TokenClaims };
 
 /** Constant-time comparison of two strings, so a key cannot be guessed byte by byte from timing. */
 export function safeEqual(a: string, b: string): boolean {
@@ -26,24 +39,72 @@ export function safeEqual(a: string, b: string): boolean {
 	return crypto.subtle.timingSafeEqual(x, y);
 }
 
-/** The credential of a request: `Authorization: Bearer`, or `?token=` (browsers' WebSockets cannot set headers). */
-export function credentialOf(req: Request): string | undefined {
-	const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.get("Authorization") ?? "")?.[1]?.trim();
-	return bearer || (new URL(req.url).searchParams.get("token") ?? undefined);
+export function offeredProtocols(req: Request): string[] {
+	return (req.headers.get("Sec-WebSocket-Protocol") ?? "")
+		.split(",")
+		.map((p) => p.trim())
+		.filter(Boolean);
 }
 
-export const authorize: MiddlewareHandler<{ Bindings: Env }> = async (c, next) => {
-	if (c.env.TIDINGS_ALLOW_ANONYMOUS === "true") return next();
-	const adminKey = c.env.TIDINGS_ADMIN_KEY;
-	if (!adminKey) return errorResponse(c, "unauthorized", NOT_CONFIGURED);
+/** The credential of a request: bearer header, then `?token=`, then a `bearer.` subprotocol. */
+export function credentialOf(req: Request): string | undefined {
+	const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.get("Authorization") ?? "")?.[1]?.trim();
+	if (bearer) return bearer;
+	const query = new URL(req.url).searchParams.get("token");
+	if (query) return query;
+	return offeredProtocols(req)
+		.find((p) => p.startsWith(BEARER_PROTOCOL))
+		?.slice(BEARER_PROTOCOL.length);
+}
+
+export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
+	if (c.env.TIDINGS_ALLOW_ANONYMOUS === "true") {
+		c.set("principal", { kind: "anonymous" });
+		return next();
+	}
+	const { TIDINGS_ADMIN_KEY: adminKey, TIDINGS_TOKEN_SECRET: tokenSecret } = c.env;
+	if (!adminKey && !tokenSecret) throw new ApiError("unauthorized", NOT_CONFIGURED);
 	const credential = credentialOf(c.req.raw);
 	if (!credential) {
-		return errorResponse(
-			c,
+		throw new ApiError(
 			"unauthorized",
-			"send a key or token: Authorization: Bearer <key>, or ?token= on WebSockets",
+			"send a key or token: Authorization: Bearer <token>, or on WebSockets ?token= or the subprotocol bearer.<token>",
 		);
 	}
-	if (!safeEqual(credential, adminKey)) return errorResponse(c, "unauthorized", "the key or token is not valid");
+	if (adminKey && safeEqual(credential, adminKey)) {
+		c.set("principal", { kind: "admin" });
+		return next();
+	}
+	if (!tokenSecret) throw new ApiError("unauthorized", "the key is not valid");
+	try {
+		c.set("principal", { kind: "token", claims: await verifyToken(tokenSecret, credential) });
+	} catch (err) {
+		// TokenError messages name the failed check only; nothing of the token is echoed or logged.
+		throw new ApiError("unauthorized", err instanceof TokenError ? err.message : "the token is not valid");
+	}
 	return next();
+};
+
+/** The rights the request's principal has on `topic`. */
+export function rightsOf(c: Context<AppEnv>, topic: string): Set<Right> {
+	const p = c.get("principal");
+	return p.kind === "token" ? rightsOn(p.claims.topics, topic) : new Set(RIGHTS);
+}
+
+/** Requires `right` on the route's `:topic` (403 otherwise). */
+export function requireRight(right: Right | ((c: Context<AppEnv>) => Right)): MiddlewareHandler<AppEnv> {
+	return async (c, next) => {
+		const topic = c.req.param("topic") ?? "";
+		const needed = typeof right === "function" ? right(c) : right;
+		if (!rightsOf(c, topic).has(needed)) {
+			throw new ApiError("forbidden", `this token has no ${needed} right on topic ${topic}`);
+		}
+		await next();
+	};
+}
+
+/** Only the admin key (or anonymous local development) may mint tokens: a token never mints another. */
+export const requireAdminKey: MiddlewareHandler<AppEnv> = async (c, next) => {
+	if (c.get("principal").kind === "token") throw new ApiError("forbidden", "tokens are issued with the admin key only");
+	await next();
 };

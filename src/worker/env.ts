@@ -8,4 +8,12 @@ export interface Env {
 	TIDINGS_ALLOW_ANONYMOUS?: string;
 	/** Bearer key that may do everything (a Wrangler secret). */
 	TIDINGS_ADMIN_KEY?: string;
+	/** HMAC secret of scoped tokens (a Wrangler secret); see src/tokens. */
+	TIDINGS_TOKEN_SECRET?: string;
+}
+
+/** The Hono environment of every route: bindings, and who is asking. */
+export interface AppEnv {
+	Bindings: Env;
+	Variables: { principal: import("./auth.js").Principal };
 }

@@ -17,7 +17,8 @@ import {
 	RedriveBodySchema,
 	TopicName,
 } from "../../protocol/schema.js";
-import type { Env } from "../env.js";
+import { requireRight } from "../auth.js";
+import type { AppEnv, Env } from "../env.js";
 import { ApiError } from "../errors.js";
 import { requireJson, validate } from "../validate.js";
 
@@ -39,10 +40,11 @@ function found<T>(value: T | undefined, topic: string, group: string): T {
 	return value;
 }
 
-export const groups = new Hono<{ Bindings: Env }>()
+export const groups = new Hono<AppEnv>()
 	.put(
 		"/:topic/groups/:group",
 		validate("param", GroupParams),
+		requireRight("admin"),
 		requireJson,
 		validate("json", GroupSettingsSchema),
 		async (c) => {
@@ -58,11 +60,11 @@ export const groups = new Hono<{ Bindings: Env }>()
 			return c.json(result.info, result.created ? 201 : 200);
 		},
 	)
-	.get("/:topic/groups/:group", validate("param", GroupParams), async (c) => {
+	.get("/:topic/groups/:group", validate("param", GroupParams), requireRight("consume"), async (c) => {
 		const { topic, group } = c.req.valid("param");
 		return c.json(found(await stub(c.env, topic).group(topic, group), topic, group));
 	})
-	.delete("/:topic/groups/:group", validate("param", GroupParams), async (c) => {
+	.delete("/:topic/groups/:group", validate("param", GroupParams), requireRight("admin"), async (c) => {
 		const { topic, group } = c.req.valid("param");
 		if (!(await stub(c.env, topic).deleteGroup(topic, group))) throw noGroup(topic, group);
 		return c.json({ deleted: true });
@@ -70,6 +72,7 @@ export const groups = new Hono<{ Bindings: Env }>()
 	.post(
 		"/:topic/groups/:group/pull",
 		validate("param", GroupParams),
+		requireRight("consume"),
 		requireJson,
 		validate("json", PullBodySchema),
 		async (c) => {
@@ -82,6 +85,7 @@ export const groups = new Hono<{ Bindings: Env }>()
 	.post(
 		"/:topic/groups/:group/ack",
 		validate("param", GroupParams),
+		requireRight("consume"),
 		requireJson,
 		validate("json", AckBodySchema),
 		async (c) => {
@@ -92,6 +96,7 @@ export const groups = new Hono<{ Bindings: Env }>()
 	.post(
 		"/:topic/groups/:group/nack",
 		validate("param", GroupParams),
+		requireRight("consume"),
 		requireJson,
 		validate("json", NackBodySchema),
 		async (c) => {
@@ -103,6 +108,7 @@ export const groups = new Hono<{ Bindings: Env }>()
 	.get(
 		"/:topic/groups/:group/dlq",
 		validate("param", GroupParams),
+		requireRight("consume"),
 		validate("query", HistoryQuerySchema),
 		async (c) => {
 			const { topic, group } = c.req.valid("param");
@@ -113,6 +119,7 @@ export const groups = new Hono<{ Bindings: Env }>()
 	.post(
 		"/:topic/groups/:group/dlq/redrive",
 		validate("param", GroupParams),
+		requireRight("admin"),
 		requireJson,
 		validate("json", RedriveBodySchema),
 		async (c) => {
@@ -120,7 +127,7 @@ export const groups = new Hono<{ Bindings: Env }>()
 			return c.json(found(await stub(c.env, topic).redrive(topic, group, c.req.valid("json").seqs), topic, group));
 		},
 	)
-	.delete("/:topic/groups/:group/dlq", validate("param", GroupParams), async (c) => {
+	.delete("/:topic/groups/:group/dlq", validate("param", GroupParams), requireRight("admin"), async (c) => {
 		const { topic, group } = c.req.valid("param");
 		return c.json(found(await stub(c.env, topic).purgeDeadLetters(topic, group), topic, group));
 	});

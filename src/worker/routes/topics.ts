@@ -6,7 +6,7 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import * as v from "valibot";
-import { TOPIC_HEADER } from "../../durable/topic.js";
+import { EXPIRES_HEADER, RIGHTS_HEADER, TOPIC_HEADER } from "../../durable/topic.js";
 import { LIMITS } from "../../protocol/limits.js";
 import type { PublishResult } from "../../protocol/message.js";
 import {
@@ -20,7 +20,8 @@ import {
 	TopicSettingsSchema,
 	TraceparentSchema,
 } from "../../protocol/schema.js";
-import type { Env } from "../env.js";
+import { offeredProtocols, requireRight, rightsOf, SUBPROTOCOL } from "../auth.js";
+import type { AppEnv, Env } from "../env.js";
 import { ApiError, errorResponse } from "../errors.js";
 import { requireJson, validate } from "../validate.js";
 
@@ -56,11 +57,12 @@ function statusOf(results: PublishResult[]): 200 | 201 | 202 {
 	return 202;
 }
 
-export const topics = new Hono<{ Bindings: Env }>()
+export const topics = new Hono<AppEnv>()
 	.post(
 		"/:topic/messages",
-		publishSizeLimit,
 		validate("param", TopicParam),
+		requireRight("publish"),
+		publishSizeLimit,
 		validate("header", PublishHeaders),
 		requireJson,
 		validate("json", publishBodySchemaFor),
@@ -86,31 +88,57 @@ export const topics = new Hono<{ Bindings: Env }>()
 			return c.json(batch ? { messages: results } : results[0], statusOf(results));
 		},
 	)
-	.get("/:topic/messages", validate("param", TopicParam), validate("query", HistoryQuerySchema), async (c) => {
-		const { topic } = c.req.valid("param");
-		const { after, limit } = c.req.valid("query");
-		const page = await stub(c.env, topic).history(topic, after, limit);
-		return c.body(page, 200, { "Content-Type": "application/json" });
-	})
-	.get("/:topic/ws", requireUpgrade, validate("param", TopicParam), validate("query", LiveQuerySchema), async (c) => {
-		const { topic } = c.req.valid("param");
-		const query = c.req.query();
-		if (query.group !== undefined && (query.from !== undefined || query.filter !== undefined)) {
-			throw new ApiError(
-				"invalid_request",
-				"from and filter are for live subscriptions; a group reads from its cursor, with its own filter",
-			);
-		}
-		const headers = new Headers(c.req.raw.headers);
-		headers.set(TOPIC_HEADER, topic);
-		return stub(c.env, topic).fetch(new Request(c.req.raw.url, { headers }));
-	})
-	.get("/:topic", validate("param", TopicParam), async (c) => {
+	.get(
+		"/:topic/messages",
+		validate("param", TopicParam),
+		requireRight("subscribe"),
+		validate("query", HistoryQuerySchema),
+		async (c) => {
+			const { topic } = c.req.valid("param");
+			const { after, limit } = c.req.valid("query");
+			const page = await stub(c.env, topic).history(topic, after, limit);
+			return c.body(page, 200, { "Content-Type": "application/json" });
+		},
+	)
+	.get(
+		"/:topic/ws",
+		requireUpgrade,
+		validate("param", TopicParam),
+		requireRight((c) => (c.req.query("group") === undefined ? "subscribe" : "consume")),
+		validate("query", LiveQuerySchema),
+		async (c) => {
+			const { topic } = c.req.valid("param");
+			const query = c.req.query();
+			if (query.group !== undefined && (query.from !== undefined || query.filter !== undefined)) {
+				throw new ApiError(
+					"invalid_request",
+					"from and filter are for live subscriptions; a group reads from its cursor, with its own filter",
+				);
+			}
+			const headers = new Headers(c.req.raw.headers);
+			// Set, never passed through: a client cannot name its own rights.
+			headers.set(TOPIC_HEADER, topic);
+			headers.set(RIGHTS_HEADER, [...rightsOf(c, topic)].join(","));
+			const principal = c.get("principal");
+			headers.set(EXPIRES_HEADER, principal.kind === "token" ? String(principal.claims.exp * 1000) : "");
+			headers.delete("Sec-WebSocket-Protocol");
+			if (offeredProtocols(c.req.raw).includes(SUBPROTOCOL)) headers.set("Sec-WebSocket-Protocol", SUBPROTOCOL);
+			return stub(c.env, topic).fetch(new Request(c.req.raw.url, { headers }));
+		},
+	)
+	.get("/:topic", validate("param", TopicParam), requireRight("subscribe"), async (c) => {
 		const { topic } = c.req.valid("param");
 		return c.json(await stub(c.env, topic).stats(topic));
 	})
-	.put("/:topic", validate("param", TopicParam), requireJson, validate("json", TopicSettingsSchema), async (c) => {
-		const { topic } = c.req.valid("param");
-		const settings = await stub(c.env, topic).configure(topic, c.req.valid("json"));
-		return c.json({ topic, settings });
-	});
+	.put(
+		"/:topic",
+		validate("param", TopicParam),
+		requireRight("admin"),
+		requireJson,
+		validate("json", TopicSettingsSchema),
+		async (c) => {
+			const { topic } = c.req.valid("param");
+			const settings = await stub(c.env, topic).configure(topic, c.req.valid("json"));
+			return c.json({ topic, settings });
+		},
+	);

@@ -1,0 +1,38 @@
+/**
+ * What a socket may do, as the Worker resolved it at the upgrade and passed
+ * in headers it always sets itself (a client cannot name its own rights).
+ * Kept in the socket's attachment, so it survives hibernation.
+ * @module
+ */
+import { RIGHTS, type Right } from "../protocol/rights.js";
+
+export const RIGHTS_HEADER = "x-tidings-rights";
+/** When the caller's token expires (ms since the epoch); empty for keys. */
+export const EXPIRES_HEADER = "x-tidings-expires";
+
+/** The caller's rights on this topic, as the Worker resolved them at the upgrade. */
+export interface SocketGrant {
+	rights: Right[];
+	/** Token expiry (ms since the epoch), if the credential was a token. */
+	expires?: number;
+}
+
+export function grantOf(request: Request): SocketGrant {
+	const rights = (request.headers.get(RIGHTS_HEADER) ?? "")
+		.split(",")
+		.filter((r): r is Right => (RIGHTS as readonly string[]).includes(r));
+	const expires = Number(request.headers.get(EXPIRES_HEADER) || Number.NaN);
+	return { rights, ...(Number.isFinite(expires) ? { expires } : {}) };
+}
+
+export function grantOfSocket(ws: WebSocket): SocketGrant {
+	return (ws.deserializeAttachment() as { grant?: SocketGrant } | null)?.grant ?? { rights: [] };
+}
+
+export function publishDenied(grant: SocketGrant): string | undefined {
+	if (!grant.rights.includes("publish")) return "this socket's token has no publish right on the topic";
+	if (grant.expires !== undefined && grant.expires <= Date.now()) {
+		return "this socket's token has expired; reconnect with a fresh one";
+	}
+	return undefined;
+}
