@@ -1,0 +1,155 @@
+/**
+ * Who may do what: every right against every endpoint and frame, with the
+ * Worker configured as in production (admin key and token secret, no
+ * anonymous access).
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { Right } from "../../src/protocol/rights.js";
+import { mintToken } from "../../src/tokens/index.js";
+import { app } from "../../src/worker/app.js";
+import { stats, TestSocket, uniqueTopic } from "./helpers.js";
+
+const ADMIN_KEY = "admin-key-for-tests-0123456789";
+const SECRET = "token-secret-for-tests-0123456789";
+const prod = { ...env, TIDINGS_ALLOW_ANONYMOUS: undefined, TIDINGS_ADMIN_KEY: ADMIN_KEY, TIDINGS_TOKEN_SECRET: SECRET };
+
+function call(method: string, path: string, credential?: string, body?: unknown, extra: Record<string, string> = {}) {
+	const headers: Record<string, string> = { ...extra };
+	if (credential) headers.Authorization = `Bearer ${credential}`;
+	if (body !== undefined) headers["Content-Type"] = "application/json";
+	return app.fetch(
+		new Request(`http://tidings.test${path}`, {
+			method,
+			headers,
+			...(body === undefined ? {} : { body: JSON.stringify(body) }),
+		}),
+		prod,
+	);
+}
+
+async function token(topics: Record<string, Right[]>, ttl_s = 300) {
+	return (await mintToken(SECRET, { topics, ttl_s })).token;
+}
+
+/** Every endpoint with the right it needs. */
+function endpoints(topic: string): Array<[string, string, unknown, Right]> {
+	const g = `/v1/topics/${topic}/groups/g`;
+	return [
+		["POST", `/v1/topics/${topic}/messages`, { data: 1 }, "publish"],
+		["GET", `/v1/topics/${topic}/messages`, undefined, "subscribe"],
+		["GET", `/v1/topics/${topic}`, undefined, "subscribe"],
+		["PUT", `/v1/topics/${topic}`, { max_messages: 100 }, "admin"],
+		["PUT", g, {}, "admin"],
+		["GET", g, undefined, "consume"],
+		["POST", `${g}/pull`, {}, "consume"],
+		["POST", `${g}/ack`, { seqs: [1] }, "consume"],
+		["POST", `${g}/nack`, { seqs: [1] }, "consume"],
+		["GET", `${g}/dlq`, undefined, "consume"],
+		["POST", `${g}/dlq/redrive`, {}, "admin"],
+		["DELETE", `${g}/dlq`, undefined, "admin"],
+		["DELETE", g, undefined, "admin"],
+	];
+}
+
+describe("rights on every endpoint", () => {
+	it("each right opens exactly its endpoints, on the topics its pattern matches", async () => {
+		const topic = uniqueTopic("auth");
+		expect((await call("PUT", `/v1/topics/${topic}/groups/g`, ADMIN_KEY, {})).status).toBe(201);
+		for (const right of ["publish", "subscribe", "consume", "admin"] as Right[]) {
+			const mine = await token({ [`${topic.split(".")[0]}.*`]: [right] });
+			const elsewhere = await token({ "other.*": [right] });
+			for (const [method, path, body, needed] of endpoints(topic)) {
+				if (method === "DELETE" && path.endsWith("/groups/g")) continue; // would remove the group for the next rounds
+				const res = await call(method, path, mine, body);
+				await res.arrayBuffer();
+				if (needed === right) expect(res.status, `${right} → ${method} ${path}`).not.toBe(403);
+				else expect(res.status, `${right} → ${method} ${path}`).toBe(403);
+				const other = await call(method, path, elsewhere, body);
+				expect(other.status, `${right} on other.* → ${method} ${path}`).toBe(403);
+				const answer = (await other.json()) as { error: { code: string; message: string } };
+				expect(answer.error.code).toBe("forbidden");
+			}
+		}
+		// The admin key may do everything.
+		for (const [method, path, body] of endpoints(topic)) {
+			const res = await call(method, path, ADMIN_KEY, body);
+			expect(res.status, `admin key → ${method} ${path}`).toBeLessThan(400);
+		}
+	});
+
+	it("answers 401 without credentials or with bad ones, 403 without the right, and never echoes them", async () => {
+		const topic = uniqueTopic("auth");
+		const path = `/v1/topics/${topic}/messages`;
+		expect((await call("POST", path, undefined, { data: 1 })).status).toBe(401);
+		const bad = await call("POST", path, "not-a-token-xyz", { data: 1 });
+		expect(bad.status).toBe(401);
+		expect(await bad.text()).not.toContain("not-a-token-xyz");
+		const expired = (await mintToken(SECRET, { topics: { ">": ["publish"] }, ttl_s: 1 }, Date.now() - 10_000)).token;
+		const expiredRes = await call("POST", path, expired, { data: 1 });
+		expect(expiredRes.status).toBe(401);
+		expect(((await expiredRes.json()) as { error: { message: string } }).error.message).toMatch(/expired/);
+		const readOnly = await token({ ">": ["subscribe"] });
+		expect((await call("POST", path, readOnly, { data: 1 })).status).toBe(403);
+		expect((await stats(topic)).head_seq).toBe(0);
+	});
+
+	it("takes the token from the header, ?token= or the bearer subprotocol", async () => {
+		const topic = uniqueTopic("auth");
+		const t = await token({ [topic]: ["subscribe"] });
+		expect((await call("GET", `/v1/topics/${topic}`, t)).status).toBe(200);
+		expect((await call("GET", `/v1/topics/${topic}?token=${t}`)).status).toBe(200);
+		const ws = await call("GET", `/v1/topics/${topic}/ws`, undefined, undefined, {
+			Upgrade: "websocket",
+			"Sec-WebSocket-Protocol": `tidings, bearer.${t}`,
+		});
+		expect(ws.status).toBe(101);
+		// The server selects `tidings`, never echoing the token.
+		expect(ws.headers.get("Sec-WebSocket-Protocol")).toBe("tidings");
+		ws.webSocket?.accept();
+		ws.webSocket?.close(1000);
+	});
+
+	it("issues tokens with the admin key only", async () => {
+		const body = { topics: { "jobs.*": ["subscribe"] }, ttl_s: 60 };
+		const issued = await call("POST", "/v1/tokens", ADMIN_KEY, body);
+		expect(issued.status).toBe(201);
+		const { token: t, expires_at } = (await issued.json()) as { token: string; expires_at: number };
+		expect(expires_at).toBeGreaterThan(Date.now());
+		expect((await call("GET", "/v1/topics/jobs.1", t)).status).toBe(200);
+		expect((await call("POST", "/v1/tokens", t, body)).status).toBe(403);
+		const admin = await token({ ">": ["admin"] });
+		expect((await call("POST", "/v1/tokens", admin, body)).status).toBe(403);
+		expect((await call("POST", "/v1/tokens", ADMIN_KEY, { topics: { "a..b": ["publish"] } })).status).toBe(400);
+	});
+});
+
+describe("rights on sockets", () => {
+	async function open(topic: string, query: string, t: string) {
+		const res = await call("GET", `/v1/topics/${topic}/ws?${query}`, t, undefined, { Upgrade: "websocket" });
+		if (res.status !== 101 || !res.webSocket) return res.status;
+		res.webSocket.accept();
+		return new TestSocket(res.webSocket);
+	}
+
+	it("needs subscribe for a live socket, consume for a group socket, publish for publish frames", async () => {
+		const topic = uniqueTopic("auth");
+		expect((await call("PUT", `/v1/topics/${topic}/groups/g`, ADMIN_KEY, {})).status).toBe(201);
+		const sub = await token({ [topic]: ["subscribe"] });
+		const consume = await token({ [topic]: ["consume"] });
+		expect(await open(topic, "", consume)).toBe(403);
+		expect(await open(topic, "group=g", sub)).toBe(403);
+		const live = (await open(topic, "", sub)) as TestSocket;
+		await live.waitForFrame((f) => f.type === "ready", "ready");
+		live.send({ type: "publish", ref: "r1", data: 1 });
+		const denied = await live.waitForFrame((f) => f.type === "error", "forbidden");
+		expect(denied).toMatchObject({ code: "forbidden", ref: "r1" });
+		expect((await stats(topic)).head_seq).toBe(0);
+		const both = (await open(topic, "", await token({ [topic]: ["subscribe", "publish"] }))) as TestSocket;
+		both.send({ type: "publish", ref: "r2", data: 2 });
+		expect(await both.waitForFrame((f) => f.type === "published", "published")).toMatchObject({ seq: 1 });
+		const member = (await open(topic, "group=g", consume)) as TestSocket;
+		expect((await member.waitForFrame((f) => f.type === "ready", "ready")).group).toBe("g");
+		for (const s of [live, both, member]) s.close();
+	});
+});
