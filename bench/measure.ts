@@ -1,6 +1,7 @@
 /**
  * The measurements: every row drives both implementations through the same
- * wire protocol, each on a topic of its own (so a fresh Durable Object).
+ * wire protocol, each on a topic of its own (so a fresh Durable Object);
+ * the consumer group rows drive tidings alone, as the ceiling has no groups.
  * @module
  */
 import { setTimeout as sleep } from "node:timers/promises";
@@ -8,7 +9,7 @@ import { CONFIG, IMPLS, type Impl } from "./config.js";
 import { type CpuShare, cpuSpan } from "./lib/cpu.js";
 import { closedLoop, fixedRate, HttpClient, type Outcomes } from "./lib/http.js";
 import { round } from "./lib/stats.js";
-import { Subscribers, wsPublish, wsUrl } from "./lib/ws.js";
+import { GroupConsumers, Subscribers, wsPublish, wsUrl } from "./lib/ws.js";
 
 export type ThroughputKind = "httpSingle" | "httpBatch" | "wsPublish";
 
@@ -39,6 +40,25 @@ export const LATENCY_ROWS: LatencyRow[] = [
 	})),
 ];
 
+/** A consumer group row: `consumers` members, each holding up to `prefetch` unacked messages. */
+export interface GroupRow {
+	/** Its key in results.json: "8x32". */
+	key: string;
+	/** "8 consumers, prefetch 32". */
+	label: string;
+	consumers: number;
+	prefetch: number;
+}
+
+export const GROUP_ROWS: GroupRow[] = CONFIG.groups.consumers.flatMap((consumers) =>
+	CONFIG.groups.prefetch.map((prefetch) => ({
+		key: `${consumers}x${prefetch}`,
+		label: `${consumers} consumer${consumers === 1 ? "" : "s"}, prefetch ${prefetch}`,
+		consumers,
+		prefetch,
+	})),
+);
+
 export interface Failures {
 	failed: number;
 	byKind: Outcomes["failures"];
@@ -54,7 +74,15 @@ export interface ThroughputSample {
 	settleMs: number;
 }
 
-export interface ThroughputResult {
+/** msg/s are messages received and acked by the members; requests are publish batches. */
+export interface GroupSample extends ThroughputSample {
+	duplicates: number;
+	redelivered: number;
+	/** Each member's part of the acks in the window. */
+	shares: number[];
+}
+
+export interface ThroughputResult<S extends ThroughputSample = ThroughputSample> {
 	/** Mean over the samples. */
 	messagesPerSecond: number;
 	requestsPerSecond: number;
@@ -62,7 +90,18 @@ export interface ThroughputResult {
 	maxMessagesPerSecond: number;
 	failed: number;
 	cpu: CpuShare;
-	samples: ThroughputSample[];
+	samples: S[];
+}
+
+export interface GroupResult extends ThroughputResult<GroupSample> {
+	consumers: number;
+	prefetch: number;
+	/** Summed over the samples. */
+	duplicates: number;
+	redelivered: number;
+	/** The smallest and largest member share over every sample. */
+	minShare: number;
+	maxShare: number;
 }
 
 export interface LatencyResult {
@@ -86,25 +125,34 @@ export interface LatencyResult {
 
 export type ImplResults = Partial<Record<ThroughputKind, ThroughputResult>> & {
 	latency: Record<string, LatencyResult>;
+	/** By group row key; tidings only. */
+	groups?: Record<string, GroupResult>;
 };
 
 const BATCH_BODY = JSON.stringify({
 	messages: Array.from({ length: CONFIG.batchSize }, (_, i) => ({ data: { i } })),
 });
 
+const GROUP = "bench";
+const GROUP_SETTINGS = JSON.stringify({ start: "latest", retry_delay_ms: 0 });
+
 function failuresOf(o: Outcomes): Failures {
 	return { failed: o.failed, byKind: o.failures };
 }
 
+function sum(xs: number[]): number {
+	return xs.reduce((a, b) => a + b, 0);
+}
+
 function mean(xs: number[]): number {
-	return xs.reduce((a, b) => a + b, 0) / xs.length;
+	return sum(xs) / xs.length;
 }
 
 function meanOrNull(xs: (number | null)[]): number | null {
 	return xs.some((x) => x === null) ? null : mean(xs as number[]);
 }
 
-function aggregate(samples: ThroughputSample[]): ThroughputResult {
+function aggregate<S extends ThroughputSample>(samples: S[]): ThroughputResult<S> {
 	const rates = samples.map((s) => s.messagesPerSecond);
 	return {
 		messagesPerSecond: round(mean(rates), 0),
@@ -122,7 +170,7 @@ function aggregate(samples: ThroughputSample[]): ThroughputResult {
 }
 
 export class Bench {
-	readonly results: Record<Impl, ImplResults> = { tidings: { latency: {} }, ceiling: { latency: {} } };
+	readonly results: Record<Impl, ImplResults> = { tidings: { latency: {}, groups: {} }, ceiling: { latency: {} } };
 	readonly errors: string[] = [];
 	readonly #runId = Date.now().toString(36);
 	readonly #samples = new Map<string, ThroughputSample[]>();
@@ -232,6 +280,67 @@ export class Bench {
 		});
 		this.#samples.set(key, samples);
 		this.results[impl][kind] = aggregate(samples);
+	}
+
+	/**
+	 * One sample of a group row on a fresh topic and group: the members ack
+	 * each message on receipt while HTTP batches publish at full speed.
+	 */
+	async group(row: GroupRow, repeat: number): Promise<void> {
+		const topic = this.#topic("tidings", `group-${row.key}-${repeat}`);
+		const consumers = new GroupConsumers();
+		let sample: GroupSample;
+		try {
+			const created = await this.#withClient("tidings", (client) =>
+				client.request("PUT", `/v1/topics/${topic}/groups/${GROUP}`, GROUP_SETTINGS),
+			);
+			if (created.status !== 201)
+				throw new Error(`group PUT answered ${created.status}: ${created.body.slice(0, 200)}`);
+			const url = `${wsUrl(this.urls.tidings, topic)}?group=${GROUP}&prefetch=${row.prefetch}`;
+			await consumers.open(url, row.consumers);
+			const end = cpuSpan(this.workerdPids);
+			consumers.window(CONFIG.warmupMs, CONFIG.durationMs);
+			const r = await this.#withClient("tidings", (client) =>
+				closedLoop(client, this.#path(topic), {
+					concurrency: CONFIG.groups.publishConcurrency,
+					warmupMs: CONFIG.warmupMs,
+					durationMs: CONFIG.durationMs,
+					body: () => BATCH_BODY,
+				}),
+			);
+			const cpu = end();
+			const failures = failuresOf(r.outcomes);
+			if (consumers.errors > 0) {
+				failures.failed += consumers.errors;
+				failures.byKind["error frame"] = { count: consumers.errors, sample: consumers.sampleError ?? "" };
+			}
+			const acked = sum(consumers.acked);
+			sample = {
+				messagesPerSecond: round(acked / (CONFIG.durationMs / 1000), 0),
+				requestsPerSecond: round(r.requestsPerSecond, 0),
+				failures,
+				cpu,
+				settleMs: 0,
+				duplicates: consumers.duplicates,
+				redelivered: consumers.redelivered,
+				shares: consumers.acked.map((n) => round(n / Math.max(1, acked), 4)),
+			};
+		} finally {
+			await consumers.close();
+		}
+		sample.settleMs = await this.#settle("tidings", topic);
+		const samples = [...(this.results.tidings.groups?.[row.key]?.samples ?? []), sample];
+		const shares = samples.flatMap((s) => s.shares);
+		const result: GroupResult = {
+			...aggregate(samples),
+			consumers: row.consumers,
+			prefetch: row.prefetch,
+			duplicates: sum(samples.map((s) => s.duplicates)),
+			redelivered: sum(samples.map((s) => s.redelivered)),
+			minShare: Math.min(...shares),
+			maxShare: Math.max(...shares),
+		};
+		this.results.tidings.groups = { ...this.results.tidings.groups, [row.key]: result };
 	}
 
 	/**

@@ -4,6 +4,7 @@ import type { CpuShare } from "./lib/cpu.js";
 import { round } from "./lib/stats.js";
 import { type Cell, renderTable } from "./lib/table.js";
 import {
+	GROUP_ROWS,
 	type ImplResults,
 	LATENCY_ROWS,
 	THROUGHPUT_ROWS,
@@ -14,7 +15,8 @@ import {
 export interface SummaryRow {
 	row: string;
 	tidings: number | undefined;
-	ceiling: number | undefined;
+	/** null: the ceiling has no such feature (consumer groups). */
+	ceiling: number | undefined | null;
 	/** tidings / ceiling. */
 	ratio: number;
 	target: string;
@@ -52,6 +54,10 @@ export function summarize(r: Record<Impl, ImplResults>): SummaryRow[] {
 		(t) => t >= TARGETS.batchPerSecond,
 	);
 	add(`WS publish, window ${CONFIG.wsWindow} (msg/s)`, (x) => x.wsPublish?.messagesPerSecond);
+	for (const { key, label } of GROUP_ROWS) {
+		const tidings = r.tidings.groups?.[key]?.messagesPerSecond;
+		rows.push({ row: `group: ${label} (msg/s)`, tidings, ceiling: null, ratio: Number.NaN, target: "" });
+	}
 	for (const { key, label, subscribers } of LATENCY_ROWS) {
 		add(`latency p50, ${label} (ms)`, (x) => x.latency[key]?.p50Ms);
 		const p99 = (x: ImplResults) => x.latency[key]?.p99Ms;
@@ -66,7 +72,14 @@ export function summaryTable(rows: SummaryRow[]): string {
 	const verdict = (pass: boolean | undefined) => (pass === undefined ? "" : pass ? "PASS" : "FAIL");
 	return renderTable(
 		["row", "tidings", "ceiling", "ratio", "target", ""],
-		rows.map((s) => [s.row, s.tidings ?? Number.NaN, s.ceiling ?? Number.NaN, s.ratio, s.target, verdict(s.pass)]),
+		rows.map((s) => [
+			s.row,
+			s.tidings ?? Number.NaN,
+			s.ceiling === null ? "—" : (s.ceiling ?? Number.NaN),
+			s.ceiling === null ? "—" : s.ratio,
+			s.target,
+			verdict(s.pass),
+		]),
 	);
 }
 
@@ -76,20 +89,23 @@ function cores(c: CpuShare | undefined): string {
 	return `${n(c.workerd)} / ${n(c.loadGenerator)} / ${n(c.steal)}`;
 }
 
+function spread(t: ThroughputResult | undefined): string {
+	const fmt = (n: number) => n.toLocaleString("en-US");
+	return t ? `${fmt(t.minMessagesPerSecond)}–${fmt(t.maxMessagesPerSecond)}` : "-";
+}
+
 /** Grouped by row, tidings above ceiling, so each pair reads together. */
 export function detailTable(r: Record<Impl, ImplResults>): string {
 	const rows: Cell[][] = [];
 	for (const kind of Object.keys(THROUGHPUT_ROWS) as ThroughputKind[]) {
 		for (const impl of IMPLS) {
 			const t: ThroughputResult | undefined = r[impl][kind];
-			const fmt = (n: number) => n.toLocaleString("en-US");
-			const spread = t ? `${fmt(t.minMessagesPerSecond)}–${fmt(t.maxMessagesPerSecond)}` : "-";
 			const failed = t?.failed ?? Number.NaN;
 			rows.push([
 				THROUGHPUT_ROWS[kind],
 				impl,
 				t?.requestsPerSecond ?? Number.NaN,
-				spread,
+				spread(t),
 				failed,
 				"",
 				"",
@@ -98,6 +114,24 @@ export function detailTable(r: Record<Impl, ImplResults>): string {
 				cores(t?.cpu),
 			]);
 		}
+	}
+	const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+	for (const { key, label } of GROUP_ROWS) {
+		const g = r.tidings.groups?.[key];
+		rows.push([
+			`group, ${label}`,
+			"tidings",
+			g?.requestsPerSecond ?? Number.NaN,
+			spread(g),
+			g?.failed ?? Number.NaN,
+			"",
+			"",
+			"",
+			"",
+			cores(g?.cpu),
+			g?.duplicates ?? Number.NaN,
+			g ? `${pct(g.minShare)}–${pct(g.maxShare)}` : "-",
+		]);
 	}
 	for (const { key, label } of LATENCY_ROWS) {
 		for (const impl of IMPLS) {
@@ -128,6 +162,8 @@ export function detailTable(r: Record<Impl, ImplResults>): string {
 			"mean ms",
 			"max ms",
 			"cores workerd / loadgen / steal",
+			"duplicates",
+			"share min–max",
 		],
 		rows,
 	);

@@ -15,7 +15,7 @@ import { bundle } from "./lib/build.js";
 import { findWorkerd } from "./lib/cpu.js";
 import { round } from "./lib/stats.js";
 import { COMPATIBILITY_DATE, startWorkers } from "./lib/workers.js";
-import { Bench, LATENCY_ROWS, THROUGHPUT_ROWS, type ThroughputKind } from "./measure.js";
+import { Bench, GROUP_ROWS, LATENCY_ROWS, THROUGHPUT_ROWS, type ThroughputKind } from "./measure.js";
 import { detailTable, summarize, summaryTable } from "./report.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -40,6 +40,11 @@ async function measure(bench: Bench): Promise<Record<string, number>> {
 			for (const impl of ordered(i)) {
 				await bench.step(`${impl}: ${THROUGHPUT_ROWS[kind]} #${i + 1}`, () => bench.throughput(kind, impl, i));
 			}
+		}
+	}
+	for (const row of GROUP_ROWS) {
+		for (let i = 0; i < CONFIG.repeats; i++) {
+			await bench.step(`tidings: group, ${row.label} #${i + 1}`, () => bench.group(row, i));
 		}
 	}
 	let rate = 0;
@@ -90,6 +95,7 @@ async function main(): Promise<number> {
 
 	const cpus = os.cpus();
 	const fixed = CONFIG.fixedRateLatency;
+	const groups = CONFIG.groups;
 	const notes = [
 		"Path: Miniflare API, workerd, loopback; each Worker on its own direct socket (no entry Worker, no wrangler dev proxy).",
 		`Storage: ${storage}; every row and repeat on a fresh topic, so a fresh Durable Object.`,
@@ -98,6 +104,8 @@ async function main(): Promise<number> {
 		`Throughput: closed loop, ${CONFIG.warmupMs / 1000} s warm-up + ${CONFIG.durationMs / 1000} s measured, mean of ${CONFIG.repeats} runs in ABBA order.`,
 		`Latency: HTTP publishes at one rate for both, half the smaller single-publish maximum, for ${CONFIG.latencyMs / 1000} s, open loop (sends past ${CONFIG.maxInFlight} unanswered are skipped and counted); publish sent → frame received, over every delivery to every subscriber.`,
 		`Fixed-rate latency: the same, with ${fixed.subscribers} subscribers at ${fixed.rates.join(" and ")} msg/s for both, whatever the maxima: at half rate ${fixed.subscribers} subscribers saturate a small machine (rate × subscribers frames/s), these show whether a ${TARGETS.p99At100Ms} ms p99 holds below saturation. Each row gets its own verdict; the half-rate row's is the issue's target as written.`,
+		`Groups (tidings only; the ceiling has none): a fresh topic and group per run, ${groups.consumers.join(" or ")} members at prefetch ${groups.prefetch.join(" or ")} acking each message on receipt, while ${groups.publishConcurrency} closed-loop lanes publish HTTP batches of ${CONFIG.batchSize} (req/s in the details); the same warm-up, window and repeats as above. msg/s counts messages received and acked inside the window.`,
+		"Group duplicates: first-attempt deliveries of a seq already delivered, over the whole run (should be 0). Share: each member's part of the acks, min–max over members and runs.",
 		"Ratio is tidings / ceiling: above 1 is better for throughput, below 1 is better for latency.",
 	];
 	const summary = summarize(bench.results);
