@@ -5,7 +5,6 @@
  * spreads a queue over its consumers, not all to the first one.
  * @module
  */
-import type { DeadLetter } from "../protocol/message.js";
 import type { SocketGrant } from "./grant.js";
 import type { ConsumerGroups } from "./groups.js";
 import { send, sendRaw } from "./live-streams.js";
@@ -92,30 +91,34 @@ export class GroupMembers {
 		this.#next.set(group, i);
 	}
 
-	ack(ws: WebSocket, att: MemberAttachment, seq: number): void {
+	ack(ws: WebSocket, att: MemberAttachment, seq: number, ref?: string): void {
 		const done = this.transaction(() => this.groups.ack(att.group, [seq], att.id));
-		if (done.length === 0) {
-			send(ws, { type: "error", code: "not_found", message: `seq ${seq} is not leased to this member` });
-		}
+		if (done.length === 0) notLeased(ws, seq, ref);
 	}
 
-	nack(ws: WebSocket, att: MemberAttachment, seq: number, delayMs?: number, error?: string): DeadLetter[] {
+	nack(ws: WebSocket, att: MemberAttachment, seq: number, delayMs?: number, error?: string, ref?: string): void {
 		const now = Date.now();
-		const { done, dead } = this.transaction(() =>
+		const { done } = this.transaction(() =>
 			this.groups.nack(att.group, [seq], now, {
 				owner: att.id,
 				...(delayMs === undefined ? {} : { delayMs }),
 				...(error === undefined ? {} : { error }),
 			}),
 		);
-		if (done.length === 0) {
-			send(ws, { type: "error", code: "not_found", message: `seq ${seq} is not leased to this member` });
-		}
-		return dead;
+		if (done.length === 0) notLeased(ws, seq, ref);
 	}
 
 	/** A member left: its leases go back to the group (dispatch them to the others, not to `ws`). */
-	closed(att: MemberAttachment): DeadLetter[] {
-		return this.transaction(() => this.groups.release(att.group, att.id, Date.now()));
+	closed(att: MemberAttachment): void {
+		this.transaction(() => this.groups.release(att.group, att.id, Date.now()));
 	}
+}
+
+function notLeased(ws: WebSocket, seq: number, ref: string | undefined): void {
+	send(ws, {
+		type: "error",
+		code: "not_found",
+		message: `seq ${seq} is not leased to this member (settled already, or its ack timeout ran out)`,
+		...(ref === undefined ? {} : { ref }),
+	});
 }

@@ -50,6 +50,12 @@ type PendingRow = {
 	payload: string | null;
 };
 
+/** Who may settle a lease: its exact owner id, or any owner id with a prefix (`pull:` for HTTP acks without a lease id). */
+export type Owner = string | { prefix: string };
+
+/** Owner ids of pull leases start with this; one id per pull request. */
+export const PULL_OWNER_PREFIX = "pull:";
+
 /** One leased message, rendered for its member. */
 export interface Leased {
 	seq: number;
@@ -253,8 +259,11 @@ export class ConsumerGroups {
 		return out;
 	}
 
-	/** Settles leased messages. `owner` undefined accepts any owner (pull acks by seq). Returns the seqs settled. */
-	ack(group: string, seqs: number[], owner?: string): number[] {
+	/**
+	 * Settles leased messages held by `owner` (an owner id, or every owner
+	 * whose id starts with a prefix). Returns the seqs settled.
+	 */
+	ack(group: string, seqs: number[], owner: Owner): number[] {
 		const done: number[] = [];
 		for (const seq of seqs) {
 			const row = this.#leased(group, seq, owner);
@@ -268,7 +277,7 @@ export class ConsumerGroups {
 	}
 
 	/** Ends leased attempts as failed: retried after a delay, or dead-lettered. Returns the seqs settled. */
-	nack(group: string, seqs: number[], now: number, opts: { delayMs?: number; error?: string; owner?: string } = {}) {
+	nack(group: string, seqs: number[], now: number, opts: { delayMs?: number; error?: string; owner: Owner }) {
 		const done: number[] = [];
 		const dead: DeadLetter[] = [];
 		for (const seq of seqs) {
@@ -380,7 +389,7 @@ export class ConsumerGroups {
 		}
 	}
 
-	#leased(group: string, seq: number, owner?: string): PendingRow | undefined {
+	#leased(group: string, seq: number, owner?: Owner): PendingRow | undefined {
 		const row = this.sql
 			.exec<PendingRow>(
 				"SELECT seq, attempt, state, owner, payload FROM group_messages WHERE grp = ? AND seq = ?",
@@ -389,7 +398,9 @@ export class ConsumerGroups {
 			)
 			.toArray()[0];
 		if (row?.state !== "leased") return undefined;
-		if (owner !== undefined && row.owner !== owner) return undefined;
+		if (owner === undefined) return row;
+		const mine = typeof owner === "string" ? row.owner === owner : row.owner?.startsWith(owner.prefix);
+		return mine ? row : undefined;
 		return row;
 	}
 

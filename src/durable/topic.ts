@@ -7,7 +7,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import * as v from "valibot";
-import { ERROR_STATUS, type ErrorBody, type ErrorCode } from "../protocol/errors.js";
+import { CLOSE_CODES, ERROR_STATUS, type ErrorBody, type ErrorCode } from "../protocol/errors.js";
 import { PING, PONG } from "../protocol/frames.js";
 import { DEFAULT_TOPIC_SETTINGS, LIMITS, TUNING } from "../protocol/limits.js";
 import type { Attributes, GroupInfo, PublishResult, TopicSettings, TopicStats } from "../protocol/message.js";
@@ -27,6 +27,8 @@ import { GroupMembers, memberOf } from "./group-members.js";
 import {
 	ConsumerGroups,
 	type DeadLetterForward,
+	type Owner,
+	PULL_OWNER_PREFIX,
 	parseTimerKey,
 	TIMER_DEAD_LETTER,
 	TIMER_LEASE,
@@ -129,8 +131,7 @@ export class Topic extends DurableObject<Env> {
 		this.#name(topic, true);
 		const now = Date.now();
 		const { results, rows } = this.#transaction(() => this.#publish(records, now));
-		this.#live.broadcast(rows);
-		if (rows.length > 0) for (const group of this.#groupNames) this.#dispatch(group);
+		this.#fanOut(rows);
 		return results;
 	}
 
@@ -196,7 +197,7 @@ export class Topic extends DurableObject<Env> {
 		this.#groupNames = this.#groups.names();
 		for (const ws of this.ctx.getWebSockets(`g:${group}`)) {
 			try {
-				ws.close(4404, "group deleted");
+				ws.close(CLOSE_CODES.groupDeleted, "group deleted");
 			} catch {
 				// already closing
 			}
@@ -204,22 +205,27 @@ export class Topic extends DurableObject<Env> {
 		return existed;
 	}
 
-	/** Leases up to `max` messages for consumers that cannot hold a socket. `undefined`: no such group. */
+	/**
+	 * Leases up to `max` messages for consumers that cannot hold a socket,
+	 * under a lease id of this pull's own. `undefined`: no such group.
+	 */
 	pull(topic: string, group: string, max: number, ackTimeoutMs?: number): string | undefined {
 		this.#name(topic);
 		const settings = this.#groups.settings(group);
 		if (!settings) return undefined;
 		const now = Date.now();
+		const lease = `${PULL_OWNER_PREFIX}${crypto.randomUUID()}`;
 		const leased = this.#transaction(() =>
-			this.#groups.take(group, "pull", max, ackTimeoutMs ?? settings.ack_timeout_ms, now),
+			this.#groups.take(group, lease, max, ackTimeoutMs ?? settings.ack_timeout_ms, now),
 		);
-		return `{"messages":[${leased.map((d) => d.json).join(",")}]}`;
+		return `{"lease":"${lease}","messages":[${leased.map((d) => d.json).join(",")}]}`;
 	}
 
-	ack(topic: string, group: string, seqs: number[]): { acked: number[] } | undefined {
+	/** Acks pulled messages: of one pull when `lease` is given, else of any pull (never a socket's or push's). */
+	ack(topic: string, group: string, seqs: number[], lease?: string): { acked: number[] } | undefined {
 		this.#name(topic);
 		if (!this.#groups.settings(group)) return undefined;
-		const acked = this.#transaction(() => this.#groups.ack(group, seqs));
+		const acked = this.#transaction(() => this.#groups.ack(group, seqs, pullOwner(lease)));
 		this.#dispatch(group);
 		return { acked };
 	}
@@ -228,13 +234,14 @@ export class Topic extends DurableObject<Env> {
 		topic: string,
 		group: string,
 		seqs: number[],
-		opts: { delay_ms?: number | undefined; error?: string | undefined },
+		opts: { delay_ms?: number | undefined; error?: string | undefined; lease?: string | undefined },
 	): { nacked: number[]; dead: number[] } | undefined {
 		this.#name(topic);
 		if (!this.#groups.settings(group)) return undefined;
 		const now = Date.now();
 		const { done, dead } = this.#transaction(() =>
 			this.#groups.nack(group, seqs, now, {
+				owner: pullOwner(opts.lease),
 				...(opts.delay_ms === undefined ? {} : { delayMs: opts.delay_ms }),
 				...(opts.error === undefined ? {} : { error: opts.error }),
 			}),
@@ -324,8 +331,8 @@ export class Topic extends DurableObject<Env> {
 				});
 				return;
 			}
-			if (frame.type === "ack") this.#members.ack(ws, member, frame.seq);
-			else this.#members.nack(ws, member, frame.seq, frame.delay_ms, frame.error);
+			if (frame.type === "ack") this.#members.ack(ws, member, frame.seq, frame.ref);
+			else this.#members.nack(ws, member, frame.seq, frame.delay_ms, frame.error, frame.ref);
 			this.#dispatch(member.group);
 			return;
 		}
@@ -473,7 +480,14 @@ export class Topic extends DurableObject<Env> {
 		if (entry.key !== undefined) this.#dedupe.delivered(entry.key, entry.id, row.seq);
 		this.#afterAppend(now, false);
 		const out: Outgoing = { row, attributes: entry.attributes as Attributes | undefined };
-		return () => this.#live.broadcast([out]);
+		return () => this.#fanOut([out]);
+	}
+
+	/** New messages joined the log: live subscribers get them, and each group may hand them out. */
+	#fanOut(rows: Outgoing[]): void {
+		if (rows.length === 0) return;
+		this.#live.broadcast(rows);
+		for (const group of this.#groupNames) this.#dispatch(group);
 	}
 
 	/**
@@ -553,6 +567,10 @@ export class Topic extends DurableObject<Env> {
 			this.#named = true;
 		}
 	}
+}
+
+function pullOwner(lease: string | undefined): Owner {
+	return lease ?? { prefix: PULL_OWNER_PREFIX };
 }
 
 function errorResponse({ code, message }: { code: ErrorCode; message: string }): Response {

@@ -37,4 +37,6 @@ export interface ErrorBody {
 export const CLOSE_CODES = {
 	/** Normal close by either side. */
 	normal: 1000,
+	/** The consumer group of this socket was deleted: do not reconnect to it. */
+	groupDeleted: 4404,
 } as const;

@@ -17,7 +17,7 @@ export type ServerFrame =
 			/** The stream delivers every message with a seq above this one. */
 			from: number;
 	  }
-	| { type: "message"; message: Message }
+	| { type: "message"; message: Message & { group?: string; attempt?: number } }
 	| { type: "gap"; from: number; to: number }
 	| ({ type: "published"; ref: string } & PublishResult)
 	| { type: "published"; ref: string; messages: PublishResult[] }
@@ -26,10 +26,10 @@ export type ServerFrame =
 export type ClientFrame =
 	| ({ type: "publish"; ref: string } & PublishInput)
 	| { type: "publish"; ref: string; messages: PublishInput[] }
-	/** Group members: settle a delivered message. */
-	| { type: "ack"; seq: number }
+	/** Group members: settle a delivered message; `ref`, if given, comes back on an error. */
+	| { type: "ack"; seq: number; ref?: string }
 	/** Group members: fail this attempt; retried after `delay_ms` (or the group's backoff), or dead-lettered. */
-	| { type: "nack"; seq: number; delay_ms?: number; error?: string };
+	| { type: "nack"; seq: number; delay_ms?: number; error?: string; ref?: string };
 
 /** The plain-text heartbeat, answered by auto-response without waking the object. */
 export const PING = "ping";

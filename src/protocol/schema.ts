@@ -402,11 +402,17 @@ export const PullBodySchema = v.strictObject({
 	),
 	ack_timeout_ms: v.optional(wholeMs("ack_timeout_ms", LIMITS.ackTimeoutMinMs, LIMITS.ackTimeoutMaxMs, "12 hours")),
 });
-export const AckBodySchema = v.strictObject({ seqs: Seqs });
+/** The lease id a pull answered with: acks and nacks that give it settle only that pull's leases. */
+const Lease = v.pipe(
+	v.string("lease must be a string"),
+	v.regex(/^pull:[0-9a-f-]{36}$/, "lease is the id a pull answered with"),
+);
+export const AckBodySchema = v.strictObject({ seqs: Seqs, lease: v.optional(Lease) });
 export const NackBodySchema = v.strictObject({
 	seqs: Seqs,
 	delay_ms: v.optional(NackDelay),
 	error: v.optional(ErrorText),
+	lease: v.optional(Lease),
 });
 export const RedriveBodySchema = v.strictObject({ seqs: v.optional(Seqs) });
 
@@ -494,10 +500,11 @@ const PublishOneFrameSchema = v.pipe(
 export const PublishFrameSchema = v.union([PublishBatchFrameSchema, PublishOneFrameSchema]);
 
 const SeqValue = v.pipe(v.number("seq must be a number"), v.safeInteger("seq must be a whole number"), v.minValue(1));
-export const AckFrameSchema = v.strictObject({ type: v.literal("ack"), seq: SeqValue });
+export const AckFrameSchema = v.strictObject({ type: v.literal("ack"), seq: SeqValue, ref: v.optional(Ref) });
 export const NackFrameSchema = v.strictObject({
 	type: v.literal("nack"),
 	seq: SeqValue,
+	ref: v.optional(Ref),
 	delay_ms: v.optional(NackDelay),
 	error: v.optional(ErrorText),
 });

@@ -75,12 +75,12 @@ export class TidingsRpc extends WorkerEntrypoint<Env> {
 		return stub.publish(name, parse(PublishBatchSchema, { messages }, "batch").messages);
 	}
 
-	/** Leases up to `max` messages of a group. */
+	/** Leases up to `max` messages of a group; pass `lease` to ack or nack them so only this pull's leases settle. */
 	async pull(
 		topic: string,
 		group: string,
 		options: { max?: number; ackTimeoutMs?: number } = {},
-	): Promise<GroupDelivery[]> {
+	): Promise<{ lease: string; messages: GroupDelivery[] }> {
 		const { name, stub } = this.#topic(topic);
 		const g = parse(GroupName, group, "group");
 		const { max, ack_timeout_ms } = parse(
@@ -90,14 +90,19 @@ export class TidingsRpc extends WorkerEntrypoint<Env> {
 		);
 		const page = await stub.pull(name, g, max, ack_timeout_ms);
 		if (page === undefined) throw missingGroup(name, g);
-		return (JSON.parse(page) as { messages: GroupDelivery[] }).messages;
+		return JSON.parse(page) as { lease: string; messages: GroupDelivery[] };
 	}
 
 	/** Settles leased messages; answers the seqs that were settled. */
-	async ack(topic: string, group: string, seqs: number[]): Promise<number[]> {
+	async ack(topic: string, group: string, seqs: number[], options: { lease?: string } = {}): Promise<number[]> {
 		const { name, stub } = this.#topic(topic);
 		const g = parse(GroupName, group, "group");
-		const result = await stub.ack(name, g, parse(AckBodySchema, { seqs }, "ack").seqs);
+		const body = parse(
+			AckBodySchema,
+			{ seqs, ...(options.lease === undefined ? {} : { lease: options.lease }) },
+			"ack",
+		);
+		const result = await stub.ack(name, g, body.seqs, body.lease);
 		if (!result) throw missingGroup(name, g);
 		return result.acked;
 	}
@@ -107,7 +112,7 @@ export class TidingsRpc extends WorkerEntrypoint<Env> {
 		topic: string,
 		group: string,
 		seqs: number[],
-		options: { delayMs?: number; error?: string } = {},
+		options: { delayMs?: number; error?: string; lease?: string } = {},
 	): Promise<{ nacked: number[]; dead: number[] }> {
 		const { name, stub } = this.#topic(topic);
 		const g = parse(GroupName, group, "group");
@@ -117,6 +122,7 @@ export class TidingsRpc extends WorkerEntrypoint<Env> {
 				seqs,
 				...(options.delayMs === undefined ? {} : { delay_ms: options.delayMs }),
 				...(options.error === undefined ? {} : { error: options.error }),
+				...(options.lease === undefined ? {} : { lease: options.lease }),
 			},
 			"nack",
 		);

@@ -278,7 +278,10 @@ describe("pull consumers", () => {
 		});
 		const third = (await call("POST", groupPath(topic, "cron", "/pull"), { max: 10 })).body.messages as Json[];
 		expect(third.map((m) => [m.seq, m.attempt])).toEqual([[3, 2]]);
-		expect((await call("POST", groupPath(topic, "cron", "/pull"), {})).body).toEqual({ messages: [] });
+		expect((await call("POST", groupPath(topic, "cron", "/pull"), {})).body).toEqual({
+			lease: expect.stringMatching(/^pull:/),
+			messages: [],
+		});
 		expect((await call("POST", groupPath(topic, "nope", "/pull"), {})).status).toBe(404);
 	});
 
@@ -405,5 +408,50 @@ describe("object restart", () => {
 		}, "retry after restart");
 		expect(retried).toMatchObject({ seq: 1, attempt: 2 });
 		after.close();
+	});
+});
+
+describe("delayed messages and groups", () => {
+	it("hands a delayed message to an idle member when it joins the log", async () => {
+		const topic = uniqueTopic();
+		await createGroup(topic, "g");
+		const m = await member(topic, "g", 1);
+		await m.waitForFrame((f) => f.type === "ready", "ready");
+		await publish(topic, { data: "later", delay_ms: 300 });
+		const [got] = await m.waitForMessages(1, 5000);
+		expect(got).toMatchObject({ seq: 1, data: "later", attempt: 1 });
+		m.close();
+	});
+});
+
+describe("pull leases", () => {
+	it("settle only the pull that holds them when acked with its lease id, never a socket member's", async () => {
+		const topic = uniqueTopic();
+		await createGroup(topic, "g", { retry_delay_ms: 0 });
+		await publishN(topic, 1);
+		const first = (await call("POST", groupPath(topic, "g", "/pull"), { max: 1, ack_timeout_ms: 1000 })).body;
+		// The lease runs out; a second pull takes the same message.
+		const second = await eventually(
+			async () => {
+				const r = (await call("POST", groupPath(topic, "g", "/pull"), { max: 1 })).body;
+				return (r.messages as Json[]).some((m) => m.seq === 1) ? r : undefined;
+			},
+			"re-lease after timeout",
+			5000,
+		);
+		// The first puller's late ack, with its lease id, settles nothing.
+		expect((await call("POST", groupPath(topic, "g", "/ack"), { seqs: [1], lease: first.lease })).body).toEqual({
+			acked: [],
+		});
+		expect((await call("POST", groupPath(topic, "g", "/ack"), { seqs: [1], lease: second.lease })).body).toEqual({
+			acked: [1],
+		});
+		// A socket member's lease cannot be settled over HTTP.
+		await publishN(topic, 1);
+		const m = await member(topic, "g", 1);
+		const [held] = await m.waitForMessages(1);
+		expect((await call("POST", groupPath(topic, "g", "/ack"), { seqs: [held?.seq] })).body).toEqual({ acked: [] });
+		expect((await call("POST", groupPath(topic, "g", "/ack"), { seqs: [1], lease: "nope" })).status).toBe(400);
+		m.close();
 	});
 });

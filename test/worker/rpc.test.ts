@@ -44,14 +44,15 @@ describe("RPC entrypoint for other Workers", () => {
 		});
 		expect(put.status).toBe(201);
 		await rpc.publishBatch(topic, [{ data: "a" }, { data: "b" }]);
-		const leased = await rpc.pull(topic, "jobs", { max: 10 });
+		const { lease, messages: leased } = await rpc.pull(topic, "jobs", { max: 10 });
+		expect(lease).toMatch(/^pull:/);
 		expect(leased.map((m) => [m.seq, m.data, m.attempt, m.group])).toEqual([
 			[1, "a", 1, "jobs"],
 			[2, "b", 1, "jobs"],
 		]);
-		expect(await rpc.ack(topic, "jobs", [1])).toEqual([1]);
+		expect(await rpc.ack(topic, "jobs", [1], { lease })).toEqual([1]);
 		expect(await rpc.nack(topic, "jobs", [2], { error: "retry me" })).toEqual({ nacked: [2], dead: [] });
-		expect((await rpc.pull(topic, "jobs")).map((m) => [m.seq, m.attempt])).toEqual([[2, 2]]);
+		expect((await rpc.pull(topic, "jobs")).messages.map((m) => [m.seq, m.attempt])).toEqual([[2, 2]]);
 	});
 
 	it("rejects bad input with the error code first, and stores nothing", async () => {

@@ -90,7 +90,8 @@ export const groups = new Hono<AppEnv>()
 		validate("json", AckBodySchema),
 		async (c) => {
 			const { topic, group } = c.req.valid("param");
-			return c.json(found(await stub(c.env, topic).ack(topic, group, c.req.valid("json").seqs), topic, group));
+			const { seqs, lease } = c.req.valid("json");
+			return c.json(found(await stub(c.env, topic).ack(topic, group, seqs, lease), topic, group));
 		},
 	)
 	.post(
