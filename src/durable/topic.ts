@@ -287,6 +287,12 @@ export class Topic extends DurableObject<Env> {
 				message: `no group ${group} on this topic; create it with PUT /v1/topics/${topic.output}/groups/${group}`,
 			});
 		}
+		if (this.ctx.getWebSockets().length >= this.#settings.max_sockets) {
+			return errorResponse({
+				code: "rate_limited",
+				message: `topic ${topic.output} has its ${this.#settings.max_sockets} sockets (max_sockets); try again later`,
+			});
+		}
 		this.#name(topic.output, true);
 		const pair = new WebSocketPair();
 		const [client, server] = [pair[0], pair[1]];

@@ -40,6 +40,8 @@ export const LIMITS = {
 	historyDefaultLimit: 100,
 	/** Retention: the largest `max_messages` a topic may be given. */
 	retentionMaxMessagesCeiling: 1_000_000,
+	/** The most sockets a topic may allow (the runtime's hibernation limit is 32,768). */
+	socketsPerTopicCeiling: 32_000,
 	/** Retention: the longest `max_age_ms` a topic may be given. */
 	retentionMaxAgeCeilingMs: 30 * DAY,
 	/** Keys in one filter. */
@@ -88,6 +90,8 @@ export const DEFAULT_TOPIC_SETTINGS = {
 	max_messages: 10_000,
 	/** Retained age of a message, from the time it joined the log. */
 	max_age_ms: 7 * DAY,
+	/** Open WebSockets (live and group) on the topic; more are refused with 429. */
+	max_sockets: 10_000,
 } as const;
 
 /** Defaults a consumer group starts with; `PUT …/groups/:group` changes them. */

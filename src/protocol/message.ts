@@ -41,10 +41,11 @@ export type PublishResult =
 	| { id: string; seq: number; duplicate?: true }
 	| { id: string; deliver_at: number; duplicate?: true };
 
-/** Retention settings of a topic. */
+/** Settings of a topic: retention, and how many sockets it takes. */
 export interface TopicSettings {
 	max_messages: number;
 	max_age_ms: number;
+	max_sockets: number;
 }
 
 export interface TopicStats {

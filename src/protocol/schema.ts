@@ -221,10 +221,24 @@ export const TopicSettingsSchema = v.pipe(
 					),
 				),
 			),
+			max_sockets: v.optional(
+				v.pipe(
+					v.number("max_sockets must be a number"),
+					v.integer("max_sockets must be a whole number"),
+					v.minValue(1, "max_sockets is at least 1"),
+					limitCheck(
+						(n: number) => n <= LIMITS.socketsPerTopicCeiling,
+						`max_sockets is at most ${LIMITS.socketsPerTopicCeiling}`,
+					),
+				),
+			),
 		},
-		"topic settings are {max_messages?, max_age_ms?}",
+		"topic settings are {max_messages?, max_age_ms?, max_sockets?}",
 	),
-	v.check((s) => s.max_messages !== undefined || s.max_age_ms !== undefined, "give max_messages, max_age_ms or both"),
+	v.check(
+		(s) => s.max_messages !== undefined || s.max_age_ms !== undefined || s.max_sockets !== undefined,
+		"give max_messages, max_age_ms or max_sockets",
+	),
 );
 
 // --- Filters -----------------------------------------------------------------

@@ -1,9 +1,10 @@
 /**
- * The tidings HTTP app: auth, then the routes, with one error format.
+ * The tidings HTTP app: CORS, auth, then the routes, with one error format.
  * @module
  */
 import { Hono } from "hono";
 import { authenticate } from "./auth.js";
+import { cors } from "./cors.js";
 import type { AppEnv } from "./env.js";
 import { errorResponse, onError } from "./errors.js";
 import { groups } from "./routes/groups.js";
@@ -12,6 +13,8 @@ import { topics } from "./routes/topics.js";
 
 export const app = new Hono<AppEnv>()
 	.get("/healthz", (c) => c.json({ ok: true }))
+	// CORS first: a preflight carries no credentials.
+	.use("/v1/*", cors)
 	.use("/v1/*", authenticate)
 	.route("/v1/topics", topics)
 	.route("/v1/topics", groups)

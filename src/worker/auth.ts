@@ -24,6 +24,11 @@ const NOT_CONFIGURED =
 export const SUBPROTOCOL = "tidings";
 const BEARER_PROTOCOL = "bearer.";
 
+/** Local development: what `npm start` runs. Loosens CORS and push targets; never set it in production. */
+export function isDevelopment(env: { TIDINGS_ALLOW_ANONYMOUS?: string | undefined }): boolean {
+	return env.TIDINGS_ALLOW_ANONYMOUS === "true";
+}
+
 export type Principal = { kind: "admin" } | { kind: "anonymous" } | { kind: "token"; claims: TokenClaims };
 
 /** Constant-time comparison of two strings, so a key cannot be guessed byte by byte from timing. */
@@ -58,7 +63,7 @@ export function credentialOf(req: Request): string | undefined {
 }
 
 export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
-	if (c.env.TIDINGS_ALLOW_ANONYMOUS === "true") {
+	if (isDevelopment(c.env)) {
 		c.set("principal", { kind: "anonymous" });
 		return next();
 	}

@@ -10,6 +10,8 @@ export interface Env {
 	TIDINGS_ADMIN_KEY?: string;
 	/** HMAC secret of scoped tokens (a Wrangler secret); see src/tokens. */
 	TIDINGS_TOKEN_SECRET?: string;
+	/** Origins allowed by CORS, comma-separated, or `*` (default: none; all in local development). */
+	TIDINGS_CORS_ORIGINS?: string;
 }
 
 /** The Hono environment of every route: bindings, and who is asking. */

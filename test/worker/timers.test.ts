@@ -148,9 +148,16 @@ describe("retention", () => {
 
 	it("keeps settings and defaults", async () => {
 		const topic = uniqueTopic();
-		expect((await stats(topic)).settings).toEqual({ max_messages: 10_000, max_age_ms: 7 * 24 * 3600 * 1000 });
+		expect((await stats(topic)).settings).toEqual({
+			max_messages: 10_000,
+			max_age_ms: 7 * 24 * 3600 * 1000,
+			max_sockets: 10_000,
+		});
 		const res = await configure(topic, { max_messages: 50 });
-		expect(await res.json()).toEqual({ topic, settings: { max_messages: 50, max_age_ms: 604_800_000 } });
+		expect(await res.json()).toEqual({
+			topic,
+			settings: { max_messages: 50, max_age_ms: 604_800_000, max_sockets: 10_000 },
+		});
 		await restartObject(topic);
 		expect((await stats(topic)).settings.max_messages).toBe(50);
 	});

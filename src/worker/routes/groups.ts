@@ -17,9 +17,10 @@ import {
 	RedriveBodySchema,
 	TopicName,
 } from "../../protocol/schema.js";
-import { requireRight } from "../auth.js";
+import { isDevelopment, requireRight } from "../auth.js";
 import type { AppEnv, Env } from "../env.js";
 import { ApiError } from "../errors.js";
+import { pushUrlProblem } from "../push-url.js";
 import { requireJson, validate } from "../validate.js";
 
 const GroupParams = v.object({ topic: TopicName, group: GroupName });
@@ -53,6 +54,8 @@ export const groups = new Hono<AppEnv>()
 			if (settings.dead_letter_topic === topic) {
 				throw new ApiError("invalid_request", "dead_letter_topic must be another topic, or dead letters would loop");
 			}
+			const problem = settings.push && pushUrlProblem(settings.push.url, isDevelopment(c.env));
+			if (problem) throw new ApiError("invalid_request", problem);
 			const result = await stub(c.env, topic).configureGroup(topic, group, settings);
 			if (!result) {
 				throw new ApiError("limit_exceeded", `a topic has at most ${LIMITS.groupsPerTopicMax} consumer groups`);

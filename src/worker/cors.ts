@@ -1,0 +1,25 @@
+/**
+ * CORS for pages on other origins. `TIDINGS_CORS_ORIGINS` lists the allowed
+ * origins, comma-separated, or `*`. Unset, production allows none and local
+ * development allows all. (WebSockets are not subject to CORS; their tokens
+ * decide.)
+ * @module
+ */
+import type { MiddlewareHandler } from "hono";
+import { cors as honoCors } from "hono/cors";
+import { isDevelopment } from "./auth.js";
+import type { AppEnv } from "./env.js";
+
+export function allowedOrigin(origin: string, env: AppEnv["Bindings"]): string | null {
+	const configured = env.TIDINGS_CORS_ORIGINS?.trim();
+	const list = configured ? configured.split(",").map((o) => o.trim()) : isDevelopment(env) ? ["*"] : [];
+	if (list.includes("*")) return origin || "*";
+	return list.includes(origin) ? origin : null;
+}
+
+export const cors: MiddlewareHandler<AppEnv> = honoCors({
+	origin: (origin, c) => allowedOrigin(origin, c.env as AppEnv["Bindings"]),
+	allowMethods: ["GET", "POST", "PUT", "DELETE"],
+	allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "traceparent", "baggage"],
+	maxAge: 600,
+});

@@ -1,0 +1,101 @@
+/** Limits on what a client can make the server do: push targets, CORS, sockets per topic. */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { app } from "../../src/worker/app.js";
+import { pushUrlProblem } from "../../src/worker/push-url.js";
+import { api, TestSocket, uniqueTopic } from "./helpers.js";
+
+const ADMIN_KEY = "admin-key-for-tests-0123456789";
+const prod = { ...env, TIDINGS_ALLOW_ANONYMOUS: undefined, TIDINGS_ADMIN_KEY: ADMIN_KEY };
+
+describe("push targets", () => {
+	it("are public https hosts in production; http to localhost only in local development", () => {
+		for (const ok of ["https://hooks.example.com/x", "https://1.2.3.4/x", "https://[2606:4700::1111]/"]) {
+			expect(pushUrlProblem(ok, false), ok).toBeUndefined();
+		}
+		const refused = [
+			"http://hooks.example.com/x",
+			"https://localhost/x",
+			"https://127.0.0.1/x",
+			"https://10.1.2.3/",
+			"https://172.16.0.1/",
+			"https://172.31.255.255/",
+			"https://192.168.1.1/",
+			"https://169.254.169.254/latest/meta-data",
+			"https://100.64.0.1/",
+			"https://0.0.0.0/",
+			"https://[::1]/",
+			"https://[fd00::1]/",
+			"https://[fe80::1]/",
+			"https://[::ffff:10.0.0.1]/",
+			"https://printer.local/",
+			"https://db.internal/",
+			"https://user:pass@example.com/",
+			"ftp://example.com/",
+		];
+		for (const url of refused) expect(pushUrlProblem(url, false), url).toEqual(expect.any(String));
+		expect(pushUrlProblem("http://127.0.0.1:8080/hook", true)).toBeUndefined();
+		expect(pushUrlProblem("http://localhost:8080/hook", true)).toBeUndefined();
+		expect(pushUrlProblem("http://10.0.0.1/hook", true)).toEqual(expect.any(String));
+	});
+
+	it("are checked when a group is configured, with a clear 400", async () => {
+		const topic = uniqueTopic();
+		const res = await app.fetch(
+			new Request(`http://tidings.test/v1/topics/${topic}/groups/g`, {
+				method: "PUT",
+				headers: { Authorization: `Bearer ${ADMIN_KEY}`, "Content-Type": "application/json" },
+				body: JSON.stringify({ push: { url: "https://169.254.169.254/", secret: "a-long-enough-push-secret" } }),
+			}),
+			prod,
+		);
+		expect(res.status).toBe(400);
+		expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/public host/);
+		expect((await api(`/v1/topics/${topic}/groups/g`)).status).toBe(404);
+	});
+});
+
+describe("CORS", () => {
+	const preflight = (origin: string, e: object) =>
+		app.fetch(
+			new Request("http://tidings.test/v1/topics/a/messages", {
+				method: "OPTIONS",
+				headers: { Origin: origin, "Access-Control-Request-Method": "POST" },
+			}),
+			e,
+		);
+
+	it("allows no origin in production by default, the configured ones when set, all in local development", async () => {
+		expect((await preflight("https://app.example", prod)).headers.get("Access-Control-Allow-Origin")).toBeNull();
+		const configured = { ...prod, TIDINGS_CORS_ORIGINS: "https://app.example, https://admin.example" };
+		expect((await preflight("https://app.example", configured)).headers.get("Access-Control-Allow-Origin")).toBe(
+			"https://app.example",
+		);
+		expect((await preflight("https://evil.example", configured)).headers.get("Access-Control-Allow-Origin")).toBeNull();
+		expect((await preflight("https://any.example", env)).headers.get("Access-Control-Allow-Origin")).toBe(
+			"https://any.example",
+		);
+	});
+});
+
+describe("sockets per topic", () => {
+	it("refuses sockets past max_sockets with 429", async () => {
+		const topic = uniqueTopic();
+		const put = await api(`/v1/topics/${topic}`, {
+			method: "PUT",
+			headers: { "Content-Type": "application/json" },
+			body: JSON.stringify({ max_sockets: 2 }),
+		});
+		expect(put.status).toBe(200);
+		const a = await TestSocket.open(topic);
+		const b = await TestSocket.open(topic);
+		const third = await api(`/v1/topics/${topic}/ws`, { headers: { Upgrade: "websocket" } });
+		expect(third.status).toBe(429);
+		expect(((await third.json()) as { error: { code: string } }).error.code).toBe("rate_limited");
+		a.close();
+		await a.waitFor(() => a.closed, "closed");
+		// A freed place is taken again.
+		const c = await TestSocket.open(topic);
+		for (const s of [b, c]) s.close();
+	});
+});
