@@ -9,10 +9,14 @@ import { RIGHTS, type Right } from "../protocol/rights.js";
 export const RIGHTS_HEADER = "x-tidings-rights";
 /** When the caller's token expires (ms since the epoch); empty for keys. */
 export const EXPIRES_HEADER = "x-tidings-expires";
+/** The caller's publish budget key; empty for keys. */
+export const LIMIT_KEY_HEADER = "x-tidings-limit-key";
 
 /** The caller's rights on this topic, as the Worker resolved them at the upgrade. */
 export interface SocketGrant {
 	rights: Right[];
+	/** Whose publish budget this socket spends (tokens only; keys are not limited). */
+	limitKey?: string;
 	/** Token expiry (ms since the epoch), if the credential was a token. */
 	expires?: number;
 }
@@ -22,7 +26,8 @@ export function grantOf(request: Request): SocketGrant {
 		.split(",")
 		.filter((r): r is Right => (RIGHTS as readonly string[]).includes(r));
 	const expires = Number(request.headers.get(EXPIRES_HEADER) || Number.NaN);
-	return { rights, ...(Number.isFinite(expires) ? { expires } : {}) };
+	const limitKey = request.headers.get(LIMIT_KEY_HEADER) || undefined;
+	return { rights, ...(Number.isFinite(expires) ? { expires } : {}), ...(limitKey ? { limitKey } : {}) };
 }
 
 export function grantOfSocket(ws: WebSocket): SocketGrant {

@@ -39,12 +39,13 @@ import { LiveStreams, type Outgoing, send } from "./live-streams.js";
 import { Meta } from "./meta.js";
 import { migrate } from "./migrations.js";
 import { PushDelivery } from "./push-delivery.js";
+import { BucketMap, TokenBucket } from "./rate-limit.js";
 import { Scheduler, type Timer } from "./scheduler.js";
 import { type LogEntry, renderMessage, TopicLog } from "./topic-log.js";
 
 /** Header by which the Worker tells the object its topic name on socket upgrades. */
 export const TOPIC_HEADER = "x-tidings-topic";
-export { EXPIRES_HEADER, RIGHTS_HEADER } from "./grant.js";
+export { EXPIRES_HEADER, LIMIT_KEY_HEADER, RIGHTS_HEADER } from "./grant.js";
 
 const TIMER_DELAYED = "delayed";
 const TIMER_RETENTION = "retention";
@@ -58,6 +59,15 @@ export class Topic extends DurableObject<Env> {
 	readonly #groups: ConsumerGroups;
 	readonly #members: GroupMembers;
 	readonly #push: PushDelivery;
+	readonly #frameBuckets = new BucketMap<WebSocket>(
+		() => new TokenBucket(LIMITS.socketFramesPerSecond, LIMITS.socketFramesBurst),
+	);
+	/** Frames refused per socket within the current window. */
+	readonly #refused = new WeakMap<WebSocket, { count: number; since: number }>();
+	/** Publish buckets per token (its `sub`, or the token itself when it has none). */
+	readonly #publishBuckets = new BucketMap<string>(
+		() => new TokenBucket(LIMITS.tokenPublishesPerSecond, LIMITS.tokenPublishesBurst),
+	);
 	/** Group names, mirrored from storage: publishes wake each group's members. */
 	#groupNames: string[];
 	#topic: string | undefined;
@@ -133,6 +143,15 @@ export class Topic extends DurableObject<Env> {
 		const { results, rows } = this.#transaction(() => this.#publish(records, now));
 		this.#fanOut(rows);
 		return results;
+	}
+
+	/**
+	 * `publish` for callers with a rate limit (HTTP with a token): answers
+	 * `undefined`, storing nothing, when `limitKey` is over its budget.
+	 */
+	publishLimited(topic: string, records: PublishRecord[], limitKey: string): PublishResult[] | undefined {
+		if (!this.#publishBuckets.get(limitKey).take(records.length)) return undefined;
+		return this.publish(topic, records);
 	}
 
 	/** History as JSON text: the stored message text is spliced in, never parsed. */
@@ -308,6 +327,7 @@ export class Topic extends DurableObject<Env> {
 	}
 
 	override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+		if (!this.#admitFrame(ws)) return;
 		if (typeof message !== "string") {
 			send(ws, {
 				type: "error",
@@ -343,9 +363,15 @@ export class Topic extends DurableObject<Env> {
 			return;
 		}
 		const { type: _type, ref, ...body } = frame;
-		const denied = publishDenied(grantOfSocket(ws));
+		const grant = grantOfSocket(ws);
+		const denied = publishDenied(grant);
 		if (denied) {
 			send(ws, { type: "error", code: "forbidden", message: denied, ref });
+			return;
+		}
+		const count = "messages" in body ? body.messages.length : 1;
+		if (grant.limitKey !== undefined && !this.#publishBuckets.get(grant.limitKey).take(count)) {
+			send(ws, { type: "error", code: "rate_limited", message: publishLimitMessage(), ref });
 			return;
 		}
 		try {
@@ -369,6 +395,7 @@ export class Topic extends DurableObject<Env> {
 
 	override webSocketClose(ws: WebSocket, code: number, reason: string): void {
 		this.#live.forget(ws);
+		this.#frameBuckets.delete(ws);
 		const member = memberOf(ws);
 		if (member) {
 			this.#members.closed(member);
@@ -406,6 +433,35 @@ export class Topic extends DurableObject<Env> {
 		} catch (err) {
 			console.error(`tidings: forwarding dead letter ${key} to ${forward.topic} failed; retrying`, err);
 		}
+	}
+
+	/**
+	 * The per-socket frame limit: a frame over it is refused with a
+	 * `rate_limited` error; a socket with too many refused in a window is
+	 * closed with 4429.
+	 */
+	#admitFrame(ws: WebSocket): boolean {
+		if (this.#frameBuckets.get(ws).take()) return true;
+		const now = Date.now();
+		const window = this.#refused.get(ws);
+		const fresh = !window || now - window.since > LIMITS.socketRefusedWindowMs;
+		const refused = fresh ? 1 : window.count + 1;
+		this.#refused.set(ws, { count: refused, since: fresh ? now : window.since });
+		if (refused >= LIMITS.socketRefusedBeforeClose) {
+			try {
+				ws.close(CLOSE_CODES.rateLimited, "rate limited");
+			} catch {
+				// already closing
+			}
+		} else if (refused === 1 || refused % 10 === 0) {
+			// Tell the client, without answering every flooded frame.
+			send(ws, {
+				type: "error",
+				code: "rate_limited",
+				message: `at most ${LIMITS.socketFramesPerSecond} frames a second per socket; frames are being dropped`,
+			});
+		}
+		return false;
 	}
 
 	#groupInfo(group: string): GroupInfo | undefined {
@@ -573,6 +629,10 @@ export class Topic extends DurableObject<Env> {
 			this.#named = true;
 		}
 	}
+}
+
+function publishLimitMessage(): string {
+	return `at most ${LIMITS.tokenPublishesPerSecond} messages a second per token on one topic; retry with back-off`;
 }
 
 function pullOwner(lease: string | undefined): Owner {

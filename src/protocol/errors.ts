@@ -39,4 +39,6 @@ export const CLOSE_CODES = {
 	normal: 1000,
 	/** The consumer group of this socket was deleted: do not reconnect to it. */
 	groupDeleted: 4404,
+	/** The socket kept sending past its frame rate limit after `rate_limited` errors. Back off before reconnecting. */
+	rateLimited: 4429,
 } as const;

@@ -77,6 +77,15 @@ export const LIMITS = {
 	pushConcurrencyMax: 100,
 	/** Length of a push URL. */
 	pushUrlMaxLength: 2048,
+	/** Frames one socket may send per second (sustained), and in a burst. */
+	socketFramesPerSecond: 100,
+	socketFramesBurst: 200,
+	/** Frames refused within the window, past which the socket is closed (4429). */
+	socketRefusedBeforeClose: 100,
+	socketRefusedWindowMs: 10 * SECOND,
+	/** Messages one token may publish per second to one topic (sustained), and in a burst. The admin key is not limited. */
+	tokenPublishesPerSecond: 1000,
+	tokenPublishesBurst: 2000,
 	/** Tokens: patterns per token, longest and default lifetime, length of `sub`. */
 	tokenPatternsMax: 50,
 	tokenTtlMaxS: 30 * 24 * 3600,

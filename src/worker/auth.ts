@@ -96,6 +96,13 @@ export function rightsOf(c: Context<AppEnv>, topic: string): Set<Right> {
 	return p.kind === "token" ? rightsOn(p.claims.topics, topic) : new Set(RIGHTS);
 }
 
+/** Whose publish budget a request spends: a token's `sub`, else the token's signature; keys are not limited. */
+export function limitKeyOf(c: Context<AppEnv>): string | undefined {
+	const p = c.get("principal");
+	if (p.kind !== "token") return undefined;
+	return p.claims.sub !== undefined ? `sub:${p.claims.sub}` : `sig:${credentialOf(c.req.raw)?.split(".")[2] ?? ""}`;
+}
+
 /** Requires `right` on the route's `:topic` (403 otherwise). */
 export function requireRight(right: Right | ((c: Context<AppEnv>) => Right)): MiddlewareHandler<AppEnv> {
 	return async (c, next) => {

@@ -99,3 +99,55 @@ describe("sockets per topic", () => {
 		for (const s of [b, c]) s.close();
 	});
 });
+
+describe("rate limits", () => {
+	it("refuse a socket's frames past its rate with rate_limited, then close a socket that keeps flooding", async () => {
+		const topic = uniqueTopic();
+		const sock = await TestSocket.open(topic);
+		await sock.waitForFrame((f) => f.type === "ready", "ready");
+		for (let i = 0; i < 250; i++) sock.send({ type: "publish", ref: `r${i}`, data: i });
+		const limited = await sock.waitForFrame((f) => f.code === "rate_limited", "rate_limited");
+		expect(limited.message).toMatch(/frames a second/);
+		// The burst was served; the rest was dropped, not stored.
+		await sock.waitFor(() => sock.frames.filter((f) => f.type === "published").length >= 200, "200 published");
+		const head = (await api(`/v1/topics/${topic}`).then((r) => r.json())) as { head_seq: number };
+		expect(head.head_seq).toBeLessThan(250);
+		expect(head.head_seq).toBeGreaterThanOrEqual(200);
+		for (let i = 0; i < 400; i++) sock.send("ping-but-not-json");
+		await sock.waitFor(() => sock.closed, "closed for flooding");
+		expect(sock.closed?.code).toBe(4429);
+	});
+
+	it("limit a token's publishes per topic, over HTTP and sockets; the admin key is not limited", async () => {
+		const { mintToken } = await import("../../src/tokens/index.js");
+		const secret = "token-secret-for-tests-0123456789";
+		const e = {
+			...env,
+			TIDINGS_ALLOW_ANONYMOUS: undefined,
+			TIDINGS_ADMIN_KEY: ADMIN_KEY,
+			TIDINGS_TOKEN_SECRET: secret,
+		};
+		const topic = uniqueTopic();
+		const { token } = await mintToken(secret, { topics: { [topic]: ["publish"] }, sub: "flooder" });
+		const post = (credential: string) =>
+			app.fetch(
+				new Request(`http://tidings.test/v1/topics/${topic}/messages`, {
+					method: "POST",
+					headers: { Authorization: `Bearer ${credential}`, "Content-Type": "application/json" },
+					body: JSON.stringify({ messages: Array.from({ length: 100 }, (_, i) => ({ data: i })) }),
+				}),
+				e,
+			);
+		const statuses: number[] = [];
+		for (let i = 0; i < 25; i++) statuses.push((await post(token)).status);
+		expect(statuses.slice(0, 20).every((s) => s === 201)).toBe(true);
+		const limited = statuses.indexOf(429);
+		expect(limited).toBeGreaterThanOrEqual(20);
+		const res = await post(token);
+		if (res.status === 429) {
+			expect(res.headers.get("Retry-After")).toBe("1");
+			expect(((await res.json()) as { error: { code: string } }).error.code).toBe("rate_limited");
+		}
+		for (let i = 0; i < 30; i++) expect((await post(ADMIN_KEY)).status).toBe(201);
+	});
+});

@@ -6,7 +6,7 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import * as v from "valibot";
-import { EXPIRES_HEADER, RIGHTS_HEADER, TOPIC_HEADER } from "../../durable/topic.js";
+import { EXPIRES_HEADER, LIMIT_KEY_HEADER, RIGHTS_HEADER, TOPIC_HEADER } from "../../durable/topic.js";
 import { LIMITS } from "../../protocol/limits.js";
 import type { PublishResult } from "../../protocol/message.js";
 import {
@@ -20,7 +20,7 @@ import {
 	TopicSettingsSchema,
 	TraceparentSchema,
 } from "../../protocol/schema.js";
-import { offeredProtocols, requireRight, rightsOf, SUBPROTOCOL } from "../auth.js";
+import { limitKeyOf, offeredProtocols, requireRight, rightsOf, SUBPROTOCOL } from "../auth.js";
 import type { AppEnv, Env } from "../env.js";
 import { ApiError, errorResponse } from "../errors.js";
 import { requireJson, validate } from "../validate.js";
@@ -84,7 +84,18 @@ export const topics = new Hono<AppEnv>()
 				traceparent: m.traceparent ?? headers.traceparent,
 				baggage: m.baggage ?? headers.baggage,
 			}));
-			const results = await stub(c.env, topic).publish(topic, records);
+			const limitKey = limitKeyOf(c);
+			const target = stub(c.env, topic);
+			const results = limitKey
+				? await target.publishLimited(topic, records, limitKey)
+				: await target.publish(topic, records);
+			if (!results) {
+				c.header("Retry-After", "1");
+				throw new ApiError(
+					"rate_limited",
+					`at most ${LIMITS.tokenPublishesPerSecond} messages a second per token on one topic; retry with back-off`,
+				);
+			}
 			return c.json(batch ? { messages: results } : results[0], statusOf(results));
 		},
 	)
@@ -121,6 +132,7 @@ export const topics = new Hono<AppEnv>()
 			headers.set(RIGHTS_HEADER, [...rightsOf(c, topic)].join(","));
 			const principal = c.get("principal");
 			headers.set(EXPIRES_HEADER, principal.kind === "token" ? String(principal.claims.exp * 1000) : "");
+			headers.set(LIMIT_KEY_HEADER, limitKeyOf(c) ?? "");
 			headers.delete("Sec-WebSocket-Protocol");
 			if (offeredProtocols(c.req.raw).includes(SUBPROTOCOL)) headers.set("Sec-WebSocket-Protocol", SUBPROTOCOL);
 			return stub(c.env, topic).fetch(new Request(c.req.raw.url, { headers }));
