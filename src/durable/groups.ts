@@ -90,6 +90,11 @@ export class ConsumerGroups {
 		private readonly topicJson: () => string,
 	) {}
 
+	/** Drops cached settings, after a rolled-back transaction. */
+	forgetSettings(): void {
+		this.#settings.clear();
+	}
+
 	names(): string[] {
 		return this.sql
 			.exec<{ name: string }>("SELECT name FROM groups ORDER BY name")
@@ -220,7 +225,8 @@ export class ConsumerGroups {
 		}
 		if (out.length >= max) return out;
 
-		let cursor = this.cursor(group);
+		const startCursor = this.cursor(group);
+		let cursor = startCursor;
 		let filtered = 0;
 		let expired = 0;
 		if (cursor < this.log.first - 1) {
@@ -249,13 +255,15 @@ export class ConsumerGroups {
 				out.push(delivery(renderMessage(this.topicJson(), row), group, row.seq, 1));
 			}
 		}
-		this.sql.exec(
-			"UPDATE groups SET cursor = ?, filtered = filtered + ?, expired = expired + ? WHERE name = ?",
-			cursor,
-			filtered,
-			expired,
-			group,
-		);
+		if (cursor !== startCursor || filtered > 0 || expired > 0) {
+			this.sql.exec(
+				"UPDATE groups SET cursor = ?, filtered = filtered + ?, expired = expired + ? WHERE name = ?",
+				cursor,
+				filtered,
+				expired,
+				group,
+			);
+		}
 		return out;
 	}
 
@@ -332,45 +340,58 @@ export class ConsumerGroups {
 
 	deadLetters(group: string, after: number, limit: number): { count: number; messages: DeadLetter[] } {
 		const count = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM dead_letters WHERE grp = ?", group).one().n;
-		const messages = this.sql
-			.exec<{ seq: number; attempts: number; last_error: string | null; dead_at: number; message: string }>(
-				"SELECT seq, attempts, last_error, dead_at, message FROM dead_letters WHERE grp = ? AND seq > ? ORDER BY seq LIMIT ?",
-				group,
-				after,
-				limit,
-			)
-			.toArray()
-			.map((r) => ({ ...r, message: JSON.parse(r.message) }));
+		const messages: DeadLetter[] = [];
+		let bytes = 0;
+		// A cursor over rows, read one at a time, so the listing stops near pageMaxBytes.
+		for (const r of this.sql.exec<{
+			seq: number;
+			attempts: number;
+			last_error: string | null;
+			dead_at: number;
+			message: string;
+		}>(
+			"SELECT seq, attempts, last_error, dead_at, message FROM dead_letters WHERE grp = ? AND seq > ? ORDER BY seq LIMIT ?",
+			group,
+			after,
+			limit,
+		)) {
+			if (messages.length > 0 && bytes + r.message.length > LIMITS.pageMaxBytes) break;
+			bytes += r.message.length;
+			messages.push({ ...r, message: JSON.parse(r.message) as Message });
+		}
 		return { count, messages };
 	}
 
-	/** Puts dead letters back into the group as fresh messages (attempts start again). */
+	/** Puts dead letters back into the group as fresh messages (attempts start again), in SQL: their text never enters memory. */
 	redrive(group: string, now: number, seqs?: number[]): number {
-		const rows = this.sql
-			.exec<{ seq: number; message: string }>("SELECT seq, message FROM dead_letters WHERE grp = ? ORDER BY seq", group)
-			.toArray()
-			.filter((r) => !seqs || seqs.includes(r.seq));
-		for (const r of rows) {
-			this.sql.exec(
-				`INSERT INTO group_messages (grp, seq, attempt, state, available_at, payload) VALUES (?, ?, 0, 'ready', ?, ?)
-				 ON CONFLICT (grp, seq) DO NOTHING`,
-				group,
-				r.seq,
-				now,
-				r.message,
-			);
-			this.sql.exec("DELETE FROM dead_letters WHERE grp = ? AND seq = ?", group, r.seq);
-		}
-		return rows.length;
+		const where = seqs ? ` AND seq IN (${seqs.map(() => "?").join(",")})` : "";
+		const args = seqs ?? [];
+		const n = this.#countDead(group, where, args);
+		this.sql.exec(
+			`INSERT INTO group_messages (grp, seq, attempt, state, available_at, payload)
+			 SELECT grp, seq, 0, 'ready', ?, message FROM dead_letters WHERE grp = ?${where}
+			 ON CONFLICT (grp, seq) DO NOTHING`,
+			now,
+			group,
+			...args,
+		);
+		this.sql.exec(`DELETE FROM dead_letters WHERE grp = ?${where}`, group, ...args);
+		return n;
 	}
 
 	purge(group: string, seqs?: number[]): number {
-		if (!seqs) return this.sql.exec("DELETE FROM dead_letters WHERE grp = ?", group).rowsWritten;
-		let n = 0;
-		for (const seq of seqs) {
-			n += this.sql.exec("DELETE FROM dead_letters WHERE grp = ? AND seq = ?", group, seq).rowsWritten;
-		}
+		const where = seqs ? ` AND seq IN (${seqs.map(() => "?").join(",")})` : "";
+		const args = seqs ?? [];
+		// Counted first: rowsWritten also counts index entries.
+		const n = this.#countDead(group, where, args);
+		this.sql.exec(`DELETE FROM dead_letters WHERE grp = ?${where}`, group, ...args);
 		return n;
+	}
+
+	#countDead(group: string, where: string, args: number[]): number {
+		return this.sql
+			.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM dead_letters WHERE grp = ?${where}`, group, ...args)
+			.one().n;
 	}
 
 	/**

@@ -137,7 +137,7 @@ export class LiveStreams {
 					send(ws, { type: "gap", from: cursor + 1, to: this.log.first - 1 });
 					cursor = this.log.first - 1;
 				}
-				const rows = this.log.read(cursor, TUNING.replayPageSize);
+				const rows = this.log.readBounded(cursor, TUNING.replayPageSize, TUNING.replayPageMaxBytes);
 				const filter = this.filterOf(ws);
 				const frames: string[] = [];
 				for (const row of rows) {
@@ -154,6 +154,14 @@ export class LiveStreams {
 				}
 				// Let publishes and other sockets in between pages.
 				await new Promise((resolve) => setTimeout(resolve, 0));
+			}
+		} catch (err) {
+			// Never go live short of the head: close, so the client resumes from its last seq.
+			console.error("tidings: replay failed", err);
+			try {
+				ws.close(1011, "replay failed; resume from your last seq");
+			} catch {
+				// already closing
 			}
 		} finally {
 			this.#replaying.delete(ws);

@@ -34,6 +34,11 @@ export class Scheduler {
 		private readonly onRollback: () => void = () => {},
 	) {}
 
+	/** A rolled-back transaction may have undone a `setAlarm`: learn it again on the next schedule. */
+	forgetAlarm(): void {
+		this.#alarmAt = undefined;
+	}
+
 	/**
 	 * Call once after construction (inside blockConcurrencyWhile): learns the
 	 * armed time, and re-arms if timers exist without an alarm.
@@ -96,18 +101,29 @@ export class Scheduler {
 	 */
 	runDue(now = Date.now()): number {
 		this.#alarmAt = undefined;
+		// Payloads (a delayed message: up to 128 KiB) are read one timer at a
+		// time, so a burst of due timers never needs them all in memory.
 		const due = this.sql
-			.exec<Timer>(
-				"SELECT kind, key, due_at, payload, attempts FROM timers WHERE due_at <= ? ORDER BY due_at, rowid LIMIT ?",
+			.exec<Omit<Timer, "payload">>(
+				"SELECT kind, key, due_at, attempts FROM timers WHERE due_at <= ? ORDER BY due_at, rowid LIMIT ?",
 				now,
 				TUNING.timersPerAlarm,
 			)
 			.toArray();
 		const after: Array<() => void> = [];
-		for (const timer of due) {
-			const handler = this.handlers[timer.kind];
+		for (const head of due) {
+			const handler = this.handlers[head.kind];
+			const timer = head as Timer;
 			try {
 				const effect = this.storage.transactionSync(() => {
+					timer.payload =
+						this.sql
+							.exec<{ payload: string | null }>(
+								"SELECT payload FROM timers WHERE kind = ? AND key = ?",
+								head.kind,
+								head.key,
+							)
+							.toArray()[0]?.payload ?? null;
 					// Delete first: a handler may schedule the same (kind, key) again.
 					this.cancel(timer.kind, timer.key);
 					return handler ? handler(timer, now) : undefined;
@@ -125,8 +141,18 @@ export class Scheduler {
 				);
 			}
 		}
-		for (const effect of after) effect();
-		this.arm();
+		try {
+			for (const effect of after) {
+				// One failing effect (a send, a dispatch) must not keep the others from running.
+				try {
+					effect();
+				} catch (err) {
+					console.error("tidings: a timer's follow-up failed", err);
+				}
+			}
+		} finally {
+			this.arm();
+		}
 		return due.length;
 	}
 

@@ -29,6 +29,9 @@ export interface LogEntry {
 	baggage?: string | undefined;
 }
 
+/** Rows per statement when reading with a byte bound. */
+const READ_CHUNK = 64;
+
 /** 8 columns a row; a statement binds at most 100 parameters. */
 const ROWS_PER_INSERT = 12;
 const INSERT_SQL: string[] = [];
@@ -106,6 +109,28 @@ export class TopicLog {
 				limit,
 			)
 			.toArray();
+	}
+
+	/**
+	 * Like `read`, but stops once about `maxBytes` of message data is read
+	 * (always at least one row): 1,000 messages of 128 KiB would not fit an
+	 * isolate's memory, let alone one answer.
+	 */
+	readBounded(after: number, limit: number, maxBytes: number): LogRow[] {
+		const out: LogRow[] = [];
+		let bytes = 0;
+		let cursor = after;
+		while (out.length < limit) {
+			const rows = this.read(cursor, Math.min(READ_CHUNK, limit - out.length));
+			for (const row of rows) {
+				if (out.length > 0 && bytes + row.data.length > maxBytes) return out;
+				out.push(row);
+				bytes += row.data.length + (row.attributes?.length ?? 0);
+				cursor = row.seq;
+			}
+			if (rows.length < READ_CHUNK) return out;
+		}
+		return out;
 	}
 
 	oldestTs(): number | undefined {

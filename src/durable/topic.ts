@@ -157,7 +157,7 @@ export class Topic extends DurableObject<Env> {
 	/** History as JSON text: the stored message text is spliced in, never parsed. */
 	history(topic: string, after: number, limit: number): string {
 		this.#name(topic);
-		const rows = this.#log.read(after, limit);
+		const rows = this.#log.readBounded(after, limit, LIMITS.pageMaxBytes);
 		const messages = rows.map((r) => renderMessage(this.#topicJson, r)).join(",");
 		const next = rows.length > 0 ? (rows[rows.length - 1] as { seq: number }).seq : Math.max(after, 0);
 		return `{"messages":[${messages}],"next_after":${next},"head_seq":${this.#log.head},"first_seq":${this.#log.first}}`;
@@ -548,8 +548,13 @@ export class Topic extends DurableObject<Env> {
 	/** New messages joined the log: live subscribers get them, and each group may hand them out. */
 	#fanOut(rows: Outgoing[]): void {
 		if (rows.length === 0) return;
-		this.#live.broadcast(rows);
-		for (const group of this.#groupNames) this.#dispatch(group);
+		// The messages are stored: a failure from here on must not report the publish as failed.
+		try {
+			this.#live.broadcast(rows);
+			for (const group of this.#groupNames) this.#dispatch(group);
+		} catch (err) {
+			console.error("tidings: fan-out after a publish failed", err);
+		}
 	}
 
 	/**
@@ -610,6 +615,8 @@ export class Topic extends DurableObject<Env> {
 	}
 
 	#reload(): void {
+		this.#scheduler.forgetAlarm();
+		this.#groups.forgetSettings();
 		this.#log.reload();
 		this.#settings = { ...DEFAULT_TOPIC_SETTINGS, ...this.#meta.getJson<Partial<TopicSettings>>("settings") };
 		this.#retentionDue = this.#scheduler.dueAt(TIMER_RETENTION, "log");

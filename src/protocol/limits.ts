@@ -38,6 +38,8 @@ export const LIMITS = {
 	historyMaxLimit: 1000,
 	/** Default `limit` of a history read. */
 	historyDefaultLimit: 100,
+	/** A history page (and a dead-letter listing) stops near this much message data, whatever its `limit`. */
+	pageMaxBytes: 4 * MiB,
 	/** Retention: the largest `max_messages` a topic may be given. */
 	retentionMaxMessagesCeiling: 1_000_000,
 	/** The most sockets a topic may allow (the runtime's hibernation limit is 32,768). */
@@ -74,7 +76,8 @@ export const LIMITS = {
 	pushSecretMaxLength: 256,
 	pushTimeoutMinMs: 1 * SECOND,
 	pushTimeoutMaxMs: 30 * SECOND,
-	pushConcurrencyMax: 100,
+	/** Workers keep at most 6 outbound connections waiting per invocation; more would queue and time out unsent. */
+	pushConcurrencyMax: 6,
 	/** Length of a push URL. */
 	pushUrlMaxLength: 2048,
 	/** Frames one socket may send per second (sustained), and in a burst. */
@@ -116,7 +119,7 @@ export const DEFAULT_GROUP_SETTINGS = {
 
 export const DEFAULT_PUSH = {
 	timeout_ms: 10 * SECOND,
-	concurrency: 8,
+	concurrency: 4,
 } as const;
 
 /** Internal pacing, not part of the contract but kept beside it. */
@@ -125,8 +128,9 @@ export const TUNING = {
 	retentionDelayMs: 1 * SECOND,
 	/** Messages rows deleted per trim statement, so one trim never blocks the object for long. */
 	retentionChunk: 5000,
-	/** Messages per page while replaying a resumed stream. */
+	/** Messages per page while replaying a resumed stream, and the most data one page holds. */
 	replayPageSize: 500,
+	replayPageMaxBytes: 1 * MiB,
 	/** Message frames packed into one WebSocket message, up to about this many characters. */
 	packMaxChars: 64 * KiB,
 	/** Under load, fan-out waits at most this long so one packed message carries many frames. */

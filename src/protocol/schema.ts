@@ -145,11 +145,19 @@ export interface PublishRecord {
 
 function serializeData<T extends { data?: unknown }>(item: T) {
 	const { data, ...rest } = item;
-	return { ...rest, data_json: JSON.stringify(data) as string };
+	let data_json: string;
+	try {
+		data_json = JSON.stringify(data) as string;
+	} catch {
+		// Nesting deep enough to overflow the stack: parsed fine, but cannot be stored.
+		data_json = "";
+	}
+	return { ...rest, data_json };
 }
 
 const DATA_REQUIRED = "data is required (any JSON value, null included)";
 const dataFitsRequirement = (o: { data_json: string }) => utf8Length(o.data_json) <= LIMITS.messageDataMaxBytes;
+const DATA_TOO_DEEP = "data is nested too deeply to store";
 SIZE_CHECKS.add(dataFitsRequirement);
 const DATA_TOO_LARGE = `data is at most ${LIMITS.messageDataMaxBytes} bytes serialized (128 KiB)`;
 function dataFits<T extends { data_json: string }>() {
@@ -161,6 +169,7 @@ export const PublishItemSchema = v.pipe(
 	v.strictObject(publishFields, "a message is an object {data, attributes?, delay_ms?, key?, traceparent?, baggage?}"),
 	v.check((o) => o.data !== undefined, DATA_REQUIRED),
 	v.transform((o) => serializeData(o)),
+	v.check((o) => o.data_json !== "", DATA_TOO_DEEP),
 	dataFits(),
 );
 
@@ -509,6 +518,7 @@ const PublishOneFrameSchema = v.pipe(
 	v.strictObject({ type: v.literal("publish"), ref: Ref, ...publishFields }),
 	v.check((o) => o.data !== undefined, DATA_REQUIRED),
 	v.transform((o) => serializeData(o)),
+	v.check((o) => o.data_json !== "", DATA_TOO_DEEP),
 	dataFits(),
 );
 export const PublishFrameSchema = v.union([PublishBatchFrameSchema, PublishOneFrameSchema]);

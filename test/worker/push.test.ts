@@ -77,7 +77,7 @@ describe("push consumers", () => {
 			url: hook.url,
 			secret: "***",
 			timeout_ms: 2000,
-			concurrency: 8,
+			concurrency: 4,
 		});
 		const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 		await publish(topic, { data: { order: 1 }, baggage: "tenant=acme" }, { traceparent });

@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { LIMITS } from "../../src/protocol/limits.js";
 import { app } from "../../src/worker/app.js";
-import { api, publish, stats, uniqueTopic } from "./helpers.js";
+import { api, publish, stats, TestSocket, uniqueTopic } from "./helpers.js";
 
 type ErrorAnswer = { error: { code: string; message: string } };
 
@@ -113,6 +113,37 @@ describe("publish limits", () => {
 		await expectError(await post(topic, { data: 1, baggage: "b".repeat(8193) }), 400, "limit_exceeded", /8192/);
 		await expectError(await post(topic, { data: 1, traceparent: "00-xyz" }), 400, "invalid_request");
 		expect((await stats(topic)).head_seq).toBe(1);
+	});
+
+	it("answers deeply nested data with a 4xx, never a 500, over HTTP and sockets", async () => {
+		const topic = uniqueTopic();
+		const sock = await TestSocket.open(topic);
+		for (const depth of [70_000, 400_000]) {
+			const nested = `${"[".repeat(depth)}${"]".repeat(depth)}`;
+			const res = await post(topic, `{"data":${nested}}`);
+			expect([400, 413], `depth ${depth}`).toContain(res.status);
+			await res.arrayBuffer();
+			const before = sock.frames.length;
+			sock.send(`{"type":"publish","ref":"deep","data":${nested}}`);
+			const err = await sock.waitFor(() => sock.frames.slice(before).find((f) => f.type === "error"), "error frame");
+			expect(["invalid_frame", "invalid_request", "payload_too_large"]).toContain(err.code);
+		}
+		expect(sock.closed).toBeUndefined();
+		sock.close();
+		expect((await stats(topic)).head_seq).toBe(0);
+	});
+
+	it("bounds a history page by bytes as well as by limit", async () => {
+		const topic = uniqueTopic();
+		const big = "h".repeat(120 * 1024);
+		for (let i = 0; i < 5; i++) {
+			expect((await post(topic, { messages: Array.from({ length: 8 }, () => ({ data: big })) })).status).toBe(201);
+		}
+		const res = await api(`/v1/topics/${topic}/messages?limit=1000`);
+		const page = (await res.json()) as { messages: unknown[]; next_after: number };
+		expect(page.messages.length).toBeGreaterThan(0);
+		expect(page.messages.length).toBeLessThan(40);
+		expect(page.next_after).toBe(page.messages.length);
 	});
 
 	it("explains malformed bodies", async () => {
