@@ -22,7 +22,7 @@ import {
 } from "../protocol/schema.js";
 import type { Env } from "../worker/env.js";
 import { Dedupe } from "./dedupe.js";
-import { grantOf, grantOfSocket, publishDenied } from "./grant.js";
+import { grantOf, grantOfSocket, publishDenied, type SocketGrant } from "./grant.js";
 import { GroupMembers, memberOf } from "./group-members.js";
 import {
 	ConsumerGroups,
@@ -62,6 +62,7 @@ export class Topic extends DurableObject<Env> {
 	readonly #frameBuckets = new BucketMap<WebSocket>(
 		() => new TokenBucket(LIMITS.socketFramesPerSecond, LIMITS.socketFramesBurst),
 	);
+	readonly #grants = new WeakMap<WebSocket, SocketGrant>();
 	/** Frames refused per socket within the current window. */
 	readonly #refused = new WeakMap<WebSocket, { count: number; since: number }>();
 	/** Publish buckets per token (its `sub`, or the token itself when it has none). */
@@ -363,7 +364,7 @@ export class Topic extends DurableObject<Env> {
 			return;
 		}
 		const { type: _type, ref, ...body } = frame;
-		const grant = grantOfSocket(ws);
+		const grant = this.#grant(ws);
 		const denied = publishDenied(grant);
 		if (denied) {
 			send(ws, { type: "error", code: "forbidden", message: denied, ref });
@@ -440,7 +441,19 @@ export class Topic extends DurableObject<Env> {
 	 * `rate_limited` error; a socket with too many refused in a window is
 	 * closed with 4429.
 	 */
+	/** A socket's grant, read from its attachment once per instance. */
+	#grant(ws: WebSocket): SocketGrant {
+		let g = this.#grants.get(ws);
+		if (!g) {
+			g = grantOfSocket(ws);
+			this.#grants.set(ws, g);
+		}
+		return g;
+	}
+
 	#admitFrame(ws: WebSocket): boolean {
+		// Only token sockets have a budget (the same sockets that have a publish limit key).
+		if (this.#grant(ws).limitKey === undefined) return true;
 		if (this.#frameBuckets.get(ws).take()) return true;
 		const now = Date.now();
 		const window = this.#refused.get(ws);

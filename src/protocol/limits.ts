@@ -80,11 +80,14 @@ export const LIMITS = {
 	pushConcurrencyMax: 6,
 	/** Length of a push URL. */
 	pushUrlMaxLength: 2048,
-	/** Frames one socket may send per second (sustained), and in a burst. */
-	socketFramesPerSecond: 100,
-	socketFramesBurst: 200,
+	/**
+	 * Frames one token-authenticated socket may send per second (sustained),
+	 * and in a burst; acks count. Sockets opened with the admin key are not limited.
+	 */
+	socketFramesPerSecond: 1000,
+	socketFramesBurst: 2000,
 	/** Frames refused within the window, past which the socket is closed (4429). */
-	socketRefusedBeforeClose: 100,
+	socketRefusedBeforeClose: 1000,
 	socketRefusedWindowMs: 10 * SECOND,
 	/** Messages one token may publish per second to one topic (sustained), and in a burst. The admin key is not limited. */
 	tokenPublishesPerSecond: 1000,

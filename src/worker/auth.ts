@@ -106,6 +106,8 @@ export function limitKeyOf(c: Context<AppEnv>): string | undefined {
 /** Requires `right` on the route's `:topic` (403 otherwise). */
 export function requireRight(right: Right | ((c: Context<AppEnv>) => Right)): MiddlewareHandler<AppEnv> {
 	return async (c, next) => {
+		// Keys and local development hold every right: skip the pattern work on the hot path.
+		if (c.get("principal").kind !== "token") return next();
 		const topic = c.req.param("topic") ?? "";
 		const needed = typeof right === "function" ? right(c) : right;
 		if (!rightsOf(c, topic).has(needed)) {
