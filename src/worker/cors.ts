@@ -17,9 +17,13 @@ export function allowedOrigin(origin: string, env: AppEnv["Bindings"]): string |
 	return list.includes(origin) ? origin : null;
 }
 
-export const cors: MiddlewareHandler<AppEnv> = honoCors({
+const honoCorsMiddleware = honoCors({
 	origin: (origin, c) => allowedOrigin(origin, c.env as AppEnv["Bindings"]),
 	allowMethods: ["GET", "POST", "PUT", "DELETE"],
 	allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "traceparent", "baggage"],
 	maxAge: 600,
 });
+
+/** Only browsers on other origins send `Origin`: servers and edge functions skip the CORS work. */
+export const cors: MiddlewareHandler<AppEnv> = (c, next) =>
+	c.req.header("Origin") === undefined ? next() : honoCorsMiddleware(c, next);
