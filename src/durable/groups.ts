@@ -422,7 +422,6 @@ export class ConsumerGroups {
 		if (owner === undefined) return row;
 		const mine = typeof owner === "string" ? row.owner === owner : row.owner?.startsWith(owner.prefix);
 		return mine ? row : undefined;
-		return row;
 	}
 
 	#fail(group: string, row: PendingRow, now: number, error: string | null, delayMs: number | undefined) {

@@ -11,7 +11,6 @@ import { CLOSE_CODES, ERROR_STATUS, type ErrorBody, type ErrorCode } from "../pr
 import { PING, PONG } from "../protocol/frames.js";
 import { DEFAULT_TOPIC_SETTINGS, LIMITS, TUNING } from "../protocol/limits.js";
 import type { Attributes, GroupInfo, PublishResult, TopicSettings, TopicStats } from "../protocol/message.js";
-import { RIGHTS, type Right } from "../protocol/rights.js";
 import {
 	describeIssues,
 	type GroupSettingsInput,
