@@ -29,6 +29,16 @@ export interface TokenClaims {
 	iat: number;
 }
 
+/**
+ * The secret as an HMAC key. Passing Hono the key itself, not the string,
+ * matters: Hono reads a string containing "PRIVATE" as a PEM key.
+ */
+function hmacKey(secret: string, usage: "sign" | "verify"): Promise<CryptoKey> {
+	return crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
+		usage,
+	]);
+}
+
 /** A token that could not be used: never says more than which check failed, never echoes the token. */
 export class TokenError extends Error {
 	override readonly name = "TokenError";
@@ -51,7 +61,7 @@ export async function mintToken(
 		exp: iat + ttl_s,
 		...(sub === undefined ? {} : { sub }),
 	};
-	return { token: await sign({ ...claims }, secret, "HS256"), expires_at: claims.exp * 1000 };
+	return { token: await sign({ ...claims }, await hmacKey(secret, "sign"), "HS256"), expires_at: claims.exp * 1000 };
 }
 
 /**
@@ -61,7 +71,7 @@ export async function mintToken(
 export async function verifyToken(secret: string, token: string): Promise<TokenClaims> {
 	let payload: Record<string, unknown>;
 	try {
-		payload = (await verify(token, secret, "HS256")) as Record<string, unknown>;
+		payload = (await verify(token, await hmacKey(secret, "verify"), "HS256")) as Record<string, unknown>;
 	} catch (err) {
 		const name = err instanceof Error ? err.name : "";
 		const reason = /Expired/i.test(name)
@@ -71,8 +81,8 @@ export async function verifyToken(secret: string, token: string): Promise<TokenC
 				: "the token is not valid";
 		throw new TokenError(reason);
 	}
+	if (typeof payload.exp !== "number") throw new TokenError("the token has no expiry (exp)");
 	const grants = v.safeParse(GrantsSchema, payload.topics);
-	if (!grants.success || typeof payload.exp !== "number")
-		throw new TokenError("the token carries no valid topics claim");
+	if (!grants.success) throw new TokenError("the token carries no valid topics claim");
 	return payload as unknown as TokenClaims;
 }
