@@ -208,39 +208,11 @@ export const HistoryQuerySchema = v.looseObject({
 export const TopicSettingsSchema = v.pipe(
 	v.strictObject(
 		{
-			max_messages: v.optional(
-				v.pipe(
-					v.number("max_messages must be a number"),
-					v.integer("max_messages must be a whole number"),
-					v.minValue(1, "max_messages is at least 1"),
-					limitCheck(
-						(n: number) => n <= LIMITS.retentionMaxMessagesCeiling,
-						`max_messages is at most ${LIMITS.retentionMaxMessagesCeiling}`,
-					),
-				),
-			),
+			max_messages: v.optional(wholeNumber("max_messages", 1, LIMITS.retentionMaxMessagesCeiling)),
 			max_age_ms: v.optional(
-				v.pipe(
-					v.number("max_age_ms must be a number"),
-					v.integer("max_age_ms must be a whole number of milliseconds"),
-					v.minValue(1000, "max_age_ms is at least 1000"),
-					limitCheck(
-						(n: number) => n <= LIMITS.retentionMaxAgeCeilingMs,
-						`max_age_ms is at most ${LIMITS.retentionMaxAgeCeilingMs} (30 days)`,
-					),
-				),
+				wholeNumber("max_age_ms", 1000, LIMITS.retentionMaxAgeCeilingMs, " of milliseconds", "30 days"),
 			),
-			max_sockets: v.optional(
-				v.pipe(
-					v.number("max_sockets must be a number"),
-					v.integer("max_sockets must be a whole number"),
-					v.minValue(1, "max_sockets is at least 1"),
-					limitCheck(
-						(n: number) => n <= LIMITS.socketsPerTopicCeiling,
-						`max_sockets is at most ${LIMITS.socketsPerTopicCeiling}`,
-					),
-				),
-			),
+			max_sockets: v.optional(wholeNumber("max_sockets", 1, LIMITS.socketsPerTopicCeiling)),
 		},
 		"topic settings are {max_messages?, max_age_ms?, max_sockets?}",
 	),
@@ -330,13 +302,18 @@ export const GroupName = v.pipe(
 	v.regex(/^[A-Za-z0-9_-]+$/, "group names are A-Z a-z 0-9 _ - (for example mailer)"),
 );
 
-function wholeMs(name: string, min: number, max: number, maxText: string) {
+/** A whole number in [min, max]: below is `invalid_request`, above is `limit_exceeded`. */
+function wholeNumber(name: string, min: number, max: number, unit = "", maxText = "") {
 	return v.pipe(
 		v.number(`${name} must be a number`),
-		v.integer(`${name} must be a whole number of milliseconds`),
+		v.integer(`${name} must be a whole number${unit}`),
 		v.minValue(min, `${name} is at least ${min}`),
-		limitCheck((n: number) => n <= max, `${name} is at most ${max} (${maxText})`),
+		limitCheck((n: number) => n <= max, `${name} is at most ${max}${maxText ? ` (${maxText})` : ""}`),
 	);
+}
+
+function wholeMs(name: string, min: number, max: number, maxText: string) {
+	return wholeNumber(name, min, max, " of milliseconds", maxText);
 }
 
 /** Push target of a group. Stricter rules for production URLs come with the security work. */
@@ -358,18 +335,7 @@ export const PushSchema = v.pipe(
 				wholeMs("push.timeout_ms", LIMITS.pushTimeoutMinMs, LIMITS.pushTimeoutMaxMs, "30 seconds"),
 				DEFAULT_PUSH.timeout_ms,
 			),
-			concurrency: v.optional(
-				v.pipe(
-					v.number("push.concurrency must be a number"),
-					v.integer("push.concurrency must be a whole number"),
-					v.minValue(1, "push.concurrency is at least 1"),
-					limitCheck(
-						(n: number) => n <= LIMITS.pushConcurrencyMax,
-						`push.concurrency is at most ${LIMITS.pushConcurrencyMax}`,
-					),
-				),
-				DEFAULT_PUSH.concurrency,
-			),
+			concurrency: v.optional(wholeNumber("push.concurrency", 1, LIMITS.pushConcurrencyMax), DEFAULT_PUSH.concurrency),
 		},
 		"push is {url, secret, timeout_ms?, concurrency?}",
 	),
@@ -378,14 +344,7 @@ export const PushSchema = v.pipe(
 /** Group settings as sent: every field optional; the object fills in the rest (current or default). */
 export const GroupSettingsSchema = v.strictObject(
 	{
-		max_retries: v.optional(
-			v.pipe(
-				v.number("max_retries must be a number"),
-				v.integer("max_retries must be a whole number"),
-				v.minValue(0, "max_retries is at least 0"),
-				limitCheck((n: number) => n <= LIMITS.maxRetriesCeiling, `max_retries is at most ${LIMITS.maxRetriesCeiling}`),
-			),
-		),
+		max_retries: v.optional(wholeNumber("max_retries", 0, LIMITS.maxRetriesCeiling)),
 		retry_delay_ms: v.optional(wholeMs("retry_delay_ms", 0, LIMITS.retryDelayMaxMs, "12 hours")),
 		backoff: v.optional(v.picklist(["fixed", "exponential"], 'backoff is "fixed" or "exponential"')),
 		max_retry_delay_ms: v.optional(wholeMs("max_retry_delay_ms", 0, LIMITS.retryDelayMaxMs, "12 hours")),
@@ -414,15 +373,7 @@ const ErrorText = v.pipe(
 const NackDelay = wholeMs("delay_ms", 0, LIMITS.retryDelayMaxMs, "12 hours");
 
 export const PullBodySchema = v.strictObject({
-	max: v.optional(
-		v.pipe(
-			v.number("max must be a number"),
-			v.integer("max must be a whole number"),
-			v.minValue(1, "max is at least 1"),
-			limitCheck((n: number) => n <= LIMITS.pullMaxMessages, `max is at most ${LIMITS.pullMaxMessages}`),
-		),
-		1,
-	),
+	max: v.optional(wholeNumber("max", 1, LIMITS.pullMaxMessages), 1),
 	ack_timeout_ms: v.optional(wholeMs("ack_timeout_ms", LIMITS.ackTimeoutMinMs, LIMITS.ackTimeoutMaxMs, "12 hours")),
 });
 /** The lease id a pull answered with: acks and nacks that give it settle only that pull's leases. */
@@ -470,15 +421,7 @@ export const GrantsSchema = v.pipe(
 
 export const TokenRequestSchema = v.strictObject({
 	topics: GrantsSchema,
-	ttl_s: v.optional(
-		v.pipe(
-			v.number("ttl_s must be a number"),
-			v.integer("ttl_s must be a whole number of seconds"),
-			v.minValue(1, "ttl_s is at least 1"),
-			limitCheck((n: number) => n <= LIMITS.tokenTtlMaxS, `ttl_s is at most ${LIMITS.tokenTtlMaxS} (30 days)`),
-		),
-		LIMITS.tokenTtlDefaultS,
-	),
+	ttl_s: v.optional(wholeNumber("ttl_s", 1, LIMITS.tokenTtlMaxS, " of seconds", "30 days"), LIMITS.tokenTtlDefaultS),
 	sub: v.optional(
 		v.pipe(
 			v.string("sub must be a string"),
