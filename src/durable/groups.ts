@@ -21,6 +21,7 @@ import type { GroupSettingsInput, PublishRecord } from "../protocol/schema.js";
 import type { Scheduler } from "./scheduler.js";
 import { type LogRow, renderMessage, type TopicLog } from "./topic-log.js";
 
+/** One per group, at its earliest lease deadline: sweeps every lease that ran out. */
 export const TIMER_LEASE = "lease";
 export const TIMER_RETRY = "retry";
 /** Forwarding a dead letter to the group's `dead_letter_topic`. */
@@ -82,6 +83,8 @@ export function retryDelay(s: GroupSettings, attempt: number, random = Math.rand
 export class ConsumerGroups {
 	/** Parsed settings per group, cached for the life of the instance. */
 	readonly #settings = new Map<string, GroupSettings>();
+	/** When each group's sweep timer is due, as far as this instance set it (a lower bound is fine: a sweep re-arms). */
+	readonly #sweepAt = new Map<string, number>();
 
 	constructor(
 		private readonly sql: SqlStorage,
@@ -90,9 +93,10 @@ export class ConsumerGroups {
 		private readonly topicJson: () => string,
 	) {}
 
-	/** Drops cached settings, after a rolled-back transaction. */
+	/** Drops cached settings and sweep times, after a rolled-back transaction. */
 	forgetSettings(): void {
 		this.#settings.clear();
+		this.#sweepAt.clear();
 	}
 
 	names(): string[] {
@@ -140,9 +144,10 @@ export class ConsumerGroups {
 	delete(group: string): boolean {
 		const existed = this.sql.exec("DELETE FROM groups WHERE name = ?", group).rowsWritten > 0;
 		for (const { seq } of this.sql.exec<{ seq: number }>("SELECT seq FROM group_messages WHERE grp = ?", group)) {
-			this.scheduler.cancel(TIMER_LEASE, timerKey(group, seq));
 			this.scheduler.cancel(TIMER_RETRY, timerKey(group, seq));
 		}
+		this.scheduler.cancel(TIMER_LEASE, group);
+		this.#sweepAt.delete(group);
 		this.sql.exec("DELETE FROM group_messages WHERE grp = ?", group);
 		this.sql.exec("DELETE FROM dead_letters WHERE grp = ?", group);
 		this.#settings.delete(group);
@@ -220,7 +225,7 @@ export class ConsumerGroups {
 				r.seq,
 			);
 			this.scheduler.cancel(TIMER_RETRY, timerKey(group, r.seq));
-			this.scheduler.schedule(TIMER_LEASE, timerKey(group, r.seq), until);
+			this.#armSweep(group, until);
 			out.push(delivery(json, group, r.seq, r.attempt + 1));
 		}
 		if (out.length >= max) return out;
@@ -251,7 +256,7 @@ export class ConsumerGroups {
 					until,
 					now,
 				);
-				this.scheduler.schedule(TIMER_LEASE, timerKey(group, row.seq), until);
+				this.#armSweep(group, until);
 				out.push(delivery(renderMessage(this.topicJson(), row), group, row.seq, 1));
 			}
 		}
@@ -276,8 +281,8 @@ export class ConsumerGroups {
 		for (const seq of seqs) {
 			const row = this.#leased(group, seq, owner);
 			if (!row) continue;
+			// The lease sweep finds nothing for it later: no timer row to delete per message.
 			this.sql.exec("DELETE FROM group_messages WHERE grp = ? AND seq = ?", group, seq);
-			this.scheduler.cancel(TIMER_LEASE, timerKey(group, seq));
 			done.push(seq);
 		}
 		if (done.length > 0) this.sql.exec("UPDATE groups SET acked = acked + ? WHERE name = ?", done.length, group);
@@ -298,11 +303,36 @@ export class ConsumerGroups {
 		return { done, dead };
 	}
 
-	/** A lease ran out: the attempt failed. */
-	expire(group: string, seq: number, now: number): DeadLetter | undefined {
-		const row = this.#leased(group, seq);
-		if (!row) return undefined;
-		return this.#fail(group, row, now, "ack timeout", undefined) ?? undefined;
+	/**
+	 * The lease sweep: every lease of the group whose deadline passed is a
+	 * failed attempt; then the sweep re-arms at the next deadline.
+	 */
+	expireDue(group: string, now: number): number {
+		this.#sweepAt.delete(group);
+		const rows = this.sql
+			.exec<PendingRow>(
+				"SELECT seq, attempt, state, owner, payload FROM group_messages WHERE grp = ? AND state = 'leased' AND lease_until <= ?",
+				group,
+				now,
+			)
+			.toArray();
+		for (const row of rows) this.#fail(group, row, now, "ack timeout", undefined);
+		const next = this.sql
+			.exec<{ t: number | null }>(
+				"SELECT MIN(lease_until) AS t FROM group_messages WHERE grp = ? AND state = 'leased'",
+				group,
+			)
+			.one().t;
+		if (next !== null) this.#armSweep(group, next);
+		return rows.length;
+	}
+
+	/** Keeps the group's one sweep timer at or before `deadline`; writes only when it must move sooner. */
+	#armSweep(group: string, deadline: number): void {
+		const at = this.#sweepAt.get(group);
+		if (at !== undefined && at <= deadline) return;
+		this.scheduler.schedule(TIMER_LEASE, group, deadline, null, true);
+		this.#sweepAt.set(group, Math.min(deadline, at ?? deadline));
 	}
 
 	/** A member went away: every message it held is a failed attempt, retried at once. */
@@ -426,7 +456,6 @@ export class ConsumerGroups {
 
 	#fail(group: string, row: PendingRow, now: number, error: string | null, delayMs: number | undefined) {
 		const settings = this.settings(group) as GroupSettings;
-		this.scheduler.cancel(TIMER_LEASE, timerKey(group, row.seq));
 		if (row.attempt >= settings.max_retries + 1) {
 			const json = this.#messageJson(row.seq, row.payload) ?? "null";
 			this.sql.exec("DELETE FROM group_messages WHERE grp = ? AND seq = ?", group, row.seq);

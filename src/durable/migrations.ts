@@ -68,6 +68,8 @@ const STEPS: string[] = [
 	   message TEXT NOT NULL,
 	   PRIMARY KEY (grp, seq)
 	 );`,
+	// One lease sweep per group finds what ran out by deadline.
+	`CREATE INDEX IF NOT EXISTS group_messages_lease ON group_messages (grp, state, lease_until);`,
 ];
 
 export function migrate(sql: SqlStorage): void {

@@ -92,8 +92,8 @@ export class Topic extends DurableObject<Env> {
 				[TIMER_DELAYED]: (t, now) => this.#joinDelayed(t, now),
 				[TIMER_RETENTION]: (_t, now) => this.#retain(now),
 				[TIMER_LEASE]: (t, now) => {
-					const { group, seq } = parseTimerKey(t.key);
-					this.#groups.expire(group, seq, now);
+					const group = t.key;
+					this.#groups.expireDue(group, now);
 					return () => this.#dispatch(group);
 				},
 				// A retry is due: its group's members may take it now.

@@ -455,3 +455,35 @@ describe("pull leases", () => {
 		m.close();
 	});
 });
+
+describe("lease sweep", () => {
+	it("expires leases with different deadlines each at its own time, with one timer per group", async () => {
+		const topic = uniqueTopic();
+		await createGroup(topic, "g", { retry_delay_ms: 0 });
+		await publishN(topic, 2);
+		await call("POST", groupPath(topic, "g", "/pull"), { max: 1, ack_timeout_ms: 2500 });
+		await call("POST", groupPath(topic, "g", "/pull"), { max: 1, ack_timeout_ms: 1000 });
+		const timers = await runInDurableObject(topicStub(topic), (_i, state) =>
+			state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM timers WHERE kind = 'lease'").one(),
+		);
+		expect(timers.n).toBe(1);
+		const first = await eventually(
+			async () => {
+				const r = (await call("POST", groupPath(topic, "g", "/pull"), { max: 10 })).body.messages as Json[];
+				return r.length > 0 ? r : undefined;
+			},
+			"the 1 s lease expired",
+			5000,
+		);
+		expect(first.map((m) => [m.seq, m.attempt])).toEqual([[2, 2]]);
+		const second = await eventually(
+			async () => {
+				const r = (await call("POST", groupPath(topic, "g", "/pull"), { max: 10 })).body.messages as Json[];
+				return r.length > 0 ? r : undefined;
+			},
+			"the 2.5 s lease expired",
+			6000,
+		);
+		expect(second.map((m) => [m.seq, m.attempt])).toEqual([[1, 2]]);
+	});
+});
