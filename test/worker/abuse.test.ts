@@ -3,12 +3,15 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { CLOSE_CODES } from "../../src/protocol/errors.js";
 import { LIMITS } from "../../src/protocol/limits.js";
+import { mintToken } from "../../src/tokens/index.js";
 import { app } from "../../src/worker/app.js";
 import { pushUrlProblem } from "../../src/worker/push-url.js";
 import { api, TestSocket, uniqueTopic } from "./helpers.js";
 
 const ADMIN_KEY = "admin-key-for-tests-0123456789";
+const SECRET = "token-secret-for-tests-0123456789";
 const prod = { ...env, TIDINGS_ALLOW_ANONYMOUS: undefined, TIDINGS_ADMIN_KEY: ADMIN_KEY };
+const withTokens = { ...prod, TIDINGS_TOKEN_SECRET: SECRET };
 
 describe("push targets", () => {
 	it("are public https hosts in production; http to localhost only in local development", () => {
@@ -104,16 +107,9 @@ describe("sockets per topic", () => {
 
 describe("rate limits", () => {
 	it("refuse a token socket's frames past its rate with rate_limited, then close a socket that keeps flooding", async () => {
-		const { mintToken } = await import("../../src/tokens/index.js");
-		const secret = "token-secret-for-tests-0123456789";
-		const e = {
-			...env,
-			TIDINGS_ALLOW_ANONYMOUS: undefined,
-			TIDINGS_ADMIN_KEY: ADMIN_KEY,
-			TIDINGS_TOKEN_SECRET: secret,
-		};
+		const e = withTokens;
 		const topic = uniqueTopic();
-		const { token } = await mintToken(secret, { topics: { [topic]: ["subscribe"] } });
+		const { token } = await mintToken(SECRET, { topics: { [topic]: ["subscribe"] } });
 		const res = await app.fetch(
 			new Request(`http://tidings.test/v1/topics/${topic}/ws?token=${token}`, { headers: { Upgrade: "websocket" } }),
 			e,
@@ -151,17 +147,10 @@ describe("rate limits", () => {
 		sock.close();
 	});
 
-	it("limit a token's publishes per topic, over HTTP and sockets; the admin key is not limited", async () => {
-		const { mintToken } = await import("../../src/tokens/index.js");
-		const secret = "token-secret-for-tests-0123456789";
-		const e = {
-			...env,
-			TIDINGS_ALLOW_ANONYMOUS: undefined,
-			TIDINGS_ADMIN_KEY: ADMIN_KEY,
-			TIDINGS_TOKEN_SECRET: secret,
-		};
+	it("limit a token's publishes per topic over HTTP (429 with Retry-After); the admin key is not limited", async () => {
+		const e = withTokens;
 		const topic = uniqueTopic();
-		const { token } = await mintToken(secret, { topics: { [topic]: ["publish"] }, sub: "flooder" });
+		const { token } = await mintToken(SECRET, { topics: { [topic]: ["publish"] }, sub: "flooder" });
 		const post = (credential: string) =>
 			app.fetch(
 				new Request(`http://tidings.test/v1/topics/${topic}/messages`, {
