@@ -4,6 +4,7 @@
  * Kept in the socket's attachment, so it survives hibernation.
  * @module
  */
+import { CLOSE_CODES } from "../protocol/errors.js";
 import { RIGHTS, type Right } from "../protocol/rights.js";
 
 export const RIGHTS_HEADER = "x-tidings-rights";
@@ -40,4 +41,19 @@ export function publishDenied(grant: SocketGrant): string | undefined {
 		return "this socket's token has expired; reconnect with a fresh one";
 	}
 	return undefined;
+}
+
+/**
+ * Closes a socket whose token has expired (4401), so a page must come back
+ * with a fresh token; resuming from its last seq loses nothing. Answers
+ * whether it closed.
+ */
+export function closeIfExpired(ws: WebSocket, grant: SocketGrant | undefined, now = Date.now()): boolean {
+	if (grant?.expires === undefined || grant.expires > now) return false;
+	try {
+		ws.close(CLOSE_CODES.tokenExpired, "token expired; reconnect with a fresh token and resume");
+	} catch {
+		// already closing
+	}
+	return true;
 }

@@ -5,7 +5,7 @@
  * spreads a queue over its consumers, not all to the first one.
  * @module
  */
-import type { SocketGrant } from "./grant.js";
+import { closeIfExpired, type SocketGrant } from "./grant.js";
 import type { ConsumerGroups } from "./groups.js";
 import { send, sendRaw } from "./live-streams.js";
 
@@ -67,14 +67,17 @@ export class GroupMembers {
 		if (sockets.length === 0) return;
 		const settings = this.groups.settings(group);
 		if (!settings) return;
+		const now = Date.now();
 		const members = sockets.flatMap((ws) => {
 			const att = memberOf(ws);
-			return att ? [{ ws, att, room: att.prefetch - this.groups.inFlight(group, att.id) }] : [];
+			// An expired member gets nothing more; its close hands its leases back.
+			if (!att || closeIfExpired(ws, att.grant, now)) return [];
+			return [{ ws, att, room: att.prefetch - this.groups.inFlight(group, att.id) }];
 		});
+		if (members.length === 0) return;
 		const n = members.length;
 		let i = (this.#next.get(group) ?? 0) % n;
 		let idle = 0;
-		const now = Date.now();
 		while (idle < n) {
 			const m = members[i % n] as (typeof members)[number];
 			i = (i + 1) % n;

@@ -14,7 +14,7 @@ import { type Filter, matchesFilter } from "../protocol/filter.js";
 import type { ServerFrame } from "../protocol/frames.js";
 import { TUNING } from "../protocol/limits.js";
 import type { Attributes } from "../protocol/message.js";
-import type { SocketGrant } from "./grant.js";
+import { closeIfExpired, type SocketGrant } from "./grant.js";
 import { type LogRow, renderMessage, type TopicLog } from "./topic-log.js";
 
 export const LIVE_TAG = "live";
@@ -78,6 +78,7 @@ export class LiveStreams {
 	readonly #replaying = new Set<WebSocket>();
 	/** Filters parsed from attachments, cached per socket for the life of this instance. */
 	readonly #filters = new WeakMap<WebSocket, Filter | null>();
+	readonly #grants = new WeakMap<WebSocket, SocketGrant | undefined>();
 	/**
 	 * For sockets that started (or finished replaying) since the last flush:
 	 * the seq up to which they already have everything, so pending messages
@@ -168,6 +169,14 @@ export class LiveStreams {
 		}
 	}
 
+	/** The socket's grant, read from its attachment once per instance. */
+	#grantOf(ws: WebSocket): SocketGrant | undefined {
+		if (!this.#grants.has(ws)) {
+			this.#grants.set(ws, (ws.deserializeAttachment() as LiveAttachment | null)?.grant);
+		}
+		return this.#grants.get(ws);
+	}
+
 	filterOf(ws: WebSocket): Filter | null {
 		let f = this.#filters.get(ws);
 		if (f === undefined) {
@@ -217,8 +226,10 @@ export class LiveStreams {
 		const frames = pending.map((m) => messageFrame(topicJson, m.row));
 		/** The packed messages for a socket with no filter and no floor: the same for all of them. */
 		let shared: string[] | undefined;
+		const now = Date.now();
 		for (const ws of sockets) {
 			if (this.#replaying.has(ws)) continue;
+			if (closeIfExpired(ws, this.#grantOf(ws), now)) continue;
 			const filter = this.filterOf(ws);
 			const floor = floors.get(ws);
 			if (!filter && floor === undefined) {

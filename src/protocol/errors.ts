@@ -37,6 +37,8 @@ export interface ErrorBody {
 export const CLOSE_CODES = {
 	/** Normal close by either side. */
 	normal: 1000,
+	/** The socket's token expired: reconnect with a fresh token and resume from the last seq. */
+	tokenExpired: 4401,
 	/** The consumer group of this socket was deleted: do not reconnect to it. */
 	groupDeleted: 4404,
 	/** The socket kept sending past its frame rate limit after `rate_limited` errors. Back off before reconnecting. */

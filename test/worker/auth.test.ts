@@ -153,3 +153,42 @@ describe("rights on sockets", () => {
 		for (const s of [live, both, member]) s.close();
 	});
 });
+
+describe("token expiry on open sockets", () => {
+	it("closes a live socket (4401) when its token has expired, before sending it anything more", async () => {
+		const topic = uniqueTopic("auth");
+		const { token } = await mintToken(SECRET, { topics: { [topic]: ["subscribe"] }, ttl_s: 1 });
+		const res = await call("GET", `/v1/topics/${topic}/ws`, token, undefined, { Upgrade: "websocket" });
+		expect(res.status).toBe(101);
+		res.webSocket?.accept();
+		const sock = new TestSocket(res.webSocket as WebSocket);
+		await sock.waitForFrame((f) => f.type === "ready", "ready");
+		// Tokens carry whole seconds: wait past the expiry.
+		await new Promise((r) => setTimeout(r, 2100));
+		expect((await call("POST", `/v1/topics/${topic}/messages`, ADMIN_KEY, { data: "after expiry" })).status).toBe(201);
+		await sock.waitFor(() => sock.closed, "closed at expiry");
+		expect(sock.closed?.code).toBe(4401);
+		expect(sock.messages()).toHaveLength(0);
+	});
+
+	it("closes a group member (4401) when its token has expired, and gives it nothing more", async () => {
+		const topic = uniqueTopic("auth");
+		expect((await call("PUT", `/v1/topics/${topic}/groups/g`, ADMIN_KEY, {})).status).toBe(201);
+		const { token } = await mintToken(SECRET, { topics: { [topic]: ["consume"] }, ttl_s: 1 });
+		const res = await call("GET", `/v1/topics/${topic}/ws?group=g`, token, undefined, { Upgrade: "websocket" });
+		expect(res.status).toBe(101);
+		res.webSocket?.accept();
+		const sock = new TestSocket(res.webSocket as WebSocket);
+		await sock.waitForFrame((f) => f.type === "ready", "ready");
+		await new Promise((r) => setTimeout(r, 2100));
+		expect((await call("POST", `/v1/topics/${topic}/messages`, ADMIN_KEY, { data: "job" })).status).toBe(201);
+		await sock.waitFor(() => sock.closed, "closed at expiry");
+		expect(sock.closed?.code).toBe(4401);
+		expect(sock.messages()).toHaveLength(0);
+		// The job waits for a member with a valid token.
+		const info = (await (await call("GET", `/v1/topics/${topic}/groups/g`, ADMIN_KEY)).json()) as {
+			counts: { pending: number };
+		};
+		expect(info.counts.pending).toBe(1);
+	});
+});
