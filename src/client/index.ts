@@ -1,24 +1,31 @@
 /**
- * tidings client library. The reconnecting client with resume, group
- * consumers and the offline outbox is built in its own issue; until then
- * this entry exports the wire types, which are the contract it will speak.
+ * tidings client: publish (through an outbox that survives being offline),
+ * subscribe (resuming from the last seq), consume a group (acks from the
+ * handler's promise). Runs in browsers, Workers and Node; see docs/client.md.
  * @module
  */
 export type { ErrorBody, ErrorCode } from "../protocol/errors.js";
 export { CLOSE_CODES } from "../protocol/errors.js";
+export type { Filter } from "../protocol/filter.js";
 export type { ClientFrame, ServerFrame } from "../protocol/frames.js";
-export { LIMITS } from "../protocol/limits.js";
 export type {
 	Attributes,
-	DeadLetter,
 	GroupDelivery,
-	GroupInfo,
-	GroupSettings,
-	HistoryPage,
 	Message,
 	PublishInput,
 	PublishResult,
-	TopicSettings,
-	TopicStats,
 } from "../protocol/message.js";
-export { type PushVerdict, SIGNATURE_HEADER, verifyPush } from "../protocol/push-signature.js";
+export { type ConsumeOptions, Consumer } from "./consumer.js";
+export { TidingsError, type TidingsErrorCode } from "./errors.js";
+export type { LinkState } from "./link.js";
+export { FallbackOutbox, MemoryOutbox, type Outbox, type OutboxEntry } from "./outbox.js";
+export { IndexedDbOutbox } from "./outbox-idb.js";
+export { type SubscribeOptions, Subscription } from "./subscription.js";
+export {
+	type ConnectionState,
+	type Published,
+	type PublishOptions,
+	Tidings,
+	type TidingsEvents,
+	type TidingsOptions,
+} from "./tidings.js";

@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// Builds the package entry points into dist/ and the browser bundle that the
+// Worker serves at /tidings.js (public/tidings.js, an asset).
+//   node scripts/build.mjs            everything, with type declarations
+//   node scripts/build.mjs --browser  only public/tidings.js (Wrangler's build step)
+import { execFileSync } from "node:child_process";
+import { mkdir, rename } from "node:fs/promises";
+import { build } from "esbuild";
+
+const common = { bundle: true, format: "esm", target: "es2022", logLevel: "warning", legalComments: "none" };
+
+// Written elsewhere and renamed into place, so a `wrangler dev` serving public/
+// never sends half a file, and builds started by parallel `wrangler dev`s do not collide.
+await mkdir("dist", { recursive: true });
+const tmp = `dist/.tidings.${process.pid}.js`;
+await build({ ...common, entryPoints: ["src/client/index.ts"], outfile: tmp, platform: "browser", minify: true });
+await rename(tmp, "public/tidings.js");
+
+if (!process.argv.includes("--browser")) {
+	await build({
+		...common,
+		entryPoints: { client: "src/client/index.ts", "client.node": "src/client/node.ts", tokens: "src/tokens/index.ts" },
+		outdir: "dist",
+		platform: "neutral",
+		packages: "external",
+	});
+	execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"], {
+		stdio: "inherit",
+	});
+}

@@ -1,0 +1,113 @@
+import type { ServerFrame } from "../protocol/frames.js";
+import type { GroupDelivery } from "../protocol/message.js";
+import { TidingsError } from "./errors.js";
+import type { Link } from "./link.js";
+import type { Tidings } from "./tidings.js";
+
+export interface ConsumeOptions {
+	/** The consumer group (created beforehand with `PUT …/groups/:group`). */
+	group: string;
+	/** Handlers running at once. Default 1. */
+	concurrency?: number;
+	/**
+	 * Messages the server may lease to this consumer ahead of the handlers.
+	 * Default: `concurrency`, so that every leased message is being worked on
+	 * and `stop()` hands nothing back unstarted.
+	 */
+	prefetch?: number;
+}
+
+type Delivery<T> = { message: GroupDelivery<T>; generation: number };
+
+/**
+ * A member of a consumer group. The handler's promise settles each message:
+ * resolved → `ack`, thrown → `nack` with the error's message (retried or
+ * dead-lettered by the group's settings). At most `concurrency` handlers run
+ * at once. A reconnect re-joins the group; what the old socket held was
+ * released by the server and is delivered again, to this or another member.
+ */
+export class Consumer<T = unknown> {
+	private queue: Delivery<T>[] = [];
+	private running = 0;
+	private stopped = false;
+	private stopping?: Promise<void>;
+	private drained?: () => void;
+	private link: Link;
+	private concurrency: number;
+
+	constructor(
+		private client: Tidings,
+		readonly topic: string,
+		private handler: (message: GroupDelivery<T>) => unknown,
+		options: ConsumeOptions,
+	) {
+		this.concurrency = Math.max(1, options.concurrency ?? 1);
+		const prefetch = String(options.prefetch ?? this.concurrency);
+		this.link = client.link(
+			this,
+			topic,
+			() => ({ group: options.group, prefetch }),
+			(frame: ServerFrame) => this.frame(frame),
+			(code, reason) => client.emit("error", new TidingsError("not_found", `consumer stopped (${code}): ${reason}`)),
+		);
+	}
+
+	get state() {
+		return this.link.state;
+	}
+
+	/** How many handlers are running now. */
+	get busy() {
+		return this.running;
+	}
+
+	/** Takes no more messages, waits for the running handlers to settle theirs, then leaves the group. */
+	stop(): Promise<void> {
+		this.stopped = true;
+		this.stopping ??= new Promise<void>((resolve) => {
+			this.drained = resolve;
+			this.settleIdle();
+		}).then(() => this.link.close());
+		return this.stopping;
+	}
+
+	/** Same as `stop()`. */
+	close() {
+		return this.stop();
+	}
+
+	private frame(frame: ServerFrame) {
+		if (frame.type === "message") {
+			if (this.stopped) return; // released to the others when the socket closes
+			this.queue.push({ message: frame.message as GroupDelivery<T>, generation: this.link.generation });
+			this.pump();
+		} else if (frame.type === "error") this.client.emit("error", new TidingsError(frame.code, frame.message));
+	}
+
+	private pump() {
+		while (this.running < this.concurrency && this.queue.length && !this.stopped) {
+			const { message, generation } = this.queue.shift() as Delivery<T>;
+			// A message of a socket that has since dropped is already back in the group.
+			if (generation !== this.link.generation) continue;
+			this.running++;
+			this.run(message, generation);
+		}
+	}
+
+	private async run(message: GroupDelivery<T>, generation: number) {
+		const { seq } = message;
+		try {
+			await this.handler(message);
+			this.link.send({ type: "ack", seq }, generation);
+		} catch (e) {
+			this.link.send({ type: "nack", seq, error: String((e as Error)?.message ?? e).slice(0, 1000) }, generation);
+		}
+		this.running--;
+		this.pump();
+		this.settleIdle();
+	}
+
+	private settleIdle() {
+		if (this.stopped && !this.running) this.drained?.();
+	}
+}

@@ -1,0 +1,28 @@
+import type { ErrorCode } from "../protocol/errors.js";
+
+/** What can go wrong in the client: the server's codes, plus the client's own. */
+export type TidingsErrorCode = ErrorCode | "network" | "closed";
+
+/**
+ * Every error the client throws or emits. `code` is stable; `status` is the
+ * HTTP status when the server answered. `retryable` errors are retried by the
+ * client itself (a publish stays in the outbox); the others are final.
+ */
+export class TidingsError extends Error {
+	override name = "TidingsError";
+	constructor(
+		readonly code: TidingsErrorCode,
+		message: string,
+		readonly status?: number,
+	) {
+		super(message);
+	}
+	get retryable(): boolean {
+		return (
+			this.code === "network" ||
+			this.code === "rate_limited" ||
+			this.code === "unauthorized" ||
+			(this.status ?? 0) >= 500
+		);
+	}
+}

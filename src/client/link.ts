@@ -1,0 +1,164 @@
+import { CLOSE_CODES } from "../protocol/errors.js";
+import type { ServerFrame } from "../protocol/frames.js";
+import type { Tidings } from "./tidings.js";
+
+export type LinkState = "connecting" | "open" | "closed";
+
+/** What the client needs of a WebSocket: the browser's, the one of Workers, Node's `ws`. */
+export interface Socket {
+	send(data: string): void;
+	close(code?: number): void;
+	onopen: ((e: unknown) => void) | null;
+	onmessage: ((e: { data: unknown }) => void) | null;
+	onclose: ((e: { code: number; reason: string }) => void) | null;
+	onerror: ((e: unknown) => void) | null;
+}
+export type SocketClass = new (url: string, protocols: string[]) => Socket;
+
+/**
+ * One WebSocket to one topic, kept open: reconnects with capped exponential
+ * backoff and jitter, and declares the connection dead when a `ping` gets no
+ * answer within a heartbeat. The owner (a subscription or a consumer) builds
+ * the query for each connect, so it can resume from where it stopped.
+ */
+export class Link {
+	state: LinkState = "connecting";
+	/** Counts sockets; a frame or ack belongs to the socket it came on. */
+	generation = 0;
+	private ws?: Socket;
+	private failures = 0;
+	private timer?: ReturnType<typeof setTimeout>;
+	private heartbeat?: ReturnType<typeof setInterval>;
+	private awaitingPong = false;
+	private refreshToken = false;
+
+	constructor(
+		private client: Tidings,
+		private topic: string,
+		private query: () => Record<string, string | undefined>,
+		private onFrame: (frame: ServerFrame) => void,
+		/** Called with the close code when the server ends the socket for good. */
+		private onFatal?: (code: number, reason: string) => void,
+	) {
+		this.connect();
+	}
+
+	send(frame: object, generation = this.generation): boolean {
+		if (this.state !== "open" || generation !== this.generation) return false;
+		this.ws?.send(JSON.stringify(frame));
+		return true;
+	}
+
+	/**
+	 * Closes for good. Resolves when the server answered the close (at most
+	 * 2 s): it handles a socket's messages in order, so what was sent before
+	 * (a consumer's last acks) has been processed by then.
+	 */
+	async close() {
+		this.state = "closed";
+		const ws = this.ws;
+		this.drop(CLOSE_CODES.normal);
+		this.client.update();
+		if (ws)
+			await new Promise<void>((resolve) => {
+				ws.onclose = () => resolve();
+				setTimeout(resolve, 2000);
+			});
+	}
+
+	/** The network may be back: skip the rest of the backoff. */
+	wake() {
+		if (this.state === "connecting" && this.timer) {
+			clearTimeout(this.timer);
+			this.connect();
+		}
+	}
+
+	/** Checks the socket now (the browser said it went offline). */
+	probe() {
+		if (this.state === "open" && !this.awaitingPong) this.ping();
+	}
+
+	private async connect() {
+		this.timer = undefined;
+		const token = await this.client.token(this.refreshToken).catch(() => undefined);
+		if (this.state === "closed") return;
+		const params = new URLSearchParams();
+		for (const [k, v] of Object.entries(this.query())) if (v !== undefined) params.set(k, v);
+		const protocols = ["tidings"];
+		// The subprotocol keeps the token out of URLs and logs; a credential that is not a valid protocol token goes in the query.
+		if (token) /^[\w.~+/=-]+$/.test(token) ? protocols.push(`bearer.${token}`) : params.set("token", token);
+		const url = `${this.client.url.replace(/^http/, "ws")}/v1/topics/${encodeURIComponent(this.topic)}/ws?${params}`;
+		let ws: Socket;
+		try {
+			ws = new this.client.WebSocket(url, protocols);
+		} catch {
+			return this.retry();
+		}
+		const generation = ++this.generation;
+		this.ws = ws;
+		ws.onerror = () => {};
+		let opened = false;
+		ws.onopen = () => {
+			opened = true;
+			this.state = "open";
+			this.awaitingPong = false;
+			this.heartbeat = setInterval(() => (this.awaitingPong ? this.lost(ws) : this.ping()), this.client.heartbeatMs);
+			this.client.reachable();
+		};
+		ws.onmessage = ({ data }) => {
+			this.awaitingPong = false;
+			if (generation !== this.generation || data === "pong") return;
+			for (const line of String(data).split("\n")) {
+				const frame = JSON.parse(line) as ServerFrame;
+				if (frame.type === "ready") this.failures = 0;
+				this.onFrame(frame);
+			}
+		};
+		ws.onclose = ({ code, reason }) => {
+			if (ws !== this.ws) return;
+			this.refreshToken = !opened || code === CLOSE_CODES.tokenExpired;
+			if (code === CLOSE_CODES.groupDeleted) {
+				this.state = "closed";
+				this.drop(code);
+				this.onFatal?.(code, reason);
+				return this.client.update();
+			}
+			if (code === CLOSE_CODES.rateLimited) this.failures += 3;
+			this.lost(ws);
+		};
+	}
+
+	private ping() {
+		this.awaitingPong = true;
+		this.ws?.send("ping");
+	}
+
+	/** The socket is gone (or as good as): forget it and connect again. */
+	private lost(ws: Socket) {
+		if (ws !== this.ws || this.state === "closed") return;
+		this.drop(CLOSE_CODES.normal);
+		this.retry();
+	}
+
+	private retry() {
+		this.state = "connecting";
+		this.client.update();
+		this.timer = setTimeout(() => this.connect(), this.client.backoff(this.failures++));
+	}
+
+	private drop(code: number) {
+		clearInterval(this.heartbeat);
+		clearTimeout(this.timer);
+		const ws = this.ws;
+		this.ws = undefined;
+		this.generation++;
+		if (!ws) return;
+		ws.onopen = ws.onmessage = ws.onclose = null;
+		// Node's `ws` throws an 'error' that has no listener; a late one of a dropped socket is expected.
+		ws.onerror = () => {};
+		try {
+			ws.close(code);
+		} catch {}
+	}
+}

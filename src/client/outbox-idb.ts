@@ -1,0 +1,47 @@
+import { type IDBPDatabase, openDB } from "idb";
+import type { Outbox, OutboxEntry } from "./outbox.js";
+
+const STORE = "outbox";
+type Row = OutboxEntry & { n?: number };
+
+/**
+ * The browser outbox: an IndexedDB store shared by every tab of the origin,
+ * so a publish survives a reload or a crash. Rows are keyed by an
+ * auto-increment number, which keeps the origin-wide insertion order.
+ */
+export class IndexedDbOutbox implements Outbox {
+	private db: Promise<IDBPDatabase>;
+	constructor(readonly name = "tidings") {
+		this.db = openDB(name, 1, {
+			upgrade(db) {
+				db.createObjectStore(STORE, { keyPath: "n", autoIncrement: true }).createIndex("id", "id");
+			},
+		});
+		// Failures surface on first use (and degrade to memory there), not as an unhandled rejection.
+		this.db.catch(() => {});
+	}
+	async add(entry: OutboxEntry) {
+		// `add` resolves when the transaction commits, i.e. when the row is durable.
+		await (await this.db).add(STORE, { ...entry });
+	}
+	async peek(limit: number) {
+		const rows: Row[] = await (await this.db).getAll(STORE, null, limit);
+		return rows.map(({ n, ...entry }) => entry);
+	}
+	async remove(ids: string[]) {
+		const tx = (await this.db).transaction(STORE, "readwrite");
+		const byId = tx.store.index("id");
+		await Promise.all(
+			ids.map(async (id) => {
+				for (const n of await byId.getAllKeys(id)) await tx.store.delete(n);
+			}),
+		);
+		await tx.done;
+	}
+	async size() {
+		return (await this.db).count(STORE);
+	}
+	async clear() {
+		await (await this.db).clear(STORE);
+	}
+}

@@ -1,0 +1,58 @@
+import type { Filter } from "../protocol/filter.js";
+import type { ServerFrame } from "../protocol/frames.js";
+import type { Message } from "../protocol/message.js";
+import { TidingsError } from "./errors.js";
+import type { Link } from "./link.js";
+import type { Tidings } from "./tidings.js";
+
+export interface SubscribeOptions {
+	/** Where to start: `latest` (default), `earliest` (every retained message) or after this seq. */
+	from?: "latest" | "earliest" | number;
+	/** Only messages whose attributes match ([filters](docs/protocol.md#filters)). */
+	filter?: Filter;
+	/** Messages `from`…`to` were removed by retention before this subscription could read them. */
+	onGap?: (gap: { from: number; to: number }) => void;
+}
+
+/**
+ * A live subscription. Every (re)connect asks for `from=<last seq>`, and
+ * messages at or below the last seq are dropped, so the handler sees each
+ * seq once and in order, across any number of reconnects.
+ */
+export class Subscription<T = unknown> {
+	/** Seq of the last message handed to the handler (or the start point). */
+	lastSeq: number | undefined;
+	private link: Link;
+
+	constructor(
+		client: Tidings,
+		readonly topic: string,
+		private handler: (message: Message<T>) => unknown,
+		options: SubscribeOptions,
+	) {
+		const { from, filter } = options;
+		this.link = client.link(
+			this,
+			topic,
+			() => ({ from: String(this.lastSeq ?? from ?? "latest"), filter: filter && JSON.stringify(filter) }),
+			(frame: ServerFrame) => {
+				if (frame.type === "ready") this.lastSeq ??= frame.from;
+				else if (frame.type === "gap") {
+					this.lastSeq = Math.max(this.lastSeq ?? 0, frame.to);
+					options.onGap?.(frame);
+				} else if (frame.type === "message" && frame.message.seq > (this.lastSeq ?? -1)) {
+					this.lastSeq = frame.message.seq;
+					client.call(() => this.handler(frame.message as Message<T>));
+				} else if (frame.type === "error") client.emit("error", new TidingsError(frame.code, frame.message));
+			},
+		);
+	}
+
+	get state() {
+		return this.link.state;
+	}
+
+	close() {
+		this.link.close();
+	}
+}

@@ -1,0 +1,361 @@
+/**
+ * The client in Node against the real Worker on workerd (`wrangler dev`),
+ * with a fault proxy in between to drop, blackhole and refuse connections.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { Message } from "../../src/client/index.js";
+import {
+	type ConnectionState,
+	type GroupDelivery,
+	MemoryOutbox,
+	Tidings,
+	TidingsError,
+} from "../../src/client/node.js";
+import { type FaultProxy, startFaultProxy } from "./fault-proxy.js";
+import { type DevServer, freePort, startDev } from "./wrangler-dev.js";
+
+const state = mkdtempSync(path.join(os.tmpdir(), "tidings-client-"));
+let server: DevServer;
+let proxy: FaultProxy;
+const clients: Tidings[] = [];
+
+beforeAll(async () => {
+	server = await startDev(state, await freePort());
+	proxy = await startFaultProxy(Number(new URL(server.url).port));
+}, 90_000);
+
+afterEach(() => {
+	proxy.fault = "none";
+});
+
+afterAll(async () => {
+	await Promise.all(clients.map((c) => c.close().catch(() => {})));
+	await proxy?.close();
+	await server?.kill9().catch(() => {});
+	rmSync(state, { recursive: true, force: true });
+});
+
+/** A client through the fault proxy, with short timers so faults show within a test. */
+function client(extra: Partial<ConstructorParameters<typeof Tidings>[0]> = {}) {
+	const c = new Tidings({
+		url: proxy.url,
+		heartbeatMs: 300,
+		backoff: { minMs: 50, maxMs: 400 },
+		requestTimeoutMs: 2000,
+		...extra,
+	});
+	clients.push(c);
+	return c;
+}
+
+async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 15_000, what = "condition") {
+	const deadline = Date.now() + timeoutMs;
+	while (!(await cond())) {
+		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+		await new Promise((r) => setTimeout(r, 20));
+	}
+}
+
+/** Publishes straight to the server (not through the proxy or the client). */
+async function publishDirect(topic: string, data: unknown[]) {
+	const res = await fetch(`${server.url}/v1/topics/${topic}/messages`, {
+		method: "POST",
+		headers: { "content-type": "application/json" },
+		body: JSON.stringify({ messages: data.map((d) => ({ data: d })) }),
+	});
+	expect(res.status).toBe(201);
+	return ((await res.json()) as { messages: { seq: number }[] }).messages;
+}
+
+async function history(topic: string): Promise<Message[]> {
+	const res = await fetch(`${server.url}/v1/topics/${topic}/messages?after=0&limit=1000`);
+	return ((await res.json()) as { messages: Message[] }).messages;
+}
+
+function seqsOf(received: Message[]) {
+	return received.map((m) => m.seq);
+}
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+describe("publish and subscribe", () => {
+	it("publishes with a key, resolves with id and seq, and delivers to a subscriber", async () => {
+		const c = client();
+		const got: Message<{ n: number }>[] = [];
+		const sub = c.subscribe<{ n: number }>("client.basic", (m) => {
+			got.push(m);
+		});
+		await until(() => sub.state === "open", 10_000, "open");
+		await until(() => sub.lastSeq !== undefined, 10_000, "ready");
+		const r = await c.publish("client.basic", { n: 1 }, { attributes: { kind: "a" } });
+		expect("seq" in r && r.seq).toBe(1);
+		expect(r.key).toMatch(/^[0-9a-f-]{36}$/);
+		await until(() => got.length === 1, 10_000, "delivery");
+		expect(got[0]?.data).toEqual({ n: 1 });
+		expect(got[0]?.attributes).toEqual({ kind: "a" });
+		expect(got[0]?.key).toBe(r.key);
+		expect(await c.outbox.size()).toBe(0);
+		expect(c.state).toBe("connected");
+	});
+
+	it("rejects a refused publish with a typed error and removes it from the outbox", async () => {
+		const c = client();
+		const rejected: string[] = [];
+		c.on("rejected", ({ error }) => rejected.push(error.code));
+		const err = await c.publish("bad topic!", 1).catch((e) => e);
+		expect(err).toBeInstanceOf(TidingsError);
+		expect(err.code).toBe("invalid_request");
+		expect(err.status).toBe(400);
+		expect(err.retryable).toBe(false);
+		expect(rejected).toEqual(["invalid_request"]);
+		expect(await c.outbox.size()).toBe(0);
+	});
+
+	it("sends a batch in which one message is refused: the others are stored, in order, the bad one rejected", async () => {
+		const c = client({ outbox: new MemoryOutbox() });
+		const big = "x".repeat(130 * 1024); // over the 128 KiB data limit
+		const results = await Promise.allSettled([
+			c.publish("client.mixed", 1),
+			c.publish("client.mixed", big),
+			c.publish("client.mixed", 3),
+		]);
+		expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+		expect(((results[1] as PromiseRejectedResult).reason as TidingsError).code).toBe("payload_too_large");
+		expect((await history("client.mixed")).map((m) => m.data)).toEqual([1, 3]);
+	});
+});
+
+describe("reconnect and resume", () => {
+	it("reconnects after the server side drops the socket and resumes with no gap and no duplicate", async () => {
+		const c = client();
+		const states: ConnectionState[] = [];
+		c.on("state", (s) => states.push(s));
+		const got: Message[] = [];
+		const sub = c.subscribe(
+			"client.drop",
+			(m) => {
+				got.push(m);
+			},
+			{ from: "earliest" },
+		);
+		await publishDirect("client.drop", range(1, 20));
+		await until(() => got.length === 20, 10_000, "first 20");
+		proxy.cut();
+		await publishDirect("client.drop", range(21, 40)); // published while the socket is down
+		await until(() => got.length === 40, 10_000, "resume");
+		expect(seqsOf(got)).toEqual(range(1, 40));
+		expect(states).toContain("connecting");
+		await until(() => sub.state === "open");
+		expect(c.state).toBe("connected");
+	});
+
+	it("resumes across a publish storm with repeated drops: every seq once, in order", async () => {
+		const c = client();
+		const got: Message[] = [];
+		c.subscribe(
+			"client.storm",
+			(m) => {
+				got.push(m);
+			},
+			{ from: "earliest" },
+		);
+		let publishing = true;
+		let published = 0;
+		const storm = (async () => {
+			while (publishing) {
+				await publishDirect("client.storm", range(1, 25));
+				published += 25;
+			}
+		})();
+		for (let i = 0; i < 8; i++) {
+			await new Promise((r) => setTimeout(r, 150));
+			proxy.cut();
+		}
+		publishing = false;
+		await storm;
+		await until(() => got.length >= published, 20_000, `all ${published} messages`);
+		expect(published).toBeGreaterThan(100);
+		expect(seqsOf(got)).toEqual(range(1, published));
+	});
+
+	it("detects a dead connection by heartbeat within two heartbeats and reconnects", async () => {
+		const c = client();
+		const got: Message[] = [];
+		const sub = c.subscribe(
+			"client.dead",
+			(m) => {
+				got.push(m);
+			},
+			{ from: "earliest" },
+		);
+		await until(() => sub.state === "open");
+		proxy.fault = "blackhole";
+		const t0 = Date.now();
+		await until(() => sub.state === "connecting", 5000, "the dead socket to be noticed");
+		const detectedMs = Date.now() - t0;
+		expect(detectedMs).toBeLessThanOrEqual(2 * 300 + 200);
+		await publishDirect("client.dead", ["while dead"]);
+		proxy.fault = "none";
+		await until(() => got.length === 1, 10_000, "the message after reconnect");
+		expect(got[0]?.data).toBe("while dead");
+	});
+});
+
+describe("the outbox", () => {
+	it("queues publishes while the server is unreachable, resolving {queued: true}, and flushes them in order when it returns", async () => {
+		proxy.fault = "refuse";
+		proxy.cut(); // pooled keep-alive connections too
+		const c = client();
+		const published: unknown[] = [];
+		c.on("published", ({ entry }) => published.push(entry.message.data));
+		const results = [];
+		for (let i = 1; i <= 10; i++) results.push(await c.publish("client.outbox", i));
+		expect(results.every((r) => "queued" in r && r.queued)).toBe(true);
+		expect(await c.outbox.size()).toBe(10);
+		expect((await c.outbox.entries()).map((e) => e.message.data)).toEqual(range(1, 10));
+		await until(() => c.state === "offline", 5000, "offline state");
+		proxy.fault = "none";
+		await until(async () => (await c.outbox.size()) === 0, 15_000, "the flush");
+		expect((await history("client.outbox")).map((m) => m.data)).toEqual(range(1, 10));
+		expect(published).toEqual(range(1, 10));
+		await until(() => c.state === "connected", 5000, "connected state");
+	});
+
+	it("with wait: true, resolves only when the message is stored", async () => {
+		proxy.fault = "refuse";
+		proxy.cut(); // pooled keep-alive connections too
+		const c = client();
+		let settled = false;
+		const p = c.publish("client.wait", "w", { wait: true }).then((r) => {
+			settled = true;
+			return r;
+		});
+		await new Promise((r) => setTimeout(r, 500));
+		expect(settled).toBe(false);
+		proxy.fault = "none";
+		const r = await p;
+		expect("seq" in r && r.seq).toBe(1);
+	});
+
+	it("retries a publish whose answer was lost with the same key: stored once", async () => {
+		const c = client();
+		proxy.fault = "lose-replies";
+		const p = c.publish("client.idem", { once: true }, { wait: true });
+		await until(async () => (await history("client.idem")).length === 1, 10_000, "the server to store it");
+		expect(await c.outbox.size()).toBe(1); // no answer, so still in the outbox
+		proxy.fault = "none";
+		const r = await p;
+		expect("duplicate" in r && r.duplicate).toBe(true);
+		const stored = await history("client.idem");
+		expect(stored).toHaveLength(1);
+		expect(stored[0]?.key).toBe(r.key);
+		expect(await c.outbox.size()).toBe(0);
+	});
+
+	it("flushes what an earlier client left in a shared outbox as soon as a new client starts", async () => {
+		proxy.fault = "refuse";
+		proxy.cut(); // pooled keep-alive connections too
+		const outbox = new MemoryOutbox();
+		const first = client({ outbox });
+		for (const n of [1, 2, 3]) await first.publish("client.left", n);
+		await first.close();
+		expect(await outbox.size()).toBe(3);
+		proxy.fault = "none";
+		client({ outbox, name: "second" });
+		await until(async () => (await outbox.size()) === 0, 10_000, "the new client's flush");
+		expect((await history("client.left")).map((m) => m.data)).toEqual([1, 2, 3]);
+	});
+});
+
+describe("consume", () => {
+	async function createGroup(topic: string, group: string, settings: object = {}) {
+		const res = await fetch(`${server.url}/v1/topics/${topic}/groups/${group}`, {
+			method: "PUT",
+			headers: { "content-type": "application/json" },
+			body: JSON.stringify({ start: "earliest", retry_delay_ms: 50, ...settings }),
+		});
+		expect(res.status).toBeLessThan(300);
+		await res.arrayBuffer();
+	}
+	async function groupCounts(topic: string, group: string) {
+		const res = await fetch(`${server.url}/v1/topics/${topic}/groups/${group}`);
+		return ((await res.json()) as { counts: { acked: number; in_flight: number; pending: number } }).counts;
+	}
+
+	it("runs at most `concurrency` handlers at once, acks on resolve, nacks on throw and gets the retry", async () => {
+		await createGroup("client.jobs", "workers");
+		const c = client();
+		let running = 0;
+		let peak = 0;
+		const done = new Set<number>();
+		const attempts = new Map<number, number>();
+		const worker = c.consume<{ n: number }>(
+			"client.jobs",
+			async (m: GroupDelivery<{ n: number }>) => {
+				running++;
+				peak = Math.max(peak, running);
+				attempts.set(m.data.n, m.attempt);
+				await new Promise((r) => setTimeout(r, 20));
+				running--;
+				if (m.data.n % 10 === 0 && m.attempt === 1) throw new Error("first attempt fails");
+				done.add(m.data.n);
+			},
+			{ group: "workers", concurrency: 4 },
+		);
+		await publishDirect(
+			"client.jobs",
+			range(1, 40).map((n) => ({ n })),
+		);
+		await until(() => done.size === 40, 20_000, "40 jobs");
+		expect(peak).toBe(4);
+		for (const n of [10, 20, 30, 40]) expect(attempts.get(n)).toBe(2);
+		await until(async () => (await groupCounts("client.jobs", "workers")).acked === 40, 5000, "40 acks");
+		await worker.stop();
+	});
+
+	it("stop() lets running handlers finish and ack, then leaves the group", async () => {
+		await createGroup("client.drain", "workers");
+		const c = client();
+		let started = 0;
+		let finished = 0;
+		const worker = c.consume(
+			"client.drain",
+			async () => {
+				started++;
+				await new Promise((r) => setTimeout(r, 300));
+				finished++;
+			},
+			{ group: "workers", concurrency: 2 },
+		);
+		await publishDirect("client.drain", range(1, 6));
+		await until(() => started === 2, 10_000, "two handlers");
+		await worker.stop();
+		expect(finished).toBe(2);
+		expect(started).toBe(2);
+		expect(worker.state).toBe("closed");
+		const counts = await groupCounts("client.drain", "workers");
+		expect(counts.acked).toBe(2);
+		expect(counts.in_flight).toBe(0);
+	});
+
+	it("re-joins the group after a drop; what the dropped socket held is delivered again", async () => {
+		await createGroup("client.rejoin", "workers");
+		const c = client();
+		const seen: number[] = [];
+		c.consume(
+			"client.rejoin",
+			async (m) => {
+				seen.push(m.seq);
+			},
+			{ group: "workers", concurrency: 2 },
+		);
+		await publishDirect("client.rejoin", range(1, 10));
+		await until(() => seen.length >= 10, 10_000, "first pass");
+		proxy.cut();
+		await publishDirect("client.rejoin", range(11, 20));
+		await until(async () => (await groupCounts("client.rejoin", "workers")).acked === 20, 15_000, "20 acks");
+		expect(new Set(seen)).toEqual(new Set(range(1, 20)));
+	});
+});

@@ -1,0 +1,63 @@
+/**
+ * A TCP proxy in front of the real server, to break the network the way it
+ * breaks in the field: cut every connection, refuse new ones (server down),
+ * swallow traffic while sockets stay open (a dead link nobody closed), or
+ * lose the answers to requests the server has already carried out.
+ */
+import { connect, createServer, type Server, type Socket } from "node:net";
+
+export type Fault = "none" | "refuse" | "blackhole" | "lose-replies";
+
+export interface FaultProxy {
+	url: string;
+	fault: Fault;
+	/** Where connections go (a restarted server may listen elsewhere). */
+	upstreamPort: number;
+	/** Destroys every open connection, both ways. */
+	cut(): void;
+	/** Connections accepted so far. */
+	connections: number;
+	close(): Promise<void>;
+}
+
+export async function startFaultProxy(upstreamPort: number): Promise<FaultProxy> {
+	const open = new Set<Socket>();
+	const proxy: FaultProxy = {
+		url: "",
+		fault: "none",
+		upstreamPort,
+		connections: 0,
+		cut() {
+			for (const s of open) s.destroy();
+			open.clear();
+		},
+		close: () =>
+			new Promise<void>((resolve) => {
+				proxy.cut();
+				server.close(() => resolve());
+			}),
+	};
+	const server: Server = createServer((client) => {
+		proxy.connections++;
+		if (proxy.fault === "refuse") return client.destroy();
+		const upstream = connect(proxy.upstreamPort, "127.0.0.1");
+		open.add(client).add(upstream);
+		const end = () => {
+			client.destroy();
+			upstream.destroy();
+			open.delete(client);
+			open.delete(upstream);
+		};
+		client.on("data", (d) => proxy.fault !== "blackhole" && upstream.write(d));
+		upstream.on("data", (d) => {
+			if (proxy.fault === "lose-replies") return end();
+			if (proxy.fault !== "blackhole") client.write(d);
+		});
+		client.on("close", end).on("error", end);
+		upstream.on("close", end).on("error", end);
+	});
+	await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+	const { port } = server.address() as { port: number };
+	proxy.url = `http://127.0.0.1:${port}`;
+	return proxy;
+}
