@@ -21,6 +21,16 @@ export default defineConfig({
 				},
 			},
 			{
+				// The browser bundle in real headless Chromium against the real runtime.
+				test: {
+					name: "browser",
+					environment: "node",
+					include: ["test/browser/**/*.test.ts"],
+					testTimeout: 120_000,
+					hookTimeout: 120_000,
+				},
+			},
+			{
 				// Node-side suites against the real runtime (wrangler dev / Miniflare).
 				test: {
 					name: "node",

@@ -141,8 +141,11 @@ export class Tidings {
 				cause,
 			}),
 		);
+		// After the constructor returns, so that a listener added right after `new` hears it.
 		if (!durable && browser)
-			this.emit("warning", { code: "outbox_memory", message: "IndexedDB is not available", cause: undefined });
+			queueMicrotask(() =>
+				this.emit("warning", { code: "outbox_memory", message: "IndexedDB is not available", cause: undefined }),
+			);
 		if (g.BroadcastChannel) {
 			this.channel = new g.BroadcastChannel(`tidings:${name}`);
 			this.channel.onmessage = ({ data }) => this.settle(data);

@@ -1,0 +1,188 @@
+/**
+ * The browser bundle in real headless Chromium (Debian's, driven by
+ * playwright-core) against the real Worker on workerd: IndexedDB outbox,
+ * offline publishes, reloads, two tabs, and the fallback without IndexedDB.
+ *
+ * The page and /tidings.js are served by the test (from test/browser/app.html
+ * and public/tidings.js, the file the Worker serves) so that the page can be
+ * reloaded while the browser is offline, as a service worker or the HTTP cache
+ * would do for a real app. Every other request goes to the real Worker.
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Message } from "../../src/client/index.js";
+import { type DevServer, freePort, startDev } from "../node/wrangler-dev.js";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const state = mkdtempSync(path.join(os.tmpdir(), "tidings-browser-"));
+let server: DevServer;
+let browser: Browser;
+const pageErrors: string[] = [];
+
+beforeAll(async () => {
+	[server, browser] = await Promise.all([
+		startDev(state, await freePort()),
+		chromium.launch({
+			executablePath: CHROMIUM,
+			headless: true,
+			// The test serves the page itself, which Chromium's local-network checks would then treat as a public origin.
+			args: ["--no-sandbox", "--disable-features=LocalNetworkAccessChecks"],
+		}),
+	]);
+}, 90_000);
+
+afterAll(async () => {
+	await browser?.close();
+	await server?.kill9().catch(() => {});
+	rmSync(state, { recursive: true, force: true });
+});
+
+async function newContext(init?: () => void): Promise<BrowserContext> {
+	const context = await browser.newContext();
+	await context.route(`${server.url}/app`, (route) =>
+		route.fulfill({ contentType: "text/html", body: readFileSync(path.join(ROOT, "test/browser/app.html"), "utf8") }),
+	);
+	await context.route(`${server.url}/tidings.js`, (route) =>
+		route.fulfill({ contentType: "text/javascript", body: readFileSync(path.join(ROOT, "public/tidings.js"), "utf8") }),
+	);
+	if (init) await context.addInitScript(init);
+	return context;
+}
+
+async function open(context: BrowserContext): Promise<Page> {
+	const page = await context.newPage();
+	page.on("pageerror", (e) => pageErrors.push(String(e)));
+	await page.goto(`${server.url}/app`);
+	await page.waitForFunction(() => window.loaded);
+	return page;
+}
+
+async function history(topic: string): Promise<Message[]> {
+	const res = await fetch(`${server.url}/v1/topics/${topic}/messages?after=0&limit=1000`);
+	return ((await res.json()) as { messages: Message[] }).messages;
+}
+
+async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 20_000, what = "condition") {
+	const deadline = Date.now() + timeoutMs;
+	while (!(await cond())) {
+		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+		await new Promise((r) => setTimeout(r, 50));
+	}
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+describe("in Chromium", () => {
+	it("keeps 20 offline publishes across a reload and delivers each exactly once, in order, when back online", async () => {
+		const context = await newContext();
+		const page = await open(context);
+		await page.evaluate(() => window.start("browser.offline"));
+		await page.waitForFunction(() => window.events.some(([n, v]) => n === "state" && v === "connected"));
+
+		await context.setOffline(true);
+		await page.waitForFunction(() => !navigator.onLine);
+		const t0 = Date.now();
+		await page.evaluate((items) => window.publishMany("browser.offline", items), range(20));
+		expect(Date.now() - t0).toBeLessThan(5000); // resolved as queued, never hanging
+		const results = await page.evaluate(() => window.results);
+		expect(results).toHaveLength(20);
+		expect(results.every((r) => "queued" in r && r.queued)).toBe(true);
+		expect(await page.evaluate(() => window.tidings.outbox.size())).toBe(20);
+
+		await page.reload();
+		await page.waitForFunction(() => window.loaded);
+		page.on("pageerror", (e) => pageErrors.push(String(e)));
+		await page.evaluate(() => window.start("browser.offline"));
+		expect(await page.evaluate(() => window.tidings.outbox.size())).toBe(20);
+		await new Promise((r) => setTimeout(r, 500));
+		expect(await history("browser.offline")).toHaveLength(0);
+
+		await context.setOffline(false);
+		await until(async () => (await page.evaluate(() => window.got.length)) >= 20, 20_000, "20 deliveries");
+		await new Promise((r) => setTimeout(r, 1000)); // anything doubled would arrive by now
+		const got = await page.evaluate(() => window.got);
+		expect(got).toEqual(range(20).map((i) => [i + 1, i]));
+		const stored = await history("browser.offline");
+		expect(stored.map((m) => m.data)).toEqual(range(20));
+		expect(new Set(stored.map((m) => m.key)).size).toBe(20);
+		expect(stored.map((m) => m.key)).toEqual(results.map((r) => r.key));
+		expect(await page.evaluate(() => window.tidings.outbox.size())).toBe(0);
+		await context.close();
+		expect(pageErrors).toEqual([]);
+	});
+
+	it("two tabs flushing at the same time: each entry sent once, each tab's order kept", async () => {
+		const context = await newContext();
+		const [a, b] = await Promise.all([open(context), open(context)]);
+		await Promise.all([a.evaluate(() => window.start()), b.evaluate(() => window.start())]);
+		await context.setOffline(true);
+		await Promise.all(
+			[a, b].map((page, t) =>
+				page.evaluate(([items]) => window.publishMany("browser.tabs", items), [
+					range(10).map((i) => `${"ab"[t]}${i}`),
+				] as const),
+			),
+		);
+		await context.setOffline(false);
+		await until(async () => (await history("browser.tabs")).length >= 20, 20_000, "20 stored");
+		await until(async () =>
+			(await Promise.all([a, b].map((p) => p.evaluate(() => window.tidings.outbox.size())))).every((n) => n === 0),
+		);
+		await new Promise((r) => setTimeout(r, 1000));
+		const stored = (await history("browser.tabs")).map((m) => m.data as string);
+		expect(stored).toHaveLength(20);
+		expect(stored.filter((d) => d.startsWith("a"))).toEqual(range(10).map((i) => `a${i}`));
+		expect(stored.filter((d) => d.startsWith("b"))).toEqual(range(10).map((i) => `b${i}`));
+		// Each tab hears every entry once, whichever tab sent it: an entry sent twice would be heard twice.
+		for (const page of [a, b]) {
+			const heard = await page.evaluate(() => window.events.filter(([n]) => n === "published").map(([, v]) => v));
+			expect([...heard].sort()).toEqual([...stored].sort());
+		}
+		await context.close();
+		expect(pageErrors).toEqual([]);
+	});
+
+	it("without IndexedDB: warns, keeps publishes in memory, and still delivers them", async () => {
+		const context = await newContext(() => {
+			Object.defineProperty(window, "indexedDB", {
+				get() {
+					throw new DOMException("IndexedDB is disabled here", "SecurityError");
+				},
+			});
+		});
+		const page = await open(context);
+		await page.evaluate(() => window.start());
+		await page.waitForFunction(() => window.events.some(([n, v]) => n === "warning" && v === "outbox_memory"));
+		await page.evaluate(() => window.publishMany("browser.noidb", ["online"]));
+		await context.setOffline(true);
+		await page.evaluate(() => window.publishMany("browser.noidb", [1, 2, 3]));
+		expect((await page.evaluate(() => window.results)).slice(1).every((r) => "queued" in r)).toBe(true);
+		await context.setOffline(false);
+		await until(async () => (await history("browser.noidb")).length === 4, 20_000, "4 stored");
+		expect((await history("browser.noidb")).map((m) => m.data)).toEqual(["online", 1, 2, 3]);
+		await context.close();
+		expect(pageErrors).toEqual([]);
+	});
+
+	it("with a full quota: degrades to memory with a warning instead of failing the publish", async () => {
+		const context = await newContext(() => {
+			IDBObjectStore.prototype.add = () => {
+				throw new DOMException("the quota is full", "QuotaExceededError");
+			};
+		});
+		const page = await open(context);
+		await page.evaluate(() => window.start());
+		const r = await page.evaluate(() => window.tidings.publish("browser.quota", "kept"));
+		expect(r).toMatchObject({ seq: 1 });
+		expect(await page.evaluate(() => window.events.filter(([n]) => n === "warning").map(([, v]) => v))).toEqual([
+			"outbox_memory",
+		]);
+		expect((await history("browser.quota")).map((m) => m.data)).toEqual(["kept"]);
+		await context.close();
+		expect(pageErrors).toEqual([]);
+	});
+});
