@@ -154,6 +154,7 @@ export class Tidings {
 			g.addEventListener?.("online", this.online);
 			g.addEventListener?.("offline", this.offline);
 		}
+		this.update();
 		// A page that finds publishes of an earlier page (or a crash) in the outbox sends them now.
 		this.flush();
 	}
@@ -264,6 +265,7 @@ export class Tidings {
 		if (this.closed) throw new TidingsError("closed", "this client is closed");
 		const link = new Link(this, ...args);
 		this.links.set(link, owner);
+		this.update();
 		return link;
 	}
 
