@@ -1,0 +1,198 @@
+/**
+ * What users get from the build: the browser bundle (size, self-contained,
+ * served by the Worker at /tidings.js with CORS), the package entry points
+ * through the exports map (`tidings/client` with its Node condition,
+ * `tidings/tokens`) and their type declarations. `npm test` builds first
+ * (pretest); run `node scripts/build.mjs` before running this file alone.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { gzipSync } from "node:zlib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type DevServer, freePort, startDev } from "./wrangler-dev.js";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const BUNDLE = path.join(ROOT, "public/tidings.js");
+const GZIP_BUDGET = 8192;
+
+/** Runs an ES module in a fresh `node` from the repository root (the package resolves itself there); returns its JSON output. */
+function nodeEval(source: string): unknown {
+	const out = execFileSync(process.execPath, ["--input-type=module", "-e", source], {
+		cwd: ROOT,
+		encoding: "utf8",
+		timeout: 30_000,
+	});
+	return JSON.parse(out);
+}
+
+describe("the browser bundle public/tidings.js", () => {
+	it(`exists and is at most ${GZIP_BUDGET} bytes gzipped (-9)`, () => {
+		expect(existsSync(BUNDLE), "public/tidings.js is built by `node scripts/build.mjs`").toBe(true);
+		const raw = readFileSync(BUNDLE);
+		const gz = gzipSync(raw, { level: 9 }).length;
+		console.log(`public/tidings.js: ${raw.length} bytes, ${gz} bytes gzip -9 (budget ${GZIP_BUDGET})`);
+		expect(raw.length).toBeGreaterThan(1000);
+		expect(gz).toBeLessThanOrEqual(GZIP_BUDGET);
+	});
+
+	it("is self-contained (no bare imports) and exports the client", () => {
+		const src = readFileSync(BUNDLE, "utf8");
+		// esbuild bundled everything: no `import ... from "pkg"` or `import("pkg")` of a package left.
+		expect(src).not.toMatch(/\bfrom\s*["'][^"'./]/);
+		expect(src).not.toMatch(/\bimport\s*\(\s*["'][^"'./]/);
+		const names = nodeEval(
+			`const m = await import(${JSON.stringify(pathToFileURL(BUNDLE).href)}); console.log(JSON.stringify(Object.keys(m).sort()));`,
+		);
+		expect(names).toEqual(
+			expect.arrayContaining([
+				"CLOSE_CODES",
+				"FallbackOutbox",
+				"IndexedDbOutbox",
+				"MemoryOutbox",
+				"Tidings",
+				"TidingsError",
+			]),
+		);
+	});
+});
+
+describe("package entry points", () => {
+	it("a real `node` resolves tidings/client to the Node build, which exports the client and constructs", () => {
+		const result = nodeEval(`
+			const resolved = import.meta.resolve("tidings/client");
+			const m = await import("tidings/client");
+			const t = new m.Tidings({ url: "http://127.0.0.1:1" });
+			const ok = t.url === "http://127.0.0.1:1" && typeof t.publish === "function";
+			await t.close();
+			const e = new m.TidingsError("network", "x");
+			console.log(JSON.stringify({
+				resolved,
+				keys: Object.keys(m).sort(),
+				ok,
+				state: t.state,
+				error: e instanceof Error && e.code,
+				closeCodes: typeof m.CLOSE_CODES,
+				memory: await new m.MemoryOutbox().size(),
+			}));
+		`) as {
+			resolved: string;
+			keys: string[];
+			ok: boolean;
+			state: string;
+			error: string;
+			closeCodes: string;
+			memory: number;
+		};
+		expect(result.resolved).toBe(pathToFileURL(path.join(ROOT, "dist/client.node.js")).href);
+		expect(result.keys).toEqual(
+			expect.arrayContaining([
+				"CLOSE_CODES",
+				"FallbackOutbox",
+				"IndexedDbOutbox",
+				"MemoryOutbox",
+				"Tidings",
+				"TidingsError",
+			]),
+		);
+		expect(result.ok).toBe(true);
+		expect(result.state).toBe("closed");
+		expect(result.error).toBe("network");
+		expect(result.closeCodes).toBe("object");
+		expect(result.memory).toBe(0);
+	});
+
+	it("a real `node` imports tidings/tokens: mintToken and verifyToken round-trip", () => {
+		const result = nodeEval(`
+			const resolved = import.meta.resolve("tidings/tokens");
+			const m = await import("tidings/tokens");
+			const secret = "s".repeat(32);
+			const { token, expires_at } = await m.mintToken(secret, { topics: { "jobs.>": ["subscribe"] }, ttl_s: 60, sub: "pkg-test" });
+			const claims = await m.verifyToken(secret, token);
+			const wrong = await m.verifyToken("x".repeat(32), token).then(() => "accepted", (e) => e.name);
+			console.log(JSON.stringify({ resolved, keys: Object.keys(m).sort(), token, expires_at, claims, wrong }));
+		`) as {
+			resolved: string;
+			keys: string[];
+			token: string;
+			expires_at: number;
+			claims: { sub: string; topics: unknown; exp: number };
+			wrong: string;
+		};
+		expect(result.resolved).toBe(pathToFileURL(path.join(ROOT, "dist/tokens.js")).href);
+		expect(result.keys).toEqual(expect.arrayContaining(["mintToken", "verifyToken", "TokenError"]));
+		expect(result.token.split(".")).toHaveLength(3);
+		expect(result.claims.sub).toBe("pkg-test");
+		expect(result.claims.topics).toEqual({ "jobs.>": ["subscribe"] });
+		expect(result.claims.exp * 1000).toBe(result.expires_at);
+		expect(result.wrong).toBe("TokenError");
+	});
+
+	it("imported through vitest too, tidings/client gives a working client", async () => {
+		// A variable specifier: type-checking must not depend on dist/ being built.
+		const spec = "tidings/client";
+		const m = (await import(/* @vite-ignore */ spec)) as typeof import("../../src/client/node.js");
+		for (const name of ["Tidings", "TidingsError", "MemoryOutbox", "IndexedDbOutbox", "CLOSE_CODES"])
+			expect(m, name).toHaveProperty(name);
+		const t = new m.Tidings({ url: "http://127.0.0.1:1" });
+		expect(t).toBeInstanceOf(m.Tidings);
+		await t.close();
+		expect(t.state).toBe("closed");
+		const tokensSpec = "tidings/tokens";
+		const tokens = (await import(/* @vite-ignore */ tokensSpec)) as Record<string, unknown>;
+		expect(typeof tokens.mintToken).toBe("function");
+		expect(typeof tokens.verifyToken).toBe("function");
+	});
+
+	it("ships type declarations for both conditions and for tokens", () => {
+		for (const file of ["dist/types/client/index.d.ts", "dist/types/client/node.d.ts", "dist/types/tokens/index.d.ts"])
+			expect(existsSync(path.join(ROOT, file)), file).toBe(true);
+		const pkg = JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as {
+			exports: Record<string, unknown>;
+		};
+		// Every file the exports map names is there.
+		const targets: string[] = [];
+		const walk = (v: unknown) => {
+			if (typeof v === "string") targets.push(v);
+			else if (v && typeof v === "object") for (const x of Object.values(v)) walk(x);
+		};
+		walk(pkg.exports);
+		expect(targets.length).toBeGreaterThanOrEqual(6);
+		for (const t of targets) expect(existsSync(path.join(ROOT, t)), t).toBe(true);
+		expect(readFileSync(path.join(ROOT, "dist/types/client/node.d.ts"), "utf8")).toMatch(/class Tidings/);
+	});
+});
+
+describe("served by the Worker (wrangler dev)", () => {
+	const state = mkdtempSync(path.join(os.tmpdir(), "tidings-package-"));
+	let server: DevServer;
+
+	beforeAll(async () => {
+		server = await startDev(state, await freePort());
+	}, 90_000);
+
+	afterAll(async () => {
+		await server?.kill9().catch(() => {});
+		rmSync(state, { recursive: true, force: true });
+	});
+
+	it("GET /tidings.js: 200, JavaScript, any origin, the built file", async () => {
+		const res = await fetch(`${server.url}/tidings.js`, { headers: { origin: "https://app.example" } });
+		const body = await res.text();
+		expect(res.status).toBe(200);
+		expect(res.headers.get("content-type")).toMatch(/javascript/);
+		expect(res.headers.get("access-control-allow-origin")).toBe("*");
+		// Read after wrangler dev started: its build step rewrites the file.
+		expect(body).toBe(readFileSync(BUNDLE, "utf8"));
+	});
+
+	it("GET / still serves the demo page", async () => {
+		const res = await fetch(`${server.url}/`);
+		const body = await res.text();
+		expect(res.status).toBe(200);
+		expect(res.headers.get("content-type")).toMatch(/text\/html/);
+		expect(body).toContain("<title>tidings — live topic demo</title>");
+	});
+});
