@@ -25,6 +25,8 @@ export class IndexedDbOutbox implements Outbox {
 		await (await this.db).add(STORE, { ...entry });
 	}
 	async peek(limit: number) {
+		// IndexedDB reads a count of 0 as "no limit".
+		if (limit < 1) return [];
 		const rows: Row[] = await (await this.db).getAll(STORE, null, limit);
 		return rows.map(({ n, ...entry }) => entry);
 	}

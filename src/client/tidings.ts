@@ -371,7 +371,7 @@ export class Tidings {
 
 	/** Settles a publish's promise and tells the other tabs, which may be waiting on it. */
 	private settle(b: Broadcast, mine = false) {
-		if (mine) this.channel?.postMessage(b);
+		if (mine && !this.closed) this.channel?.postMessage(b);
 		if (b.offline) for (const [id, w] of this.waiters) if (!w.wait) this.queued(id);
 		const w = b.id ? this.waiters.get(b.id) : undefined;
 		if (b.id) this.waiters.delete(b.id);

@@ -162,11 +162,8 @@ describe("IndexedDbOutbox", () => {
 		expect(all.filter((e) => e.topic === "b")).toEqual(fromB);
 	});
 
-	// BUG (src/client/outbox-idb.ts, peek): IDBObjectStore.getAll treats a count
-	// of 0 as "no limit", so peek(0) returns every entry where the Outbox
-	// contract ("up to `limit` entries") and MemoryOutbox return none. Flip to
-	// `it` once fixed. (FallbackOutbox slices again, so Tidings#outbox hides it.)
-	it.fails("peek(0) returns no entries, like MemoryOutbox", async () => {
+	// IndexedDB's getAll reads a count of 0 as "no limit"; the contract says none.
+	it("peek(0) returns no entries, like MemoryOutbox", async () => {
 		const box = new IndexedDbOutbox(dbName());
 		await box.add(entry());
 		await box.add(entry());
@@ -330,14 +327,8 @@ describe("Tidings picks its outbox", () => {
 		expect(await next.outbox.size()).toBe(1);
 	});
 
-	// BUG (src/client/tidings.ts: close() closes the BroadcastChannel while a
-	// publish request may still be in flight; when it then settles, drain()
-	// calls settle(..., true), whose `this.channel?.postMessage(b)` throws
-	// InvalidStateError "BroadcastChannel is closed". The flush promise
-	// rejects, and since nothing catches it (the constructor's and publish's
-	// `this.flush()`), it is an unhandled rejection: fatal in Node by default.
-	// Flip to `it` once fixed.
-	it.fails("close() while a publish request is in flight: the flush ends cleanly when the request fails", async () => {
+	// A request still in flight at close() settles after the BroadcastChannel is closed; nothing may throw then.
+	it("close() while a publish request is in flight: the flush ends cleanly when the request fails", async () => {
 		let fail: (e: Error) => void = () => {};
 		let calls = 0;
 		const c = new Tidings({
