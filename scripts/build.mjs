@@ -13,7 +13,7 @@ const common = { bundle: true, format: "esm", target: "es2022", logLevel: "warni
 // never sends half a file, and builds started by parallel `wrangler dev`s do not collide.
 await mkdir("dist", { recursive: true });
 const tmp = `dist/.tidings.${process.pid}.js`;
-await build({ ...common, entryPoints: ["src/client/index.ts"], outfile: tmp, platform: "browser", minify: true });
+await build({ ...common, entryPoints: ["src/client/browser.ts"], outfile: tmp, platform: "browser", minify: true });
 await rename(tmp, "public/tidings.js");
 
 if (!process.argv.includes("--browser")) {

@@ -1,7 +1,7 @@
 import type { ErrorCode } from "../protocol/errors.js";
 
 /** What can go wrong in the client: the server's codes, plus the client's own. */
-export type TidingsErrorCode = ErrorCode | "network" | "closed";
+export type TidingsErrorCode = ErrorCode | "network" | "closed" | "cancelled";
 
 /**
  * Every error the client throws or emits. `code` is stable; `status` is the

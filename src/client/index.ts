@@ -2,30 +2,10 @@
  * tidings client: publish (through an outbox that survives being offline),
  * subscribe (resuming from the last seq), consume a group (acks from the
  * handler's promise). Runs in browsers, Workers and Node; see docs/client.md.
+ * Besides what the browser bundle has, it exports `verifyPush` for push
+ * receivers.
  * @module
  */
-export type { ErrorBody, ErrorCode } from "../protocol/errors.js";
-export { CLOSE_CODES } from "../protocol/errors.js";
-export type { Filter } from "../protocol/filter.js";
-export type { ClientFrame, ServerFrame } from "../protocol/frames.js";
-export type {
-	Attributes,
-	GroupDelivery,
-	Message,
-	PublishInput,
-	PublishResult,
-} from "../protocol/message.js";
-export { type ConsumeOptions, Consumer } from "./consumer.js";
-export { TidingsError, type TidingsErrorCode } from "./errors.js";
-export type { LinkState } from "./link.js";
-export { FallbackOutbox, MemoryOutbox, type Outbox, type OutboxEntry } from "./outbox.js";
-export { IndexedDbOutbox } from "./outbox-idb.js";
-export { type SubscribeOptions, Subscription } from "./subscription.js";
-export {
-	type ConnectionState,
-	type Published,
-	type PublishOptions,
-	Tidings,
-	type TidingsEvents,
-	type TidingsOptions,
-} from "./tidings.js";
+
+export { type PushVerdict, SIGNATURE_HEADER, verifyPush } from "../protocol/push-signature.js";
+export * from "./browser.js";

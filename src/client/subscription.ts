@@ -23,6 +23,7 @@ export class Subscription<T = unknown> {
 	/** Seq of the last message handed to the handler (or the start point). */
 	lastSeq: number | undefined;
 	private link: Link;
+	private confirming?: ReturnType<typeof setTimeout>;
 
 	constructor(
 		client: Tidings,
@@ -36,13 +37,16 @@ export class Subscription<T = unknown> {
 			topic,
 			() => ({ from: String(this.lastSeq ?? from ?? "latest"), filter: filter && JSON.stringify(filter) }),
 			(frame: ServerFrame) => {
-				if (frame.type === "ready") this.lastSeq ??= frame.from;
-				else if (frame.type === "gap") {
+				if (frame.type === "ready") {
+					this.lastSeq ??= frame.from;
+					this.confirm(0);
+				} else if (frame.type === "gap") {
 					this.lastSeq = Math.max(this.lastSeq ?? 0, frame.to);
 					options.onGap?.(frame);
 				} else if (frame.type === "message" && frame.message.seq > (this.lastSeq ?? -1)) {
 					this.lastSeq = frame.message.seq;
 					client.call(() => this.handler(frame.message as Message<T>));
+					this.confirm(100);
 				} else if (frame.type === "error") client.emit("error", new TidingsError(frame.code, frame.message));
 			},
 		);
@@ -53,6 +57,19 @@ export class Subscription<T = unknown> {
 	}
 
 	close() {
-		this.link.close();
+		clearTimeout(this.confirming);
+		return this.link.close();
+	}
+
+	/**
+	 * Tells the server how far this subscription has read (at most ten times a
+	 * second): it lets a reader that keeps up get everything, and closes one
+	 * that falls megabytes behind (4408), which then resumes from `lastSeq`.
+	 */
+	private confirm(afterMs: number) {
+		this.confirming ??= setTimeout(() => {
+			this.confirming = undefined;
+			if (this.lastSeq !== undefined) this.link.send({ type: "received", seq: this.lastSeq });
+		}, afterMs);
 	}
 }

@@ -146,7 +146,8 @@ export class Tidings {
 			queueMicrotask(() =>
 				this.emit("warning", { code: "outbox_memory", message: "IndexedDB is not available", cause: undefined }),
 			);
-		if (g.BroadcastChannel) {
+		// Tabs tell each other what they flushed; a Node process has one flusher per name already.
+		if (browser && g.BroadcastChannel) {
 			this.channel = new g.BroadcastChannel(`tidings:${name}`);
 			this.channel.onmessage = ({ data }) => this.settle(data);
 		}
@@ -170,7 +171,14 @@ export class Tidings {
 
 	/** @internal */
 	emit<K extends keyof TidingsEvents>(event: K, e: TidingsEvents[K]) {
-		for (const fn of this.handlers[event] ?? []) this.call(() => fn(e));
+		for (const fn of this.handlers[event] ?? [])
+			if (event === "error")
+				try {
+					fn(e);
+				} catch (err) {
+					console.error("tidings: an error listener threw", err); // reporting it as an event would loop
+				}
+			else this.call(() => fn(e));
 	}
 
 	/** Runs a caller's function: what it throws or rejects with becomes an `error` event. */
@@ -189,7 +197,17 @@ export class Tidings {
 	/** The outbox: publishes not yet acknowledged by the server, oldest first. */
 	get outbox() {
 		const box = this.box;
-		return { size: () => box.size(), entries: (limit = 1000) => box.peek(limit), clear: () => box.clear() };
+		return {
+			size: () => box.size(),
+			entries: (limit = 1000) => box.peek(limit),
+			/** Drops every unsent publish; their pending promises reject with `cancelled`. */
+			clear: async () => {
+				await box.clear();
+				for (const w of this.waiters.values())
+					w.reject(new TidingsError("cancelled", "removed from the outbox unsent"));
+				this.waiters.clear();
+			},
+		};
 	}
 
 	/**
@@ -238,7 +256,12 @@ export class Tidings {
 		await Promise.all([...this.links.values()].map((o) => o.close()));
 		this.closed = true;
 		this.resume?.();
-		for (const id of this.waiters.keys()) this.queued(id);
+		for (const [id, w] of this.waiters)
+			if (w.wait)
+				w.reject(
+					new TidingsError("closed", "the client was closed before the message was stored; it stays in the outbox"),
+				);
+			else this.queued(id);
 		this.channel?.close();
 		g.removeEventListener?.("online", this.online);
 		g.removeEventListener?.("offline", this.offline);

@@ -10,9 +10,10 @@
  * @module
  */
 
+import { CLOSE_CODES } from "../protocol/errors.js";
 import { type Filter, matchesFilter } from "../protocol/filter.js";
 import type { ServerFrame } from "../protocol/frames.js";
-import { TUNING } from "../protocol/limits.js";
+import { LIMITS, TUNING } from "../protocol/limits.js";
 import type { Attributes } from "../protocol/message.js";
 import { closeIfExpired, type SocketGrant } from "./grant.js";
 import { type LogRow, renderMessage, type TopicLog } from "./topic-log.js";
@@ -74,7 +75,24 @@ export function pack(frames: string[]): string[] {
 	return out;
 }
 
+/**
+ * What a socket that confirms its reads has been sent and has confirmed.
+ * workerd has no `bufferedAmount` (cloudflare/workerd#988), so the client's
+ * `received` frames are the only measure of how far behind it is. Kept in
+ * memory: after hibernation a socket starts a fresh account.
+ */
+interface Flow {
+	/** Characters sent since the account started. */
+	sent: number;
+	/** Characters the client has confirmed. */
+	confirmed: number;
+	/** [last seq of a send, `sent` after it], oldest first. */
+	marks: [number, number][];
+	at: number;
+}
+
 export class LiveStreams {
+	readonly #flows = new WeakMap<WebSocket, Flow>();
 	readonly #replaying = new Set<WebSocket>();
 	/** Filters parsed from attachments, cached per socket for the life of this instance. */
 	readonly #filters = new WeakMap<WebSocket, Filter | null>();
@@ -141,20 +159,23 @@ export class LiveStreams {
 				const rows = this.log.readBounded(cursor, TUNING.replayPageSize, TUNING.replayPageMaxBytes);
 				const filter = this.filterOf(ws);
 				const frames: string[] = [];
+				let last = cursor;
 				for (const row of rows) {
 					if (!filter || matchesFilter(filter, attributesOf({ row }))) {
 						frames.push(messageFrame(this.topicJson(), row));
+						last = row.seq;
 					}
 					cursor = row.seq;
 				}
-				for (const text of pack(frames)) sendRaw(ws, text);
+				this.#sendCounted(ws, pack(frames), last);
 				if (cursor >= this.log.head) {
 					// Live from here, in this same synchronous step: nothing can slip between.
 					this.#floors.set(ws, cursor);
 					return;
 				}
-				// Let publishes and other sockets in between pages.
+				// Let publishes and other sockets in between pages, and a reader that confirms its reads catch up.
 				await new Promise((resolve) => setTimeout(resolve, 0));
+				if (!(await this.#drained(ws))) return;
 			}
 		} catch (err) {
 			// Never go live short of the head: close, so the client resumes from its last seq.
@@ -226,6 +247,7 @@ export class LiveStreams {
 		const frames = pending.map((m) => messageFrame(topicJson, m.row));
 		/** The packed messages for a socket with no filter and no floor: the same for all of them. */
 		let shared: string[] | undefined;
+		const lastSeq = (pending[pending.length - 1] as Outgoing).row.seq;
 		const now = Date.now();
 		for (const ws of sockets) {
 			if (this.#replaying.has(ws)) continue;
@@ -234,20 +256,73 @@ export class LiveStreams {
 			const floor = floors.get(ws);
 			if (!filter && floor === undefined) {
 				shared ??= pack(frames);
-				for (const text of shared) sendRaw(ws, text);
+				this.#sendCounted(ws, shared, lastSeq);
 				continue;
 			}
 			const mine: string[] = [];
+			let last = 0;
 			pending.forEach((m, i) => {
 				if (floor !== undefined && m.row.seq <= floor) return;
 				if (filter && !matchesFilter(filter, attributesOf(m))) return;
 				mine.push(frames[i] as string);
+				last = m.row.seq;
 			});
-			for (const text of pack(mine)) sendRaw(ws, text);
+			this.#sendCounted(ws, pack(mine), last);
 		}
 	}
 
 	forget(ws: WebSocket): void {
 		this.#replaying.delete(ws);
+	}
+
+	/** A `received` frame: the client has read everything up to `seq`. The first one starts the account. */
+	received(ws: WebSocket, seq: number): void {
+		let flow = this.#flows.get(ws);
+		if (!flow) {
+			flow = { sent: 0, confirmed: 0, marks: [], at: Date.now() };
+			this.#flows.set(ws, flow);
+		}
+		let n = 0;
+		while (n < flow.marks.length && (flow.marks[n] as [number, number])[0] <= seq) n++;
+		if (n > 0) {
+			flow.confirmed = (flow.marks[n - 1] as [number, number])[1];
+			flow.marks.splice(0, n);
+		}
+		flow.at = Date.now();
+	}
+
+	/** Sends texts ending with message `lastSeq`; false if that took the socket past its unread bound (it is then closed). */
+	#sendCounted(ws: WebSocket, texts: string[], lastSeq: number): boolean {
+		for (const text of texts) sendRaw(ws, text);
+		const flow = this.#flows.get(ws);
+		if (!flow || texts.length === 0) return true;
+		for (const text of texts) flow.sent += text.length;
+		flow.marks.push([lastSeq, flow.sent]);
+		if (flow.sent - flow.confirmed <= LIMITS.liveUnreadMaxChars) return true;
+		this.#closeSlow(ws);
+		return false;
+	}
+
+	#closeSlow(ws: WebSocket): void {
+		this.#flows.delete(ws);
+		try {
+			ws.close(CLOSE_CODES.slowConsumer, "too far behind; reconnect with from=<last seq>");
+		} catch {
+			// already closing
+		}
+	}
+
+	/** Replays wait while the socket has half its unread bound outstanding; false if it stalled for good. */
+	async #drained(ws: WebSocket): Promise<boolean> {
+		for (;;) {
+			const flow = this.#flows.get(ws);
+			if (!flow || flow.sent - flow.confirmed <= LIMITS.liveUnreadMaxChars / 2) return true;
+			if (ws.readyState !== WebSocket.OPEN) return false;
+			if (Date.now() - flow.at > LIMITS.liveUnreadStallMs) {
+				this.#closeSlow(ws);
+				return false;
+			}
+			await new Promise((resolve) => setTimeout(resolve, 20));
+		}
 	}
 }

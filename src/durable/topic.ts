@@ -347,6 +347,12 @@ export class Topic extends DurableObject<Env> {
 			return;
 		}
 		const frame = parsed.frame;
+		if (frame.type === "received") {
+			if (memberOf(ws))
+				send(ws, { type: "error", code: "invalid_frame", message: "received is for live sockets; members ack" });
+			else this.#live.received(ws, frame.seq);
+			return;
+		}
 		if (frame.type === "ack" || frame.type === "nack") {
 			const member = memberOf(ws);
 			if (!member) {

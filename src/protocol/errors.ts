@@ -41,6 +41,11 @@ export const CLOSE_CODES = {
 	tokenExpired: 4401,
 	/** The consumer group of this socket was deleted: do not reconnect to it. */
 	groupDeleted: 4404,
+	/**
+	 * A live socket that confirms what it read (`received` frames) fell more
+	 * than `LIMITS.liveUnreadMaxChars` behind: reconnect with `from=<last seq>`.
+	 */
+	slowConsumer: 4408,
 	/** The socket kept sending past its frame rate limit after `rate_limited` errors. Back off before reconnecting. */
 	rateLimited: 4429,
 } as const;

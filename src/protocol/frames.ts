@@ -29,7 +29,13 @@ export type ClientFrame =
 	/** Group members: settle a delivered message; `ref`, if given, comes back on an error. */
 	| { type: "ack"; seq: number; ref?: string }
 	/** Group members: fail this attempt; retried after `delay_ms` (or the group's backoff), or dead-lettered. */
-	| { type: "nack"; seq: number; delay_ms?: number; error?: string; ref?: string };
+	| { type: "nack"; seq: number; delay_ms?: number; error?: string; ref?: string }
+	/**
+	 * Live sockets: every message up to `seq` has been read. A socket that
+	 * sends these is closed with `slowConsumer` when it falls
+	 * `LIMITS.liveUnreadMaxChars` behind, instead of piling up in memory.
+	 */
+	| { type: "received"; seq: number };
 
 /** The plain-text heartbeat, answered by auto-response without waking the object. */
 export const PING = "ping";

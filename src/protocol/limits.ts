@@ -52,6 +52,14 @@ export const LIMITS = {
 	filterMaxValues: 100,
 	/** A filter serialized as JSON, in bytes. */
 	filterMaxBytes: 4 * KiB,
+	/**
+	 * A live socket that confirms what it read (`received` frames) may fall this
+	 * far behind, in characters of message text sent but not yet confirmed,
+	 * before it is closed with `slowConsumer` (4408). A replay waits instead.
+	 */
+	liveUnreadMaxChars: 8 * MiB,
+	/** A replay waiting for `received` frames gives up (4408) after this long without one. */
+	liveUnreadStallMs: 30 * SECOND,
 	/** Length of a WebSocket `ref`. */
 	refMaxLength: 128,
 	/** Length of a consumer group name (A-Z a-z 0-9 _ -). */

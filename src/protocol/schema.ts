@@ -477,7 +477,14 @@ export const NackFrameSchema = v.strictObject({
 });
 
 /** Frame types a client may send; the object answers anything else with `unknown_frame`. */
-export const CLIENT_FRAME_TYPES = ["publish", "ack", "nack"] as const;
+/** Live sockets: "I have read every message up to `seq`" (flow control, docs/protocol.md#flow-control). */
+export const ReceivedFrameSchema = v.strictObject({
+	type: v.literal("received"),
+	// 0: nothing read yet (a topic with no message so far).
+	seq: v.pipe(v.number("seq must be a number"), v.safeInteger("seq must be a whole number"), v.minValue(0)),
+});
+
+export const CLIENT_FRAME_TYPES = ["publish", "ack", "nack", "received"] as const;
 
 /** A validation failure in the shape of the error contract. */
 export interface ValidationError {
@@ -536,13 +543,15 @@ export function parseClientFrame(text: string): FrameParseResult {
 		};
 	}
 	const schema =
-		obj.type === "ack"
-			? AckFrameSchema
-			: obj.type === "nack"
-				? NackFrameSchema
-				: "messages" in obj
-					? PublishBatchFrameSchema
-					: PublishOneFrameSchema;
+		obj.type === "received"
+			? ReceivedFrameSchema
+			: obj.type === "ack"
+				? AckFrameSchema
+				: obj.type === "nack"
+					? NackFrameSchema
+					: "messages" in obj
+						? PublishBatchFrameSchema
+						: PublishOneFrameSchema;
 	const result = v.safeParse(schema, obj);
 	if (result.success) return { ok: true, frame: result.output };
 	return { ok: false, ...describeIssues(result.issues), ...(ref === undefined ? {} : { ref }) };
@@ -552,7 +561,8 @@ export type PublishBody = v.InferOutput<typeof PublishBodySchema>;
 export type PublishFrame = v.InferOutput<typeof PublishFrameSchema>;
 export type AckFrame = v.InferOutput<typeof AckFrameSchema>;
 export type NackFrame = v.InferOutput<typeof NackFrameSchema>;
-export type ClientFrameParsed = PublishFrame | AckFrame | NackFrame;
+export type ReceivedFrame = v.InferOutput<typeof ReceivedFrameSchema>;
+export type ClientFrameParsed = PublishFrame | AckFrame | NackFrame | ReceivedFrame;
 export type GroupSettingsInput = v.InferOutput<typeof GroupSettingsSchema>;
 export type TokenRequest = v.InferInput<typeof TokenRequestSchema>;
 export type LiveQuery = v.InferOutput<typeof LiveQuerySchema>;
