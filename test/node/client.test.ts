@@ -269,6 +269,39 @@ describe("the outbox", () => {
 	});
 });
 
+describe("closing and clearing", () => {
+	it("close() rejects a wait: true publish with `closed` and keeps it in the outbox; others resolve queued", async () => {
+		proxy.fault = "refuse";
+		proxy.cut();
+		const outbox = new MemoryOutbox();
+		const c = client({ outbox });
+		const waiting = c.publish("client.closing", 1, { wait: true }).catch((e: unknown) => e);
+		const queued = await c.publish("client.closing", 2);
+		expect(queued).toMatchObject({ queued: true });
+		await c.close();
+		const err = (await waiting) as TidingsError;
+		expect(err).toBeInstanceOf(TidingsError);
+		expect(err.code).toBe("closed");
+		expect(await outbox.size()).toBe(2);
+		await expect(c.publish("client.closing", 3)).rejects.toMatchObject({ code: "closed" });
+	});
+
+	it("outbox.clear() drops unsent publishes and rejects their promises with `cancelled`", async () => {
+		proxy.fault = "refuse";
+		proxy.cut();
+		const c = client();
+		const waiting = c.publish("client.cleared", 1, { wait: true }).catch((e: unknown) => e);
+		// Once the send failed: a request already in flight cannot be recalled.
+		await until(() => c.state === "offline", 5000, "the failed send");
+		await c.outbox.clear();
+		expect(await waiting).toMatchObject({ code: "cancelled" });
+		expect(await c.outbox.size()).toBe(0);
+		proxy.fault = "none";
+		await new Promise((r) => setTimeout(r, 600));
+		expect(await history("client.cleared")).toHaveLength(0);
+	});
+});
+
 describe("consume", () => {
 	async function createGroup(topic: string, group: string, settings: object = {}) {
 		const res = await fetch(`${server.url}/v1/topics/${topic}/groups/${group}`, {
