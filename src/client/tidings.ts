@@ -83,8 +83,13 @@ interface Channel {
 }
 /** Browsers only: Workers and Node have a `navigator` without `onLine`. */
 const browser = !!g.navigator && "onLine" in g.navigator;
-/** Same-process stand-in for Web Locks (Node, Workers). */
-const chains = new Map<string, Promise<void>>();
+/**
+ * Same-process stand-ins for Web Locks and BroadcastChannel (Node, Workers),
+ * per outbox object: clients given one outbox flush one at a time and hear
+ * each other; a client with its own outbox waits for nobody.
+ */
+const chains = new WeakMap<object, Promise<void>>();
+const peers = new WeakMap<Outbox, Set<Tidings>>();
 
 /**
  * The tidings client. One WebSocket per subscription or consumer (each topic
@@ -150,7 +155,7 @@ export class Tidings {
 		if (browser && g.BroadcastChannel) {
 			this.channel = new g.BroadcastChannel(`tidings:${name}`);
 			this.channel.onmessage = ({ data }) => this.settle(data);
-		}
+		} else if (options.outbox) peers.set(options.outbox, (peers.get(options.outbox) ?? new Set()).add(this));
 		if (browser) {
 			g.addEventListener?.("online", this.online);
 			g.addEventListener?.("offline", this.offline);
@@ -263,6 +268,7 @@ export class Tidings {
 				);
 			else this.queued(id);
 		this.channel?.close();
+		if (this.options.outbox) peers.get(this.options.outbox)?.delete(this);
 		g.removeEventListener?.("online", this.online);
 		g.removeEventListener?.("offline", this.offline);
 		this.update();
@@ -333,11 +339,12 @@ export class Tidings {
 	}
 
 	private lock(fn: () => Promise<void>): Promise<void> {
-		const name = `tidings:${this.options.name ?? "tidings"}`;
-		if (g.navigator?.locks) return g.navigator.locks.request(name, fn);
-		const next = (chains.get(name) ?? Promise.resolve()).then(fn);
+		if (browser && g.navigator?.locks)
+			return g.navigator.locks.request(`tidings:${this.options.name ?? "tidings"}`, fn);
+		const key = this.options.outbox ?? this;
+		const next = (chains.get(key) ?? Promise.resolve()).then(fn);
 		chains.set(
-			name,
+			key,
 			next.catch(() => {}),
 		);
 		return next;
@@ -394,7 +401,11 @@ export class Tidings {
 
 	/** Settles a publish's promise and tells the other tabs, which may be waiting on it. */
 	private settle(b: Broadcast, mine = false) {
-		if (mine && !this.closed) this.channel?.postMessage(b);
+		if (mine && !this.closed) {
+			if (this.channel) this.channel.postMessage(b);
+			else if (this.options.outbox)
+				for (const peer of peers.get(this.options.outbox) ?? []) if (peer !== this) peer.settle(b);
+		}
 		if (b.offline) for (const [id, w] of this.waiters) if (!w.wait) this.queued(id);
 		const w = b.id ? this.waiters.get(b.id) : undefined;
 		if (b.id) this.waiters.delete(b.id);

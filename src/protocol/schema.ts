@@ -476,7 +476,6 @@ export const NackFrameSchema = v.strictObject({
 	error: v.optional(ErrorText),
 });
 
-/** Frame types a client may send; the object answers anything else with `unknown_frame`. */
 /** Live sockets: "I have read every message up to `seq`" (flow control, docs/protocol.md#flow-control). */
 export const ReceivedFrameSchema = v.strictObject({
 	type: v.literal("received"),
@@ -484,6 +483,7 @@ export const ReceivedFrameSchema = v.strictObject({
 	seq: v.pipe(v.number("seq must be a number"), v.safeInteger("seq must be a whole number"), v.minValue(0)),
 });
 
+/** Frame types a client may send; the object answers anything else with `unknown_frame`. */
 export const CLIENT_FRAME_TYPES = ["publish", "ack", "nack", "received"] as const;
 
 /** A validation failure in the shape of the error contract. */

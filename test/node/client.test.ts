@@ -269,6 +269,30 @@ describe("the outbox", () => {
 	});
 });
 
+describe("clients sharing one outbox", () => {
+	it("flush one at a time and settle each other's publishes: each stored once, each client's order kept", async () => {
+		proxy.fault = "refuse";
+		proxy.cut();
+		const outbox = new MemoryOutbox();
+		const [a, b] = [client({ outbox }), client({ outbox })];
+		const heard: unknown[] = [];
+		a.on("published", ({ entry }) => heard.push(entry.message.data));
+		const pending = [1, 2, 3].flatMap((n) => [
+			a.publish("client.shared", `a${n}`, { wait: true }),
+			b.publish("client.shared", `b${n}`, { wait: true }),
+		]);
+		await until(async () => (await outbox.size()) === 6);
+		proxy.fault = "none";
+		const results = await Promise.all(pending);
+		expect(results.every((r) => "seq" in r && !("duplicate" in r))).toBe(true);
+		const stored = (await history("client.shared")).map((m) => m.data);
+		expect(stored).toHaveLength(6);
+		expect(stored.filter((d) => String(d).startsWith("a"))).toEqual(["a1", "a2", "a3"]);
+		expect(stored.filter((d) => String(d).startsWith("b"))).toEqual(["b1", "b2", "b3"]);
+		expect([...heard].sort()).toEqual([...stored].sort());
+	});
+});
+
 describe("closing and clearing", () => {
 	it("close() rejects a wait: true publish with `closed` and keeps it in the outbox; others resolve queued", async () => {
 		proxy.fault = "refuse";
