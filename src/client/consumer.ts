@@ -48,7 +48,11 @@ export class Consumer<T = unknown> {
 			topic,
 			() => ({ group: options.group, prefetch }),
 			(frame: ServerFrame) => this.frame(frame),
-			(code, reason) => client.emit("error", new TidingsError("not_found", `consumer stopped (${code}): ${reason}`)),
+			// Ended for good (an `error` event says why): take nothing more.
+			() => {
+				this.stopped = true;
+				this.queue = [];
+			},
 		);
 	}
 

@@ -1,5 +1,6 @@
 import { CLOSE_CODES } from "../protocol/errors.js";
 import type { ServerFrame } from "../protocol/frames.js";
+import { TidingsError } from "./errors.js";
 import type { Tidings } from "./tidings.js";
 
 export type LinkState = "connecting" | "open" | "closed";
@@ -37,8 +38,8 @@ export class Link {
 		private topic: string,
 		private query: () => Record<string, string | undefined>,
 		private onFrame: (frame: ServerFrame) => void,
-		/** Called with the close code when the server ends the socket for good. */
-		private onFatal?: (code: number, reason: string) => void,
+		/** Called when the server ends the socket for good, or refuses it for a reason a retry cannot mend. */
+		private onFatal?: (error: TidingsError) => void,
 	) {
 		this.connect();
 	}
@@ -85,9 +86,10 @@ export class Link {
 		if (this.state === "closed") return;
 		const params = new URLSearchParams();
 		for (const [k, v] of Object.entries(this.query())) if (v !== undefined) params.set(k, v);
+		const path = `/v1/topics/${encodeURIComponent(this.topic)}/ws?${params}`;
 		const protocols = ["tidings"];
-		// The subprotocol keeps the token out of URLs and logs; a credential that is not a valid protocol token goes in the query.
-		if (token) /^[\w.~+/=-]+$/.test(token) ? protocols.push(`bearer.${token}`) : params.set("token", token);
+		// The subprotocol keeps the token out of URLs and logs; a credential that is not an HTTP token (RFC 9110 tchar) goes in the query.
+		if (token) /^[\w!#$%&'*+.^`|~-]+$/.test(token) ? protocols.push(`bearer.${token}`) : params.set("token", token);
 		const url = `${this.client.url.replace(/^http/, "ws")}/v1/topics/${encodeURIComponent(this.topic)}/ws?${params}`;
 		let ws: Socket;
 		try {
@@ -118,15 +120,35 @@ export class Link {
 		ws.onclose = ({ code, reason }) => {
 			if (ws !== this.ws) return;
 			this.refreshToken = !opened || code === CLOSE_CODES.tokenExpired;
-			if (code === CLOSE_CODES.groupDeleted) {
-				this.state = "closed";
-				this.drop(code);
-				this.onFatal?.(code, reason);
-				return this.client.update();
-			}
+			if (code === CLOSE_CODES.groupDeleted)
+				return this.fatal(new TidingsError("not_found", `the group was deleted (${reason})`));
 			if (code === CLOSE_CODES.rateLimited) this.failures += 3;
-			this.lost(ws);
+			if (opened) return this.lost(ws);
+			// Refused before it opened: a browser cannot read why, so ask the same URL over HTTP,
+			// which runs every check of the upgrade and answers 426 when they all pass.
+			this.drop(CLOSE_CODES.normal);
+			this.state = "connecting";
+			this.client.update();
+			this.client.request("GET", path).then(
+				() => this.retry(),
+				(e: TidingsError) => {
+					if (this.state === "closed") return;
+					if (e.code === "upgrade_required" || e.retryable) {
+						if (e.code === "unauthorized") this.client.emit("error", e);
+						return this.retry();
+					}
+					this.fatal(e);
+				},
+			);
 		};
+	}
+
+	private fatal(error: TidingsError) {
+		this.state = "closed";
+		this.drop(CLOSE_CODES.normal);
+		this.client.emit("error", error);
+		this.onFatal?.(error);
+		this.client.update();
 	}
 
 	private ping() {
@@ -142,6 +164,7 @@ export class Link {
 	}
 
 	private retry() {
+		if (this.state === "closed") return;
 		this.state = "connecting";
 		this.client.update();
 		this.timer = setTimeout(() => this.connect(), this.client.backoff(this.failures++));

@@ -292,9 +292,6 @@ export class Topic extends DurableObject<Env> {
 	// --- Sockets ----------------------------------------------------------------
 
 	override async fetch(request: Request): Promise<Response> {
-		if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
-			return errorResponse({ code: "upgrade_required", message: "this endpoint takes WebSocket upgrades only" });
-		}
 		const topic = v.safeParse(TopicName, request.headers.get(TOPIC_HEADER) ?? "");
 		if (!topic.success) return errorResponse(describeIssues(topic.issues, "topic: "));
 		const query = v.safeParse(LiveQuerySchema, Object.fromEntries(new URL(request.url).searchParams));
@@ -310,6 +307,13 @@ export class Topic extends DurableObject<Env> {
 			return errorResponse({
 				code: "rate_limited",
 				message: `topic ${topic.output} has its ${this.#settings.max_sockets} sockets (max_sockets); try again later`,
+			});
+		}
+		if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+			// The preflight a client makes after a failed connect: everything else passed.
+			return errorResponse({
+				code: "upgrade_required",
+				message: "every check passed; connect with a WebSocket client (Upgrade: websocket)",
 			});
 		}
 		this.#name(topic.output, true);

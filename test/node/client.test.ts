@@ -127,6 +127,23 @@ describe("publish and subscribe", () => {
 	});
 });
 
+describe("sockets the server refuses", () => {
+	it("stops, with the server's reason as an error event, instead of retrying what cannot succeed", async () => {
+		const c = client();
+		const errors: TidingsError[] = [];
+		c.on("error", (e) => errors.push(e));
+		const sub = c.subscribe("bad topic!", () => {});
+		const worker = c.consume("client.nogroup", () => {}, { group: "missing" });
+		await until(() => sub.state === "closed" && worker.state === "closed", 10_000, "both to give up");
+		expect(errors.map((e) => e.code).sort()).toEqual(["invalid_request", "not_found"]);
+		expect(errors.find((e) => e.code === "not_found")?.message).toMatch(/no group missing/);
+		const attempts = proxy.connections;
+		await new Promise((r) => setTimeout(r, 800)); // several backoffs' worth
+		expect(proxy.connections).toBe(attempts);
+		await worker.stop(); // resolves at once: nothing runs
+	});
+});
+
 describe("reconnect and resume", () => {
 	it("reconnects after the server side drops the socket and resumes with no gap and no duplicate", async () => {
 		const c = client();

@@ -198,10 +198,13 @@ describe("queries and routes", () => {
 		await expectError(await open({ a: ["x".repeat(5000)] }), 413, "payload_too_large", /4096/);
 	});
 
-	it("answers 426 to a plain GET of the socket route, 404 to unknown routes", async () => {
+	it("answers a plain GET of the socket route as the upgrade would, and 426 when every check passes; 404 to unknown routes", async () => {
 		const topic = uniqueTopic();
-		await expectError(await api(`/v1/topics/${topic}/ws`), 426, "upgrade_required");
-		await expectError(await api(`/v1/topics/${topic}/ws?from=bad`), 426, "upgrade_required");
+		await expectError(await api(`/v1/topics/${topic}/ws`), 426, "upgrade_required", /every check passed/);
+		await expectError(await api(`/v1/topics/${topic}/ws?from=bad`), 400, "invalid_request");
+		await expectError(await api(`/v1/topics/${topic}/ws?group=nope`), 404, "not_found", /no group nope/);
+		await expectError(await api(`/v1/topics/bad%20topic/ws`), 400, "invalid_request");
+		expect((await stats(topic)).subscribers).toBe(0);
 		await expectError(await api("/v1/nothing"), 404, "not_found");
 		await expectError(await api(`/v1/topics/${topic}/messages`, { method: "DELETE" }), 404, "not_found");
 	});

@@ -3,7 +3,7 @@
  * upgrade. Handlers validate, then call the topic's Durable Object.
  * @module
  */
-import { Hono, type MiddlewareHandler } from "hono";
+import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import * as v from "valibot";
 import { EXPIRES_HEADER, LIMIT_KEY_HEADER, RIGHTS_HEADER, TOPIC_HEADER } from "../../durable/topic.js";
@@ -38,13 +38,6 @@ const publishSizeLimit = bodyLimit({
 	onError: (c) =>
 		errorResponse(c, "payload_too_large", `a publish request is at most ${LIMITS.publishMaxBytes} bytes (1 MiB)`),
 });
-
-const requireUpgrade: MiddlewareHandler = async (c, next) => {
-	if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
-		return errorResponse(c, "upgrade_required", "connect with a WebSocket client (Upgrade: websocket)");
-	}
-	await next();
-};
 
 function stub(env: Env, topic: string) {
 	return env.TOPIC.get(env.TOPIC.idFromName(topic));
@@ -113,7 +106,8 @@ export const topics = new Hono<AppEnv>()
 	)
 	.get(
 		"/:topic/ws",
-		requireUpgrade,
+		// No Upgrade check here: a plain GET runs every check of the upgrade and is answered
+		// 426 by the object only when all pass, so a browser can learn why its socket failed.
 		validate("param", TopicParam),
 		requireRight((c) => (c.req.query("group") === undefined ? "subscribe" : "consume")),
 		validate("query", LiveQuerySchema),
