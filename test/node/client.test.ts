@@ -433,3 +433,49 @@ describe("consume", () => {
 		expect(new Set(seen)).toEqual(new Set(range(1, 20)));
 	});
 });
+
+describe("gaps and restarts", () => {
+	it("surfaces messages retention removed while the socket was down as a gap, then goes on", async () => {
+		const put = await fetch(`${server.url}/v1/topics/client.gap`, {
+			method: "PUT",
+			headers: { "content-type": "application/json" },
+			body: JSON.stringify({ max_messages: 5 }),
+		});
+		expect(put.status).toBe(200);
+		await put.arrayBuffer();
+		const c = client();
+		const got: number[] = [];
+		const gaps: { from: number; to: number }[] = [];
+		const sub = c.subscribe("client.gap", (m) => got.push(m.seq), { from: "earliest", onGap: (g) => gaps.push(g) });
+		await publishDirect("client.gap", [1, 2]);
+		await until(() => got.length === 2, 10_000, "the first two");
+		proxy.fault = "refuse";
+		proxy.cut();
+		await publishDirect("client.gap", range(3, 20)); // retention keeps 16..20, trimming in the background
+		await until(async () => (await history("client.gap"))[0]?.seq === 16, 15_000, "the trim");
+		proxy.fault = "none";
+		await until(() => got.length === 7, 10_000, "the retained five");
+		expect(gaps).toEqual([{ from: 3, to: 15 }]);
+		expect(got).toEqual([1, 2, 16, 17, 18, 19, 20]);
+		expect(sub.lastSeq).toBe(20);
+	});
+
+	it("after a kill -9 and restart of the server: the outbox flushes and the subscription resumes, each message once", async () => {
+		const c = client();
+		const got: unknown[] = [];
+		c.subscribe("client.restart", (m) => got.push(m.data), { from: "earliest" });
+		await c.publish("client.restart", 0, { wait: true });
+		await until(() => got.length === 1, 10_000, "the first message");
+		await server.kill9();
+		const queued = [];
+		for (let i = 1; i <= 5; i++) queued.push(await c.publish("client.restart", i));
+		expect(queued.every((r) => "queued" in r)).toBe(true);
+		server = await startDev(state, await freePort()); // same state on disk
+		proxy.upstreamPort = Number(new URL(server.url).port);
+		await until(() => got.length >= 6, 30_000, "all six after the restart");
+		await new Promise((r) => setTimeout(r, 500));
+		expect(got).toEqual(range(0, 5));
+		expect((await history("client.restart")).map((m) => m.data)).toEqual(range(0, 5));
+		expect(await c.outbox.size()).toBe(0);
+	});
+});
