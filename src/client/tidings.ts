@@ -151,7 +151,7 @@ export class Tidings {
 			queueMicrotask(() =>
 				this.emit("warning", { code: "outbox_memory", message: "IndexedDB is not available", cause: undefined }),
 			);
-		// Tabs tell each other what they flushed; a Node process has one flusher per name already.
+		// Tabs tell each other what they flushed; elsewhere, clients given one outbox tell each other in-process.
 		if (browser && g.BroadcastChannel) {
 			this.channel = new g.BroadcastChannel(`tidings:${name}`);
 			this.channel.onmessage = ({ data }) => this.settle(data);
@@ -280,7 +280,8 @@ export class Tidings {
 		this.flushing ??= this.lock(async () => {
 			while (this.again && !this.closed) {
 				this.again = false;
-				await this.drain();
+				// Never a rejection nobody handles: flushes start from the constructor and from publish.
+				await this.drain().catch((e) => this.call(() => Promise.reject(e)));
 			}
 		}).finally(() => {
 			this.flushing = undefined;

@@ -31,17 +31,36 @@ function privateIpv4([a, b]: number[]): boolean {
 	);
 }
 
-function privateIpv6(host: string): boolean {
+/** The eight 16-bit groups of an IPv6 address as URL parsing writes it (compressed hex, no dotted part). */
+function ipv6Groups(host: string): number[] | undefined {
 	const h = host.replace(/^\[|\]$/g, "").toLowerCase();
-	if (h === "::" || h === "::1") return true;
-	if (/^f[cd][0-9a-f]{0,2}:/.test(h)) return true; // fc00::/7 unique local
-	if (/^fe[89ab][0-9a-f]?:/.test(h)) return true; // fe80::/10 link-local
-	// IPv4-mapped addresses, which URL parsing writes in hex (::ffff:a00:1 for 10.0.0.1).
-	const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h);
-	if (!mapped) return false;
-	const hi = Number.parseInt(mapped[1] as string, 16);
-	const lo = Number.parseInt(mapped[2] as string, 16);
-	return privateIpv4([hi >> 8, hi & 255, lo >> 8, lo & 255]);
+	const [head = "", tail] = h.split("::");
+	const part = (s: string) => (s === "" ? [] : s.split(":").map((x) => Number.parseInt(x, 16)));
+	const a = part(head);
+	const b = tail === undefined ? [] : part(tail);
+	const groups = tail === undefined ? a : [...a, ...new Array(8 - a.length - b.length).fill(0), ...b];
+	return groups.length === 8 && groups.every((g) => g >= 0 && g <= 0xffff) ? groups : undefined;
+}
+
+/** The IPv4 address in two 16-bit groups. */
+const v4Of = (hi: number, lo: number) => [hi >> 8, hi & 255, lo >> 8, lo & 255];
+
+function privateIpv6(host: string): boolean {
+	const g = ipv6Groups(host);
+	if (!g) return true; // not understood: refused
+	const [g0, g1, g2, g3, g4, g5, g6, g7] = g as [number, number, number, number, number, number, number, number];
+	// ::/96 (unspecified, loopback, IPv4-compatible) and ::ffff:0:0/96 (IPv4-mapped): the embedded IPv4 decides, and ::/96 is refused outright.
+	if (g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0 && g4 === 0) return g5 !== 0xffff || privateIpv4(v4Of(g6, g7));
+	if (g0 === 0x64 && g1 === 0xff9b) return g2 !== 0 || privateIpv4(v4Of(g6, g7)); // NAT64: 64:ff9b::/96, 64:ff9b:1::/48 local
+	if (g0 === 0x2002) return privateIpv4(v4Of(g1, g2)); // 6to4
+	if (g0 === 0x100 && g1 === 0 && g2 === 0 && g3 === 0) return true; // discard-only
+	if (g0 === 0x2001 && g1 === 0xdb8) return true; // documentation
+	return (
+		(g0 & 0xfe00) === 0xfc00 || // fc00::/7 unique local
+		(g0 & 0xffc0) === 0xfe80 || // fe80::/10 link-local
+		(g0 & 0xffc0) === 0xfec0 || // fec0::/10 site-local (deprecated, still routed internally)
+		(g0 & 0xff00) === 0xff00 // multicast
+	);
 }
 
 /** Why `url` may not be a push target here, or undefined when it may. */
@@ -52,7 +71,8 @@ export function pushUrlProblem(url: string, development: boolean): string | unde
 	} catch {
 		return "push.url must be an absolute URL";
 	}
-	const host = u.hostname;
+	// "localhost." and "db.internal." are the same hosts as without the dot.
+	const host = u.hostname.replace(/\.+$/, "");
 	const loopback = host === "localhost" || host === "127.0.0.1" || host === "[::1]";
 	if (development && loopback && (u.protocol === "http:" || u.protocol === "https:")) return undefined;
 	if (u.protocol !== "https:") return "push.url must be https: (http: to localhost only in local development)";

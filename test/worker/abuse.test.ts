@@ -15,7 +15,15 @@ const withTokens = { ...prod, TIDINGS_TOKEN_SECRET: SECRET };
 
 describe("push targets", () => {
 	it("are public https hosts in production; http to localhost only in local development", () => {
-		for (const ok of ["https://hooks.example.com/x", "https://1.2.3.4/x", "https://[2606:4700::1111]/"]) {
+		for (const ok of [
+			"https://hooks.example.com/x",
+			"https://hooks.example.com./x",
+			"https://1.2.3.4/x",
+			"https://[2606:4700::1111]/",
+			"https://[::ffff:1.2.3.4]/",
+			"https://[64:ff9b::1.2.3.4]/",
+			"https://[2002:102:304::1]/",
+		]) {
 			expect(pushUrlProblem(ok, false), ok).toBeUndefined();
 		}
 		const refused = [
@@ -33,8 +41,21 @@ describe("push targets", () => {
 			"https://[fd00::1]/",
 			"https://[fe80::1]/",
 			"https://[::ffff:10.0.0.1]/",
+			"https://[::]/",
+			"https://[::10.0.0.1]/",
+			"https://[::1.2.3.4]/",
+			"https://[64:ff9b::a00:1]/",
+			"https://[64:ff9b:1::1]/",
+			"https://[2002:a00:1::1]/",
+			"https://[fec0::1]/",
+			"https://[ff02::1]/",
+			"https://[100::1]/",
+			"https://[2001:db8::1]/",
 			"https://printer.local/",
 			"https://db.internal/",
+			"https://db.internal./",
+			"https://localhost./",
+			"https://127.0.0.1./",
 			"https://user:pass@example.com/",
 			"ftp://example.com/",
 		];
@@ -133,6 +154,35 @@ describe("rate limits", () => {
 		expect(sock.closed?.code).toBe(CLOSE_CODES.rateLimited);
 	});
 
+	it("limit a token's publishes on a socket too: past the budget, publish frames get rate_limited and store nothing", async () => {
+		const topic = uniqueTopic();
+		const { token } = await mintToken(SECRET, { topics: { [topic]: ["subscribe", "publish"] }, sub: "socket-flooder" });
+		const res = await app.fetch(
+			new Request(`http://tidings.test/v1/topics/${topic}/ws?token=${token}`, { headers: { Upgrade: "websocket" } }),
+			withTokens,
+		);
+		expect(res.status).toBe(101);
+		res.webSocket?.accept();
+		const sock = new TestSocket(res.webSocket as WebSocket);
+		await sock.waitForFrame((f) => f.type === "ready", "ready");
+		const batch = Array.from({ length: 100 }, (_, i) => ({ data: i }));
+		for (let i = 0; i < 25; i++) sock.send({ type: "publish", ref: `b${i}`, messages: batch });
+		await sock.waitFor(
+			() => sock.frames.filter((f) => (f.type === "published" || f.type === "error") && f.ref).length === 25,
+			"25 answers",
+		);
+		const answers = sock.frames.filter((f) => f.ref);
+		const refused = answers.filter((f) => f.type === "error");
+		expect(answers.slice(0, 20).every((f) => f.type === "published")).toBe(true);
+		expect(refused.length).toBeGreaterThan(0);
+		expect(refused.every((f) => f.code === "rate_limited" && /messages a second/.test(f.message))).toBe(true);
+		const stored = answers.filter((f) => f.type === "published").length * 100;
+		const stats = (await (await api(`/v1/topics/${topic}`)).json()) as { head_seq: number };
+		expect(stats.head_seq).toBe(stored);
+		expect(sock.closed).toBeUndefined();
+		sock.close();
+	});
+
 	it("do not limit sockets opened with the admin key (or in local development)", async () => {
 		const topic = uniqueTopic();
 		const sock = await TestSocket.open(topic);
@@ -161,15 +211,18 @@ describe("rate limits", () => {
 				e,
 			);
 		const statuses: number[] = [];
-		for (let i = 0; i < 25; i++) statuses.push((await post(token)).status);
-		expect(statuses.slice(0, 20).every((s) => s === 201)).toBe(true);
-		const limited = statuses.indexOf(429);
-		expect(limited).toBeGreaterThanOrEqual(20);
-		const res = await post(token);
-		if (res.status === 429) {
-			expect(res.headers.get("Retry-After")).toBe("1");
-			expect(((await res.json()) as { error: { code: string } }).error.code).toBe("rate_limited");
+		let refused: Response | undefined;
+		for (let i = 0; i < 25; i++) {
+			const res = await post(token);
+			statuses.push(res.status);
+			if (res.status === 429) refused ??= res;
+			else await res.arrayBuffer();
 		}
+		expect(statuses.slice(0, 20).every((s) => s === 201)).toBe(true);
+		expect(statuses.indexOf(429)).toBeGreaterThanOrEqual(20);
+		if (!refused) throw new Error("no 429 among the answers");
+		expect(refused.headers.get("Retry-After")).toBe("1");
+		expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("rate_limited");
 		for (let i = 0; i < 30; i++) expect((await post(ADMIN_KEY)).status).toBe(201);
 	});
 });

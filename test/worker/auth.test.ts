@@ -60,11 +60,14 @@ describe("rights on every endpoint", () => {
 			const mine = await token({ [`${topic.split(".")[0]}.*`]: [right] });
 			const elsewhere = await token({ "other.*": [right] });
 			for (const [method, path, body, needed] of endpoints(topic)) {
-				if (method === "DELETE" && path.endsWith("/groups/g")) continue; // would remove the group for the next rounds
+				// Deleting the group with the right would remove it for the next rounds: checked at the end.
+				if (method === "DELETE" && path.endsWith("/groups/g") && right === "admin") continue;
 				const res = await call(method, path, mine, body);
 				await res.arrayBuffer();
-				if (needed === right) expect(res.status, `${right} → ${method} ${path}`).not.toBe(403);
-				else expect(res.status, `${right} → ${method} ${path}`).toBe(403);
+				if (needed === right) {
+					expect(res.status, `${right} → ${method} ${path}`).not.toBe(403);
+					expect(res.status, `${right} → ${method} ${path}`).not.toBe(401);
+				} else expect(res.status, `${right} → ${method} ${path}`).toBe(403);
 				const other = await call(method, path, elsewhere, body);
 				expect(other.status, `${right} on other.* → ${method} ${path}`).toBe(403);
 				const answer = (await other.json()) as { error: { code: string; message: string } };
@@ -76,6 +79,26 @@ describe("rights on every endpoint", () => {
 			const res = await call(method, path, ADMIN_KEY, body);
 			expect(res.status, `admin key → ${method} ${path}`).toBeLessThan(400);
 		}
+		// And an admin token may delete a group.
+		expect((await call("PUT", `/v1/topics/${topic}/groups/g`, ADMIN_KEY, {})).status).toBe(201);
+		const admin = await token({ [`${topic.split(".")[0]}.*`]: ["admin"] });
+		expect((await call("DELETE", `/v1/topics/${topic}/groups/g`, admin)).status).toBeLessThan(300);
+	});
+
+	it("aims dead letters only at topics the token may publish to (or administer)", async () => {
+		const topic = uniqueTopic("tenant-a");
+		const put = (t: string, dead_letter_topic: string) =>
+			call("PUT", `/v1/topics/${topic}/groups/g`, t, { dead_letter_topic });
+		const adminHere = await token({ "tenant-a.>": ["admin"] });
+		const denied = await put(adminHere, "tenant-b.dlq");
+		expect(denied.status).toBe(403);
+		expect(((await denied.json()) as { error: { message: string } }).error.message).toMatch(
+			/dead_letter_topic tenant-b\.dlq/,
+		);
+		expect((await call("GET", `/v1/topics/${topic}/groups/g`, ADMIN_KEY)).status).toBe(404); // nothing was created
+		expect((await put(adminHere, "tenant-a.dlq")).status).toBe(201);
+		const withPublish = await token({ "tenant-a.>": ["admin"], "tenant-b.dlq": ["publish"] });
+		expect((await put(withPublish, "tenant-b.dlq")).status).toBe(200);
 	});
 
 	it("answers 401 without credentials or with bad ones, 403 without the right, and never echoes them", async () => {

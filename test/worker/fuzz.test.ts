@@ -70,7 +70,7 @@ async function expectClean(res: Response, name: string): Promise<void> {
 }
 
 describe("HTTP bodies and queries (fuzz)", () => {
-	it("group, pull, ack, nack, redrive, settings and token bodies never give a 5xx", async () => {
+	it("group, pull, ack, nack, redrive, settings and token bodies never give a 5xx, and a rejected one changes nothing", async () => {
 		const topic = uniqueTopic("fuzz");
 		expect(
 			(
@@ -90,6 +90,9 @@ describe("HTTP bodies and queries (fuzz)", () => {
 			["PUT", `/v1/topics/${topic}`],
 			["POST", "/v1/tokens"],
 		];
+		// The topic's whole visible state: settings, every group with its settings and counts.
+		const snapshot = async () => JSON.stringify(await (await api(`/v1/topics/${topic}`)).json());
+		let state = await snapshot();
 		await fc.assert(
 			fc.asyncProperty(fc.constantFrom(...routes), junk, async ([method, path], body) => {
 				const res = await app.fetch(
@@ -101,10 +104,13 @@ describe("HTTP bodies and queries (fuzz)", () => {
 					prod,
 				);
 				await expectClean(res, `${method} ${path.replace(topic, ":topic")}`);
+				const after = await snapshot();
+				if (res.status >= 400) expect(after, "a rejected request changed nothing").toBe(state);
+				state = after;
 			}),
 			{ numRuns: RUNS * 3 },
 		);
-	});
+	}, 120_000);
 
 	it("query parameters on every GET never give a 5xx", async () => {
 		const topic = uniqueTopic("fuzz");

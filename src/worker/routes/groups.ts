@@ -17,7 +17,7 @@ import {
 	RedriveBodySchema,
 	TopicName,
 } from "../../protocol/schema.js";
-import { isDevelopment, requireRight } from "../auth.js";
+import { isDevelopment, requireRight, rightsOf } from "../auth.js";
 import type { AppEnv, Env } from "../env.js";
 import { ApiError } from "../errors.js";
 import { pushUrlProblem } from "../push-url.js";
@@ -53,6 +53,13 @@ export const groups = new Hono<AppEnv>()
 			const settings = c.req.valid("json");
 			if (settings.dead_letter_topic === topic) {
 				throw new ApiError("invalid_request", "dead_letter_topic must be another topic, or dead letters would loop");
+			}
+			// The object forwards dead letters with its own authority, so whoever aims them must be
+			// allowed to publish there: admin on one topic is no licence to write into another.
+			const dlq = settings.dead_letter_topic;
+			const dlqRights = dlq == null ? undefined : rightsOf(c, dlq);
+			if (dlqRights && !dlqRights.has("publish") && !dlqRights.has("admin")) {
+				throw new ApiError("forbidden", `this token has no publish or admin right on dead_letter_topic ${dlq}`);
 			}
 			const problem = settings.push && pushUrlProblem(settings.push.url, isDevelopment(c.env));
 			if (problem) throw new ApiError("invalid_request", problem);
