@@ -35,10 +35,13 @@ export function grantOfSocket(ws: WebSocket): SocketGrant {
 	return (ws.deserializeAttachment() as { grant?: SocketGrant } | null)?.grant ?? { rights: [] };
 }
 
-export function publishDenied(grant: SocketGrant): string | undefined {
-	if (!grant.rights.includes("publish")) return "this socket's token has no publish right on the topic";
+/** Why a publish frame is refused: no right (`forbidden`), or a credential no longer valid (`unauthorized`). */
+export function publishDenied(grant: SocketGrant): { code: "forbidden" | "unauthorized"; message: string } | undefined {
+	if (!grant.rights.includes("publish")) {
+		return { code: "forbidden", message: "this socket's token has no publish right on the topic" };
+	}
 	if (grant.expires !== undefined && grant.expires <= Date.now()) {
-		return "this socket's token has expired; reconnect with a fresh one";
+		return { code: "unauthorized", message: "this socket's token has expired; reconnect with a fresh one" };
 	}
 	return undefined;
 }

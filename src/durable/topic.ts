@@ -21,7 +21,7 @@ import {
 } from "../protocol/schema.js";
 import type { Env } from "../worker/env.js";
 import { Dedupe } from "./dedupe.js";
-import { grantOf, grantOfSocket, publishDenied, type SocketGrant } from "./grant.js";
+import { closeIfExpired, grantOf, grantOfSocket, publishDenied, type SocketGrant } from "./grant.js";
 import { GroupMembers, memberOf } from "./group-members.js";
 import {
 	ConsumerGroups,
@@ -376,7 +376,9 @@ export class Topic extends DurableObject<Env> {
 		const grant = this.#grant(ws);
 		const denied = publishDenied(grant);
 		if (denied) {
-			send(ws, { type: "error", code: "forbidden", message: denied, ref });
+			send(ws, { type: "error", ...denied, ref });
+			// An expired token gets nothing more on this socket: the client reconnects with a fresh one.
+			if (denied.code === "unauthorized") closeIfExpired(ws, grant);
 			return;
 		}
 		const count = "messages" in body ? body.messages.length : 1;

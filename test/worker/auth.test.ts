@@ -194,6 +194,25 @@ describe("token expiry on open sockets", () => {
 		expect(sock.messages()).toHaveLength(0);
 	});
 
+	it("refuses a publish frame after the token expired with unauthorized, stores nothing, and closes with 4401", async () => {
+		const topic = uniqueTopic("auth");
+		const { token } = await mintToken(SECRET, { topics: { [topic]: ["subscribe", "publish"] }, ttl_s: 1 });
+		const res = await call("GET", `/v1/topics/${topic}/ws`, token, undefined, { Upgrade: "websocket" });
+		expect(res.status).toBe(101);
+		res.webSocket?.accept();
+		const sock = new TestSocket(res.webSocket as WebSocket);
+		await sock.waitForFrame((f) => f.type === "ready", "ready");
+		sock.send({ type: "publish", ref: "before", data: 1 });
+		await sock.waitForFrame((f) => f.type === "published", "published before expiry");
+		await new Promise((r) => setTimeout(r, 2100));
+		sock.send({ type: "publish", ref: "after", data: 2 });
+		const refused = await sock.waitForFrame((f) => f.type === "error", "the refusal");
+		expect(refused).toMatchObject({ code: "unauthorized", ref: "after", message: expect.stringMatching(/expired/) });
+		await sock.waitFor(() => sock.closed, "closed");
+		expect(sock.closed?.code).toBe(4401);
+		expect((await stats(topic)).head_seq).toBe(1);
+	});
+
 	it("closes a group member (4401) when its token has expired, and gives it nothing more", async () => {
 		const topic = uniqueTopic("auth");
 		expect((await call("PUT", `/v1/topics/${topic}/groups/g`, ADMIN_KEY, {})).status).toBe(201);
