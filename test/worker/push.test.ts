@@ -24,8 +24,10 @@ function receiver(hook: string) {
 	const base = inject("pushReceiver");
 	return {
 		url: `${base}/hook/${hook}`,
-		script: (statuses: number[]) =>
-			fetch(`${base}/_script/${hook}`, { method: "POST", body: JSON.stringify({ statuses }) }).then((r) => r.text()),
+		script: (statuses: number[], delayMs = 0) =>
+			fetch(`${base}/_script/${hook}`, { method: "POST", body: JSON.stringify({ statuses, delayMs }) }).then((r) =>
+				r.text(),
+			),
 		log: async () => (await (await fetch(`${base}/_log/${hook}`)).json()) as Received[],
 	};
 }
@@ -131,6 +133,31 @@ describe("push consumers", () => {
 		);
 		expect((dlq.messages as Json[])[0]).toMatchObject({ attempts: 2, last_error: "push endpoint answered HTTP 500" });
 		expect(await hook.log()).toHaveLength(2);
+	});
+
+	it("counts an endpoint slower than push.timeout_ms, or one that redirects, as a failed attempt", async () => {
+		for (const [name, statuses, delayMs, error] of [
+			["slow", [200], 1500, "push endpoint did not answer within 1000 ms"],
+			["redirect", [302], 0, "push endpoint answered HTTP 302"],
+		] as const) {
+			const topic = uniqueTopic(name);
+			const hook = receiver(topic);
+			await hook.script([...statuses], delayMs);
+			await call("PUT", `/v1/topics/${topic}/groups/webhook`, {
+				max_retries: 0,
+				push: { url: hook.url, secret: SECRET, timeout_ms: 1000 },
+			});
+			await publish(topic, { data: name });
+			const dlq = await eventually(
+				async () => {
+					const r = (await call("GET", `/v1/topics/${topic}/groups/webhook/dlq`)).body;
+					return r.count === 1 ? r : undefined;
+				},
+				`${name} dead letter`,
+				8000,
+			);
+			expect((dlq.messages as Json[])[0], name).toMatchObject({ attempts: 1, last_error: error });
+		}
 	});
 
 	it("spreads a burst over its concurrency and delivers each message once", async () => {
