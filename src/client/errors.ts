@@ -18,10 +18,12 @@ export class TidingsError extends Error {
 		super(message);
 	}
 	get retryable(): boolean {
+		// `internal` includes answers that are not tidings' (a proxy's error page): worth another try, never a reason to drop a publish.
 		return (
 			this.code === "network" ||
 			this.code === "rate_limited" ||
 			this.code === "unauthorized" ||
+			this.code === "internal" ||
 			(this.status ?? 0) >= 500
 		);
 	}

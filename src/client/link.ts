@@ -30,7 +30,9 @@ export class Link {
 	private failures = 0;
 	private timer?: ReturnType<typeof setTimeout>;
 	private heartbeat?: ReturnType<typeof setInterval>;
+	private openTimer?: ReturnType<typeof setTimeout>;
 	private awaitingPong = false;
+	private pingAt = 0;
 	private refreshToken = false;
 
 	constructor(
@@ -62,8 +64,11 @@ export class Link {
 		this.client.update();
 		if (ws)
 			await new Promise<void>((resolve) => {
-				ws.onclose = () => resolve();
-				setTimeout(resolve, 2000);
+				const timer = setTimeout(resolve, 2000);
+				ws.onclose = () => {
+					clearTimeout(timer);
+					resolve();
+				};
 			});
 	}
 
@@ -101,17 +106,24 @@ export class Link {
 		this.ws = ws;
 		ws.onerror = () => {};
 		let opened = false;
+		// A handshake into a dead network can hang without a close event: give up on it like on a failed one.
+		this.openTimer = setTimeout(() => {
+			if (!opened) ws.onclose?.({ code: 1006, reason: "connect timeout" });
+		}, this.client.requestTimeoutMs);
 		ws.onopen = () => {
+			clearTimeout(this.openTimer);
 			opened = true;
 			this.state = "open";
 			this.awaitingPong = false;
-			this.heartbeat = setInterval(() => (this.awaitingPong ? this.lost(ws) : this.ping()), this.client.heartbeatMs);
+			this.heartbeat = setInterval(() => this.tick(ws), this.client.heartbeatMs);
 			this.client.reachable();
 		};
 		ws.onmessage = ({ data }) => {
 			this.awaitingPong = false;
 			if (generation !== this.generation || data === "pong") return;
 			for (const line of String(data).split("\n")) {
+				// A handler may have closed this link (or the client) mid-message.
+				if (generation !== this.generation) return;
 				const frame = JSON.parse(line) as ServerFrame;
 				if (frame.type === "ready") this.failures = 0;
 				this.onFrame(frame);
@@ -153,7 +165,19 @@ export class Link {
 
 	private ping() {
 		this.awaitingPong = true;
+		this.pingAt = Date.now();
 		this.ws?.send("ping");
+	}
+
+	/**
+	 * Pings, or gives up on a socket whose ping of a full heartbeat ago is
+	 * unanswered. The verdict waits one task, so that an answer already
+	 * received (behind a busy event loop) is read first.
+	 */
+	private tick(ws: Socket) {
+		if (!this.awaitingPong) return this.ping();
+		if (Date.now() - this.pingAt < this.client.heartbeatMs * 0.9) return; // a probe's ping, still young
+		setTimeout(() => this.awaitingPong && this.lost(ws), 0);
 	}
 
 	/** The socket is gone (or as good as): forget it and connect again. */
@@ -173,6 +197,7 @@ export class Link {
 	private drop(code: number) {
 		clearInterval(this.heartbeat);
 		clearTimeout(this.timer);
+		clearTimeout(this.openTimer);
 		const ws = this.ws;
 		this.ws = undefined;
 		this.generation++;

@@ -21,8 +21,10 @@ export class IndexedDbOutbox implements Outbox {
 		this.db.catch(() => {});
 	}
 	async add(entry: OutboxEntry) {
-		// `add` resolves when the transaction commits, i.e. when the row is durable.
-		await (await this.db).add(STORE, { ...entry });
+		// Resolves when the transaction commits; "strict" asks the browser to flush to disk first
+		// (browsers now default to relaxed durability, which a power loss can undo).
+		const tx = (await this.db).transaction(STORE, "readwrite", { durability: "strict" });
+		await Promise.all([tx.store.add({ ...entry }), tx.done]);
 	}
 	async peek(limit: number) {
 		// IndexedDB reads a count of 0 as "no limit".
@@ -33,12 +35,12 @@ export class IndexedDbOutbox implements Outbox {
 	async remove(ids: string[]) {
 		const tx = (await this.db).transaction(STORE, "readwrite");
 		const byId = tx.store.index("id");
-		await Promise.all(
-			ids.map(async (id) => {
+		await Promise.all([
+			...ids.map(async (id) => {
 				for (const n of await byId.getAllKeys(id)) await tx.store.delete(n);
 			}),
-		);
-		await tx.done;
+			tx.done,
+		]);
 	}
 	async size() {
 		return (await this.db).count(STORE);

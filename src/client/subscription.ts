@@ -42,7 +42,8 @@ export class Subscription<T = unknown> {
 					this.confirm(0);
 				} else if (frame.type === "gap") {
 					this.lastSeq = Math.max(this.lastSeq ?? 0, frame.to);
-					options.onGap?.({ from: frame.from, to: frame.to });
+					const gap = { from: frame.from, to: frame.to };
+					client.call(() => options.onGap?.(gap));
 				} else if (frame.type === "message" && frame.message.seq > (this.lastSeq ?? -1)) {
 					this.lastSeq = frame.message.seq;
 					client.call(() => this.handler(frame.message as Message<T>));

@@ -100,6 +100,8 @@ export class Tidings {
 	readonly url: string;
 	readonly WebSocket: SocketClass;
 	readonly heartbeatMs: number;
+	/** @internal */
+	readonly requestTimeoutMs: number;
 	state: ConnectionState = "connecting";
 	/** Every open link, and the subscription or consumer that owns it. */
 	private links = new Map<Link, { close(): unknown }>();
@@ -113,6 +115,9 @@ export class Tidings {
 	private single = 0;
 	private down = false;
 	private closed = false;
+	private closing = false;
+	/** The drain running under the lock, if any. */
+	private draining?: Promise<void>;
 	private resume?: () => void;
 	private online = () => {
 		this.down = false;
@@ -128,6 +133,7 @@ export class Tidings {
 	constructor(private options: TidingsOptions) {
 		this.url = options.url.replace(/\/+$/, "");
 		this.heartbeatMs = options.heartbeatMs ?? 4000;
+		this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
 		const WS = options.WebSocket ?? (globalThis.WebSocket as unknown as SocketClass | undefined);
 		if (!WS)
 			throw new TypeError(
@@ -258,9 +264,20 @@ export class Tidings {
 
 	/** Stops the consumers (letting running handlers finish), closes every socket. The outbox keeps what is unsent. */
 	async close() {
+		// No new sockets from here; publishes still go (a stopping consumer's handlers may publish).
+		this.closing = true;
 		await Promise.all([...this.links.values()].map((o) => o.close()));
 		this.closed = true;
 		this.resume?.();
+		// A send in flight settles first (within the request timeout), so the tabs or clients waiting on it hear of it.
+		let timer: ReturnType<typeof setTimeout> | undefined;
+		await Promise.race([
+			this.draining,
+			new Promise((resolve) => {
+				timer = setTimeout(resolve, this.requestTimeoutMs);
+			}),
+		]);
+		clearTimeout(timer);
 		for (const [id, w] of this.waiters)
 			if (w.wait)
 				w.reject(
@@ -281,7 +298,9 @@ export class Tidings {
 			while (this.again && !this.closed) {
 				this.again = false;
 				// Never a rejection nobody handles: flushes start from the constructor and from publish.
-				await this.drain().catch((e) => this.call(() => Promise.reject(e)));
+				this.draining = this.drain().catch((e) => this.call(() => Promise.reject(e)));
+				await this.draining;
+				this.draining = undefined;
 			}
 		}).finally(() => {
 			this.flushing = undefined;
@@ -292,7 +311,7 @@ export class Tidings {
 
 	/** @internal */
 	link(owner: { close(): unknown }, ...args: LinkArgs) {
-		if (this.closed) throw new TidingsError("closed", "this client is closed");
+		if (this.closing) throw new TidingsError("closed", "this client is closed");
 		const link = new Link(this, ...args);
 		this.links.set(link, owner);
 		this.update();
@@ -340,8 +359,13 @@ export class Tidings {
 	}
 
 	private lock(fn: () => Promise<void>): Promise<void> {
+		// Web Locks refuse opaque origins (sandboxed frames): then tabs cannot be coordinated, but this page still sends.
 		if (browser && g.navigator?.locks)
-			return g.navigator.locks.request(`tidings:${this.options.name ?? "tidings"}`, fn);
+			return g.navigator.locks.request(`tidings:${this.options.name ?? "tidings"}`, fn).catch(() => this.chain(fn));
+		return this.chain(fn);
+	}
+
+	private chain(fn: () => Promise<void>): Promise<void> {
 		const key = this.options.outbox ?? this;
 		const next = (chains.get(key) ?? Promise.resolve()).then(fn);
 		chains.set(
@@ -368,7 +392,10 @@ export class Tidings {
 				const res = await this.request("POST", `/v1/topics/${encodeURIComponent(topic as string)}/messages`, {
 					messages: batch.map((e) => e.message),
 				});
-				const { messages } = (await res.json()) as { messages: PublishResult[] };
+				const { messages } = (await res.json().catch((e: unknown) => {
+					// Stored, most likely, but unconfirmed: resending with the same keys is safe.
+					throw new TidingsError("network", `reading the answer failed: ${(e as Error)?.message ?? e}`);
+				})) as { messages: PublishResult[] };
 				await this.box.remove(batch.map((e) => e.id));
 				if (this.single) this.single--;
 				failures = 0;
@@ -386,8 +413,11 @@ export class Tidings {
 						this.update();
 					} else if (error.code === "unauthorized") this.emit("error", error);
 					await new Promise<void>((resolve) => {
-						this.resume = resolve;
-						setTimeout(resolve, this.backoff(failures++));
+						const timer = setTimeout(resolve, this.backoff(failures++));
+						this.resume = () => {
+							clearTimeout(timer);
+							resolve();
+						};
 					});
 				} else if (batch.length > 1)
 					this.single = batch.length; // find the refused one: one by one
@@ -402,7 +432,7 @@ export class Tidings {
 
 	/** Settles a publish's promise and tells the other tabs, which may be waiting on it. */
 	private settle(b: Broadcast, mine = false) {
-		if (mine && !this.closed) {
+		if (mine) {
 			if (this.channel) this.channel.postMessage(b);
 			else if (this.options.outbox)
 				for (const peer of peers.get(this.options.outbox) ?? []) if (peer !== this) peer.settle(b);
@@ -437,7 +467,7 @@ export class Tidings {
 				method,
 				headers,
 				body: body === undefined ? undefined : JSON.stringify(body),
-				signal: AbortSignal.timeout(this.options.requestTimeoutMs ?? 10_000),
+				signal: AbortSignal.timeout(this.requestTimeoutMs),
 			});
 		} catch (e) {
 			throw new TidingsError("network", `${method} ${path} failed: ${(e as Error)?.message ?? e}`);

@@ -88,6 +88,7 @@ interface Flow {
 	confirmed: number;
 	/** [last seq of a send, `sent` after it], oldest first. */
 	marks: [number, number][];
+	/** When the account started or last moved forward. */
 	at: number;
 }
 
@@ -151,6 +152,8 @@ export class LiveStreams {
 		try {
 			for (;;) {
 				if (ws.readyState !== WebSocket.OPEN) return;
+				// A replay may wait long for its reader: a token that expired meanwhile gets nothing more.
+				if (closeIfExpired(ws, this.#grantOf(ws))) return;
 				if (cursor < this.log.first - 1) {
 					// Retention trimmed ahead of us while we paused.
 					send(ws, { type: "gap", from: cursor + 1, to: this.log.first - 1 });
@@ -287,8 +290,9 @@ export class LiveStreams {
 		if (n > 0) {
 			flow.confirmed = (flow.marks[n - 1] as [number, number])[1];
 			flow.marks.splice(0, n);
+			// Only progress counts against a stall: repeating an old seq does not keep a replay waiting.
+			flow.at = Date.now();
 		}
-		flow.at = Date.now();
 	}
 
 	/** Sends texts ending with message `lastSeq`; false if that took the socket past its unread bound (it is then closed). */
@@ -322,7 +326,7 @@ export class LiveStreams {
 				this.#closeSlow(ws);
 				return false;
 			}
-			await new Promise((resolve) => setTimeout(resolve, 20));
+			await new Promise((resolve) => setTimeout(resolve, 50));
 		}
 	}
 }

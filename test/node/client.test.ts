@@ -311,6 +311,27 @@ describe("clients sharing one outbox", () => {
 });
 
 describe("closing and clearing", () => {
+	it("takes no new socket once close() has begun, and a handler that closes its subscription hears nothing more", async () => {
+		const c = client();
+		const got: number[] = [];
+		const sub = c.subscribe(
+			"client.selfclose",
+			(m) => {
+				got.push(m.seq);
+				if (m.seq === 2) void sub.close();
+			},
+			{ from: "earliest" },
+		);
+		await publishDirect("client.selfclose", range(1, 5)); // one batch: packed into one WebSocket message
+		await until(() => got.length >= 2, 10_000, "two messages");
+		await new Promise((r) => setTimeout(r, 300));
+		expect(got).toEqual([1, 2]);
+		const closing = c.close();
+		expect(() => c.subscribe("client.selfclose", () => {})).toThrow(/closed/);
+		await closing;
+		expect(c.state).toBe("closed");
+	});
+
 	it("close() rejects a wait: true publish with `closed` and keeps it in the outbox; others resolve queued", async () => {
 		proxy.fault = "refuse";
 		proxy.cut();

@@ -340,6 +340,8 @@ describe("Tidings picks its outbox", () => {
 				});
 			},
 			backoff: { minMs: 10_000, maxMs: 10_000 },
+			// This fetch ignores its abort signal: close() waits at most this long for the send in flight.
+			requestTimeoutMs: 200,
 		});
 		clients.push(c);
 		const published = c.publish("t", 1, { key: "k-flight" });
