@@ -49,8 +49,20 @@ async function newContext(init?: () => void): Promise<BrowserContext> {
 	await context.route(`${server.url}/tidings.js`, (route) =>
 		route.fulfill({ contentType: "text/javascript", body: readFileSync(path.join(ROOT, "public/tidings.js"), "utf8") }),
 	);
+	// Chromium's offline emulation is re-applied to a document after it loads, so a request made
+	// right after a reload can slip out: while offline, the test also fails every API request.
+	await context.route(`${server.url}/v1/**`, (route) =>
+		offline.has(context) ? route.abort("internetdisconnected") : route.continue(),
+	);
 	if (init) await context.addInitScript(init);
 	return context;
+}
+
+const offline = new WeakSet<BrowserContext>();
+async function setOffline(context: BrowserContext, on: boolean) {
+	if (on) offline.add(context);
+	else offline.delete(context);
+	await context.setOffline(on);
 }
 
 async function open(context: BrowserContext): Promise<Page> {
@@ -83,7 +95,7 @@ describe("in Chromium", () => {
 		await page.evaluate(() => window.start("browser.offline"));
 		await page.waitForFunction(() => window.events.some(([n, v]) => n === "state" && v === "connected"));
 
-		await context.setOffline(true);
+		await setOffline(context, true);
 		await page.waitForFunction(() => !navigator.onLine);
 		const t0 = Date.now();
 		await page.evaluate((items) => window.publishMany("browser.offline", items), range(20));
@@ -101,7 +113,7 @@ describe("in Chromium", () => {
 		await new Promise((r) => setTimeout(r, 500));
 		expect(await history("browser.offline")).toHaveLength(0);
 
-		await context.setOffline(false);
+		await setOffline(context, false);
 		await until(async () => (await page.evaluate(() => window.got.length)) >= 20, 20_000, "20 deliveries");
 		await new Promise((r) => setTimeout(r, 1000)); // anything doubled would arrive by now
 		const got = await page.evaluate(() => window.got);
@@ -119,7 +131,7 @@ describe("in Chromium", () => {
 		const context = await newContext();
 		const [a, b] = await Promise.all([open(context), open(context)]);
 		await Promise.all([a.evaluate(() => window.start()), b.evaluate(() => window.start())]);
-		await context.setOffline(true);
+		await setOffline(context, true);
 		await Promise.all(
 			[a, b].map((page, t) =>
 				page.evaluate(([items]) => window.publishMany("browser.tabs", items), [
@@ -127,7 +139,7 @@ describe("in Chromium", () => {
 				] as const),
 			),
 		);
-		await context.setOffline(false);
+		await setOffline(context, false);
 		await until(async () => (await history("browser.tabs")).length >= 20, 20_000, "20 stored");
 		await until(async () =>
 			(await Promise.all([a, b].map((p) => p.evaluate(() => window.tidings.outbox.size())))).every((n) => n === 0),
@@ -158,12 +170,27 @@ describe("in Chromium", () => {
 		await page.evaluate(() => window.start());
 		await page.waitForFunction(() => window.events.some(([n, v]) => n === "warning" && v === "outbox_memory"));
 		await page.evaluate(() => window.publishMany("browser.noidb", ["online"]));
-		await context.setOffline(true);
+		await setOffline(context, true);
 		await page.evaluate(() => window.publishMany("browser.noidb", [1, 2, 3]));
 		expect((await page.evaluate(() => window.results)).slice(1).every((r) => "queued" in r)).toBe(true);
-		await context.setOffline(false);
+		await setOffline(context, false);
 		await until(async () => (await history("browser.noidb")).length === 4, 20_000, "4 stored");
 		expect((await history("browser.noidb")).map((m) => m.data)).toEqual(["online", 1, 2, 3]);
+		await context.close();
+		expect(pageErrors).toEqual([]);
+	});
+
+	it("the demo page the Worker serves at / subscribes and publishes with the client from /tidings.js", async () => {
+		const context = await browser.newContext(); // no routes: page and bundle come from the Worker
+		const page = await context.newPage();
+		page.on("pageerror", (e) => pageErrors.push(String(e)));
+		await page.goto(`${server.url}/`);
+		await page.locator("#state", { hasText: /^connected/ }).waitFor();
+		await page.fill("#data", '{"from":"the demo"}');
+		await page.click("#pub button");
+		await page.locator("#log li", { hasText: '{"from":"the demo"}' }).waitFor();
+		const demo = (await history("demo")).map((m) => m.data);
+		expect(demo).toContainEqual({ from: "the demo" });
 		await context.close();
 		expect(pageErrors).toEqual([]);
 	});
