@@ -67,6 +67,7 @@ export class Consumer<T = unknown> {
 
 	/** Takes no more messages, waits for the running handlers to settle theirs, then leaves the group. */
 	stop(): Promise<void> {
+		if (!this.stopped) this.link.send({ type: "drain" }); // the server leases us nothing more
 		this.stopped = true;
 		this.stopping ??= new Promise<void>((resolve) => {
 			this.drained = resolve;

@@ -94,6 +94,11 @@ export class GroupMembers {
 		this.#next.set(group, i);
 	}
 
+	/** A member stopping: no more deliveries to it (its prefetch becomes 0, kept across hibernation). */
+	drain(ws: WebSocket, att: MemberAttachment): void {
+		ws.serializeAttachment({ ...att, prefetch: 0 } satisfies MemberAttachment);
+	}
+
 	ack(ws: WebSocket, att: MemberAttachment, seq: number, ref?: string): void {
 		const done = this.transaction(() => this.groups.ack(att.group, [seq], att.id));
 		if (done.length === 0) notLeased(ws, seq, ref);

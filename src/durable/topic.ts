@@ -357,6 +357,12 @@ export class Topic extends DurableObject<Env> {
 			else this.#live.received(ws, frame.seq);
 			return;
 		}
+		if (frame.type === "drain") {
+			const member = memberOf(ws);
+			if (member) this.#members.drain(ws, member);
+			else send(ws, { type: "error", code: "invalid_frame", message: "drain is for consumer group sockets (?group=)" });
+			return;
+		}
 		if (frame.type === "ack" || frame.type === "nack") {
 			const member = memberOf(ws);
 			if (!member) {

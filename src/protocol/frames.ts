@@ -35,7 +35,9 @@ export type ClientFrame =
 	 * sends these is closed with `slowConsumer` when it falls
 	 * `LIMITS.liveUnreadMaxChars` behind, instead of piling up in memory.
 	 */
-	| { type: "received"; seq: number };
+	| { type: "received"; seq: number }
+	/** Group members: send no more messages to this socket; those it holds are settled as usual. */
+	| { type: "drain" };
 
 /** The plain-text heartbeat, answered by auto-response without waking the object. */
 export const PING = "ping";

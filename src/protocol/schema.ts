@@ -483,8 +483,11 @@ export const ReceivedFrameSchema = v.strictObject({
 	seq: v.pipe(v.number("seq must be a number"), v.safeInteger("seq must be a whole number"), v.minValue(0)),
 });
 
+/** Group members: take no more messages; what is held stays leased until settled (a graceful stop). */
+export const DrainFrameSchema = v.strictObject({ type: v.literal("drain") });
+
 /** Frame types a client may send; the object answers anything else with `unknown_frame`. */
-export const CLIENT_FRAME_TYPES = ["publish", "ack", "nack", "received"] as const;
+export const CLIENT_FRAME_TYPES = ["publish", "ack", "nack", "received", "drain"] as const;
 
 /** A validation failure in the shape of the error contract. */
 export interface ValidationError {
@@ -543,15 +546,17 @@ export function parseClientFrame(text: string): FrameParseResult {
 		};
 	}
 	const schema =
-		obj.type === "received"
-			? ReceivedFrameSchema
-			: obj.type === "ack"
-				? AckFrameSchema
-				: obj.type === "nack"
-					? NackFrameSchema
-					: "messages" in obj
-						? PublishBatchFrameSchema
-						: PublishOneFrameSchema;
+		obj.type === "drain"
+			? DrainFrameSchema
+			: obj.type === "received"
+				? ReceivedFrameSchema
+				: obj.type === "ack"
+					? AckFrameSchema
+					: obj.type === "nack"
+						? NackFrameSchema
+						: "messages" in obj
+							? PublishBatchFrameSchema
+							: PublishOneFrameSchema;
 	const result = v.safeParse(schema, obj);
 	if (result.success) return { ok: true, frame: result.output };
 	return { ok: false, ...describeIssues(result.issues), ...(ref === undefined ? {} : { ref }) };
@@ -562,7 +567,8 @@ export type PublishFrame = v.InferOutput<typeof PublishFrameSchema>;
 export type AckFrame = v.InferOutput<typeof AckFrameSchema>;
 export type NackFrame = v.InferOutput<typeof NackFrameSchema>;
 export type ReceivedFrame = v.InferOutput<typeof ReceivedFrameSchema>;
-export type ClientFrameParsed = PublishFrame | AckFrame | NackFrame | ReceivedFrame;
+export type DrainFrame = v.InferOutput<typeof DrainFrameSchema>;
+export type ClientFrameParsed = PublishFrame | AckFrame | NackFrame | ReceivedFrame | DrainFrame;
 export type GroupSettingsInput = v.InferOutput<typeof GroupSettingsSchema>;
 export type TokenRequest = v.InferInput<typeof TokenRequestSchema>;
 export type LiveQuery = v.InferOutput<typeof LiveQuerySchema>;

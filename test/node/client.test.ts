@@ -376,7 +376,8 @@ describe("consume", () => {
 	}
 	async function groupCounts(topic: string, group: string) {
 		const res = await fetch(`${server.url}/v1/topics/${topic}/groups/${group}`);
-		return ((await res.json()) as { counts: { acked: number; in_flight: number; pending: number } }).counts;
+		return ((await res.json()) as { counts: { acked: number; in_flight: number; pending: number; retried: number } })
+			.counts;
 	}
 
 	it("runs at most `concurrency` handlers at once, acks on resolve, nacks on throw and gets the retry", async () => {
@@ -433,6 +434,9 @@ describe("consume", () => {
 		const counts = await groupCounts("client.drain", "workers");
 		expect(counts.acked).toBe(2);
 		expect(counts.in_flight).toBe(0);
+		// The member drained before acking: nothing was leased to it after stop(), so no attempt was spent.
+		expect(counts.retried).toBe(0);
+		expect(counts.pending).toBe(4);
 	});
 
 	it("re-joins the group after a drop; what the dropped socket held is delivered again", async () => {

@@ -90,6 +90,29 @@ describe("group settings", () => {
 });
 
 describe("group delivery over WebSockets", () => {
+	it("drain: a member that is stopping gets nothing more, settles what it holds, and leaves without a failed attempt", async () => {
+		const topic = uniqueTopic();
+		await createGroup(topic, "workers");
+		const m = await member(topic, "workers", 2);
+		await m.waitForFrame((f) => f.type === "ready", "ready");
+		await publishN(topic, 5);
+		const held = await m.waitForMessages(2);
+		m.send({ type: "drain" });
+		for (const msg of held) m.send({ type: "ack", seq: msg.seq });
+		const counts = async () => (await call("GET", groupPath(topic, "workers"))).body.counts as Json;
+		await eventually(async () => (await counts()).acked === 2, "two acks");
+		await new Promise((r) => setTimeout(r, 200));
+		expect(m.messages()).toHaveLength(2); // no more after the drain, though the acks made room
+		m.close();
+		await m.waitFor(() => m.closed, "closed");
+		expect(await counts()).toMatchObject({ acked: 2, in_flight: 0, pending: 3, retried: 0 });
+		const live = await TestSocket.open(topic);
+		await live.waitForFrame((f) => f.type === "ready", "ready");
+		live.send({ type: "drain" });
+		expect((await live.waitForFrame((f) => f.type === "error", "error")).code).toBe("invalid_frame");
+		live.close();
+	});
+
 	it("spreads work round-robin over members; nothing is processed twice when all ack", async () => {
 		const topic = uniqueTopic();
 		await createGroup(topic, "workers");
