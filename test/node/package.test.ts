@@ -17,6 +17,8 @@ import { type DevServer, freePort, startDev } from "./wrangler-dev.js";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const BUNDLE = path.join(ROOT, "public/tidings.js");
 const GZIP_BUDGET = 8192;
+/** What both the browser bundle and `tidings/client` export. */
+const CLIENT_EXPORTS = ["CLOSE_CODES", "FallbackOutbox", "IndexedDbOutbox", "MemoryOutbox", "Tidings", "TidingsError"];
 
 /** Runs an ES module in a fresh `node` from the repository root (the package resolves itself there); returns its JSON output. */
 function nodeEval(source: string): unknown {
@@ -46,16 +48,8 @@ describe("the browser bundle public/tidings.js", () => {
 		const names = nodeEval(
 			`const m = await import(${JSON.stringify(pathToFileURL(BUNDLE).href)}); console.log(JSON.stringify(Object.keys(m).sort()));`,
 		);
-		expect(names).toEqual(
-			expect.arrayContaining([
-				"CLOSE_CODES",
-				"FallbackOutbox",
-				"IndexedDbOutbox",
-				"MemoryOutbox",
-				"Tidings",
-				"TidingsError",
-			]),
-		);
+		expect(names).toEqual(expect.arrayContaining(CLIENT_EXPORTS));
+		expect(names).not.toContain("verifyPush"); // push receivers import it from tidings/client, not pages
 	});
 });
 
@@ -87,16 +81,7 @@ describe("package entry points", () => {
 			memory: number;
 		};
 		expect(result.resolved).toBe(pathToFileURL(path.join(ROOT, "dist/client.node.js")).href);
-		expect(result.keys).toEqual(
-			expect.arrayContaining([
-				"CLOSE_CODES",
-				"FallbackOutbox",
-				"IndexedDbOutbox",
-				"MemoryOutbox",
-				"Tidings",
-				"TidingsError",
-			]),
-		);
+		expect(result.keys).toEqual(expect.arrayContaining([...CLIENT_EXPORTS, "verifyPush"]));
 		expect(result.ok).toBe(true);
 		expect(result.state).toBe("closed");
 		expect(result.error).toBe("network");
