@@ -389,7 +389,8 @@ export class Topic extends DurableObject<Env> {
 		}
 		const count = "messages" in body ? body.messages.length : 1;
 		if (grant.limitKey !== undefined && !this.#publishBuckets.get(grant.limitKey).take(count)) {
-			send(ws, { type: "error", code: "rate_limited", message: publishLimitMessage(), ref });
+			// Persistent abuse closes the socket like frame flooding does.
+			if (this.#refuse(ws) > 0) send(ws, { type: "error", code: "rate_limited", message: publishLimitMessage(), ref });
 			return;
 		}
 		try {
@@ -453,11 +454,6 @@ export class Topic extends DurableObject<Env> {
 		}
 	}
 
-	/**
-	 * The per-socket frame limit: a frame over it is refused with a
-	 * `rate_limited` error; a socket with too many refused in a window is
-	 * closed with 4429.
-	 */
 	/** A socket's grant, read from its attachment once per instance. */
 	#grant(ws: WebSocket): SocketGrant {
 		let g = this.#grants.get(ws);
@@ -468,22 +464,37 @@ export class Topic extends DurableObject<Env> {
 		return g;
 	}
 
-	#admitFrame(ws: WebSocket): boolean {
-		// Only token sockets have a budget (the same sockets that have a publish limit key).
-		if (this.#grant(ws).limitKey === undefined) return true;
-		if (this.#frameBuckets.get(ws).take()) return true;
+	/**
+	 * Counts a frame refused for a rate limit (the socket's frames, or its
+	 * token's publishes); a socket with too many in a window is closed with
+	 * 4429. Answers the count so far in the window, or 0 once closed.
+	 */
+	#refuse(ws: WebSocket): number {
 		const now = Date.now();
 		const window = this.#refused.get(ws);
 		const fresh = !window || now - window.since > LIMITS.socketRefusedWindowMs;
 		const refused = fresh ? 1 : window.count + 1;
 		this.#refused.set(ws, { count: refused, since: fresh ? now : window.since });
-		if (refused >= LIMITS.socketRefusedBeforeClose) {
-			try {
-				ws.close(CLOSE_CODES.rateLimited, "rate limited");
-			} catch {
-				// already closing
-			}
-		} else if (refused === 1 || refused % 10 === 0) {
+		if (refused < LIMITS.socketRefusedBeforeClose) return refused;
+		try {
+			ws.close(CLOSE_CODES.rateLimited, "rate limited");
+		} catch {
+			// already closing
+		}
+		return 0;
+	}
+
+	/**
+	 * The per-socket frame limit: a frame over it is refused with a
+	 * `rate_limited` error; a socket with too many refused in a window is
+	 * closed with 4429.
+	 */
+	#admitFrame(ws: WebSocket): boolean {
+		// Only token sockets have a budget (the same sockets that have a publish limit key).
+		if (this.#grant(ws).limitKey === undefined) return true;
+		if (this.#frameBuckets.get(ws).take()) return true;
+		const refused = this.#refuse(ws);
+		if (refused === 1 || (refused > 0 && refused % 10 === 0)) {
 			// Tell the client, without answering every flooded frame.
 			send(ws, {
 				type: "error",

@@ -180,7 +180,13 @@ describe("rate limits", () => {
 		const stats = (await (await api(`/v1/topics/${topic}`)).json()) as { head_seq: number };
 		expect(stats.head_seq).toBe(stored);
 		expect(sock.closed).toBeUndefined();
-		sock.close();
+		// Keeping on past the budget is abuse like frame flooding: 1,000 refusals in 10 s close the socket.
+		for (let i = 0; i < LIMITS.socketRefusedBeforeClose + 50 && !sock.closed; i++) {
+			sock.send({ type: "publish", ref: `x${i}`, messages: batch });
+			if (i % 100 === 99) await new Promise((r) => setTimeout(r, 1));
+		}
+		await sock.waitFor(() => sock.closed, "closed for publishing past the budget");
+		expect(sock.closed?.code).toBe(CLOSE_CODES.rateLimited);
 	});
 
 	it("do not limit sockets opened with the admin key (or in local development)", async () => {
