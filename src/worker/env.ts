@@ -19,3 +19,8 @@ export interface AppEnv {
 	Bindings: Env;
 	Variables: { principal: import("./auth.js").Principal };
 }
+
+/** The Durable Object that holds `topic`: one per topic name. */
+export function topicStub(env: Env, topic: string) {
+	return env.TOPIC.get(env.TOPIC.idFromName(topic));
+}

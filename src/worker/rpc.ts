@@ -28,7 +28,7 @@ import {
 	PullBodySchema,
 	TopicName,
 } from "../protocol/schema.js";
-import type { Env } from "./env.js";
+import { type Env, topicStub } from "./env.js";
 
 export interface RpcPublishOptions {
 	attributes?: Attributes;
@@ -53,7 +53,7 @@ function missingGroup(topic: string, group: string): Error {
 export class TidingsRpc extends WorkerEntrypoint<Env> {
 	#topic(topic: string) {
 		const name = parse(TopicName, topic, "topic");
-		return { name, stub: this.env.TOPIC.get(this.env.TOPIC.idFromName(name)) };
+		return { name, stub: topicStub(this.env, name) };
 	}
 
 	/** Publishes one message. */

@@ -18,16 +18,12 @@ import {
 	TopicName,
 } from "../../protocol/schema.js";
 import { isDevelopment, requireRight, rightsOf } from "../auth.js";
-import type { AppEnv, Env } from "../env.js";
+import { type AppEnv, topicStub } from "../env.js";
 import { ApiError } from "../errors.js";
 import { pushUrlProblem } from "../push-url.js";
 import { requireJson, validate } from "../validate.js";
 
 const GroupParams = v.object({ topic: TopicName, group: GroupName });
-
-function stub(env: Env, topic: string) {
-	return env.TOPIC.get(env.TOPIC.idFromName(topic));
-}
 
 function noGroup(topic: string, group: string): ApiError {
 	return new ApiError(
@@ -63,7 +59,7 @@ export const groups = new Hono<AppEnv>()
 			}
 			const problem = settings.push && pushUrlProblem(settings.push.url, isDevelopment(c.env));
 			if (problem) throw new ApiError("invalid_request", problem);
-			const result = await stub(c.env, topic).configureGroup(topic, group, settings);
+			const result = await topicStub(c.env, topic).configureGroup(topic, group, settings);
 			if (!result) {
 				throw new ApiError("limit_exceeded", `a topic has at most ${LIMITS.groupsPerTopicMax} consumer groups`);
 			}
@@ -72,11 +68,11 @@ export const groups = new Hono<AppEnv>()
 	)
 	.get("/:topic/groups/:group", validate("param", GroupParams), requireRight("consume"), async (c) => {
 		const { topic, group } = c.req.valid("param");
-		return c.json(found(await stub(c.env, topic).group(topic, group), topic, group));
+		return c.json(found(await topicStub(c.env, topic).group(topic, group), topic, group));
 	})
 	.delete("/:topic/groups/:group", validate("param", GroupParams), requireRight("admin"), async (c) => {
 		const { topic, group } = c.req.valid("param");
-		if (!(await stub(c.env, topic).deleteGroup(topic, group))) throw noGroup(topic, group);
+		if (!(await topicStub(c.env, topic).deleteGroup(topic, group))) throw noGroup(topic, group);
 		return c.json({ deleted: true });
 	})
 	.post(
@@ -88,7 +84,7 @@ export const groups = new Hono<AppEnv>()
 		async (c) => {
 			const { topic, group } = c.req.valid("param");
 			const { max, ack_timeout_ms } = c.req.valid("json");
-			const page = found(await stub(c.env, topic).pull(topic, group, max, ack_timeout_ms), topic, group);
+			const page = found(await topicStub(c.env, topic).pull(topic, group, max, ack_timeout_ms), topic, group);
 			return c.body(page, 200, { "Content-Type": "application/json" });
 		},
 	)
@@ -101,7 +97,7 @@ export const groups = new Hono<AppEnv>()
 		async (c) => {
 			const { topic, group } = c.req.valid("param");
 			const { seqs, lease } = c.req.valid("json");
-			return c.json(found(await stub(c.env, topic).ack(topic, group, seqs, lease), topic, group));
+			return c.json(found(await topicStub(c.env, topic).ack(topic, group, seqs, lease), topic, group));
 		},
 	)
 	.post(
@@ -113,7 +109,7 @@ export const groups = new Hono<AppEnv>()
 		async (c) => {
 			const { topic, group } = c.req.valid("param");
 			const { seqs, ...opts } = c.req.valid("json");
-			return c.json(found(await stub(c.env, topic).nack(topic, group, seqs, opts), topic, group));
+			return c.json(found(await topicStub(c.env, topic).nack(topic, group, seqs, opts), topic, group));
 		},
 	)
 	.get(
@@ -124,7 +120,7 @@ export const groups = new Hono<AppEnv>()
 		async (c) => {
 			const { topic, group } = c.req.valid("param");
 			const { after, limit } = c.req.valid("query");
-			return c.json(found(await stub(c.env, topic).deadLetters(topic, group, after, limit), topic, group));
+			return c.json(found(await topicStub(c.env, topic).deadLetters(topic, group, after, limit), topic, group));
 		},
 	)
 	.post(
@@ -135,10 +131,10 @@ export const groups = new Hono<AppEnv>()
 		validate("json", RedriveBodySchema),
 		async (c) => {
 			const { topic, group } = c.req.valid("param");
-			return c.json(found(await stub(c.env, topic).redrive(topic, group, c.req.valid("json").seqs), topic, group));
+			return c.json(found(await topicStub(c.env, topic).redrive(topic, group, c.req.valid("json").seqs), topic, group));
 		},
 	)
 	.delete("/:topic/groups/:group/dlq", validate("param", GroupParams), requireRight("admin"), async (c) => {
 		const { topic, group } = c.req.valid("param");
-		return c.json(found(await stub(c.env, topic).purgeDeadLetters(topic, group), topic, group));
+		return c.json(found(await topicStub(c.env, topic).purgeDeadLetters(topic, group), topic, group));
 	});

@@ -21,7 +21,7 @@ import {
 	TraceparentSchema,
 } from "../../protocol/schema.js";
 import { limitKeyOf, offeredProtocols, requireRight, rightsOf, SUBPROTOCOL } from "../auth.js";
-import type { AppEnv, Env } from "../env.js";
+import { type AppEnv, topicStub } from "../env.js";
 import { ApiError, errorResponse } from "../errors.js";
 import { requireJson, validate } from "../validate.js";
 
@@ -38,10 +38,6 @@ const publishSizeLimit = bodyLimit({
 	onError: (c) =>
 		errorResponse(c, "payload_too_large", `a publish request is at most ${LIMITS.publishMaxBytes} bytes (1 MiB)`),
 });
-
-function stub(env: Env, topic: string) {
-	return env.TOPIC.get(env.TOPIC.idFromName(topic));
-}
 
 /** 201 when something was stored, 202 when it is only scheduled (delayed), 200 when every message was a duplicate. */
 function statusOf(results: PublishResult[]): 200 | 201 | 202 {
@@ -78,7 +74,7 @@ export const topics = new Hono<AppEnv>()
 				baggage: m.baggage ?? headers.baggage,
 			}));
 			const limitKey = limitKeyOf(c);
-			const target = stub(c.env, topic);
+			const target = topicStub(c.env, topic);
 			const results = limitKey
 				? await target.publishLimited(topic, records, limitKey)
 				: await target.publish(topic, records);
@@ -100,7 +96,7 @@ export const topics = new Hono<AppEnv>()
 		async (c) => {
 			const { topic } = c.req.valid("param");
 			const { after, limit } = c.req.valid("query");
-			const page = await stub(c.env, topic).history(topic, after, limit);
+			const page = await topicStub(c.env, topic).history(topic, after, limit);
 			return c.body(page, 200, { "Content-Type": "application/json" });
 		},
 	)
@@ -129,12 +125,12 @@ export const topics = new Hono<AppEnv>()
 			headers.set(LIMIT_KEY_HEADER, limitKeyOf(c) ?? "");
 			headers.delete("Sec-WebSocket-Protocol");
 			if (offeredProtocols(c.req.raw).includes(SUBPROTOCOL)) headers.set("Sec-WebSocket-Protocol", SUBPROTOCOL);
-			return stub(c.env, topic).fetch(new Request(c.req.raw.url, { headers }));
+			return topicStub(c.env, topic).fetch(new Request(c.req.raw.url, { headers }));
 		},
 	)
 	.get("/:topic", validate("param", TopicParam), requireRight("subscribe"), async (c) => {
 		const { topic } = c.req.valid("param");
-		return c.json(await stub(c.env, topic).stats(topic));
+		return c.json(await topicStub(c.env, topic).stats(topic));
 	})
 	.put(
 		"/:topic",
@@ -144,7 +140,7 @@ export const topics = new Hono<AppEnv>()
 		validate("json", TopicSettingsSchema),
 		async (c) => {
 			const { topic } = c.req.valid("param");
-			const settings = await stub(c.env, topic).configure(topic, c.req.valid("json"));
+			const settings = await topicStub(c.env, topic).configure(topic, c.req.valid("json"));
 			return c.json({ topic, settings });
 		},
 	);
