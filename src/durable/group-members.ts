@@ -5,29 +5,12 @@
  * spreads a queue over its consumers, not all to the first one.
  * @module
  */
-import { closeIfExpired, type SocketGrant } from "./grant.js";
+import { memberTag, OWNER_PREFIX, type SocketGrant } from "../protocol/internal.js";
+import { closeIfExpired } from "./grant.js";
 import type { ConsumerGroups } from "./groups.js";
-import { send, sendRaw } from "./live-streams.js";
-
-export interface MemberAttachment {
-	kind: "member";
-	group: string;
-	prefetch: number;
-	/** Owner id of this socket's leases. */
-	id: string;
-	grant: SocketGrant;
-}
-
-export function memberTag(group: string): string {
-	return `g:${group}`;
-}
-
-export function memberOf(ws: WebSocket): MemberAttachment | undefined {
-	const att = ws.deserializeAttachment() as { kind?: string } | null;
-	return att?.kind === "member" ? (att as MemberAttachment) : undefined;
-}
-
-type Transaction = <T>(fn: () => T) => T;
+import type { Leases } from "./leases.js";
+import { attach, type MemberAttachment, memberOf, send, sendRaw } from "./sockets.js";
+import type { Transaction } from "./transaction.js";
 
 export class GroupMembers {
 	/** Where the next round-robin pass starts, per group. */
@@ -36,6 +19,7 @@ export class GroupMembers {
 	constructor(
 		private readonly ctx: DurableObjectState,
 		private readonly groups: ConsumerGroups,
+		private readonly leases: Leases,
 		private readonly transaction: Transaction,
 	) {}
 
@@ -45,8 +29,7 @@ export class GroupMembers {
 
 	accept(ws: WebSocket, topic: string, group: string, prefetch: number, head: number, grant: SocketGrant): void {
 		this.ctx.acceptWebSocket(ws, [memberTag(group)]);
-		const att: MemberAttachment = { kind: "member", group, prefetch, id: `member:${crypto.randomUUID()}`, grant };
-		ws.serializeAttachment(att);
+		attach(ws, { kind: "member", group, prefetch, id: `${OWNER_PREFIX.member}${crypto.randomUUID()}`, grant });
 		send(ws, { type: "ready", topic, group, head_seq: head, from: this.groups.cursor(group) });
 		this.dispatch(group);
 	}
@@ -72,7 +55,7 @@ export class GroupMembers {
 			const att = memberOf(ws);
 			// An expired member gets nothing more; its close hands its leases back.
 			if (!att || closeIfExpired(ws, att.grant, now)) return [];
-			return [{ ws, att, room: att.prefetch - this.groups.inFlight(group, att.id) }];
+			return [{ ws, att, room: att.prefetch - this.leases.inFlight(group, att.id) }];
 		});
 		if (members.length === 0) return;
 		const n = members.length;
@@ -85,7 +68,7 @@ export class GroupMembers {
 				idle++;
 				continue;
 			}
-			const [d] = this.transaction(() => this.groups.take(group, m.att.id, 1, settings.ack_timeout_ms, now));
+			const [d] = this.transaction(() => this.leases.take(group, m.att.id, 1, settings.ack_timeout_ms, now));
 			if (!d) break;
 			sendRaw(m.ws, `{"type":"message","message":${d.json}}`);
 			m.room--;
@@ -96,18 +79,18 @@ export class GroupMembers {
 
 	/** A member stopping: no more deliveries to it (its prefetch becomes 0, kept across hibernation). */
 	drain(ws: WebSocket, att: MemberAttachment): void {
-		ws.serializeAttachment({ ...att, prefetch: 0 } satisfies MemberAttachment);
+		attach(ws, { ...att, prefetch: 0 });
 	}
 
 	ack(ws: WebSocket, att: MemberAttachment, seq: number, ref?: string): void {
-		const done = this.transaction(() => this.groups.ack(att.group, [seq], att.id));
+		const done = this.transaction(() => this.leases.ack(att.group, [seq], att.id));
 		if (done.length === 0) notLeased(ws, seq, ref);
 	}
 
 	nack(ws: WebSocket, att: MemberAttachment, seq: number, delayMs?: number, error?: string, ref?: string): void {
 		const now = Date.now();
 		const { done } = this.transaction(() =>
-			this.groups.nack(att.group, [seq], now, {
+			this.leases.nack(att.group, [seq], now, {
 				owner: att.id,
 				...(delayMs === undefined ? {} : { delayMs }),
 				...(error === undefined ? {} : { error }),
@@ -116,9 +99,9 @@ export class GroupMembers {
 		if (done.length === 0) notLeased(ws, seq, ref);
 	}
 
-	/** A member left: its leases go back to the group (dispatch them to the others, not to `ws`). */
+	/** A member left: its leases go back to the group (the caller dispatches them to the others). */
 	closed(att: MemberAttachment): void {
-		this.transaction(() => this.groups.release(att.group, att.id, Date.now()));
+		this.transaction(() => this.leases.release(att.group, att.id, Date.now()));
 	}
 }
 

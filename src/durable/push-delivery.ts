@@ -8,18 +8,18 @@
  * the message when the lease runs out.
  * @module
  */
+import { OWNER_PREFIX } from "../protocol/internal.js";
 import { TUNING } from "../protocol/limits.js";
 import type { PushSettings } from "../protocol/message.js";
 import { SIGNATURE_HEADER, signPush } from "../protocol/push-signature.js";
-import type { ConsumerGroups, Leased } from "./groups.js";
-
-const OWNER_PREFIX = "push:";
-
-type Transaction = <T>(fn: () => T) => T;
+import type { ConsumerGroups } from "./groups.js";
+import type { Leased, Leases } from "./leases.js";
+import type { Transaction } from "./transaction.js";
 
 export class PushDelivery {
 	constructor(
 		private readonly groups: ConsumerGroups,
+		private readonly leases: Leases,
 		private readonly transaction: Transaction,
 		/** Called after each settled request, to dispatch again. */
 		private readonly settled: (group: string) => void,
@@ -28,12 +28,12 @@ export class PushDelivery {
 	dispatch(group: string): void {
 		const push = this.groups.settings(group)?.push;
 		if (!push) return;
-		let room = push.concurrency - this.groups.inFlight(group, OWNER_PREFIX, true);
+		let room = push.concurrency - this.leases.inFlight(group, OWNER_PREFIX.push, true);
 		const now = Date.now();
 		while (room > 0) {
-			const owner = `${OWNER_PREFIX}${crypto.randomUUID()}`;
+			const owner = `${OWNER_PREFIX.push}${crypto.randomUUID()}`;
 			const lease = push.timeout_ms + TUNING.pushLeaseMarginMs;
-			const [d] = this.transaction(() => this.groups.take(group, owner, 1, lease, now));
+			const [d] = this.transaction(() => this.leases.take(group, owner, 1, lease, now));
 			if (!d) return;
 			room--;
 			void this.#send(group, push, owner, d);
@@ -72,8 +72,8 @@ export class PushDelivery {
 		}
 		this.transaction(() =>
 			error === undefined
-				? this.groups.ack(group, [d.seq], owner)
-				: this.groups.nack(group, [d.seq], Date.now(), { owner, error }),
+				? this.leases.ack(group, [d.seq], owner)
+				: this.leases.nack(group, [d.seq], Date.now(), { owner, error }),
 		);
 		this.settled(group);
 	}

@@ -21,6 +21,6 @@ export const app = new Hono<AppEnv>()
 	.route("/v1/tokens", tokens);
 
 app.notFound((c) =>
-	errorResponse(c, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}; see docs/http-api.md`),
+	errorResponse("not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}; see docs/http-api.md`),
 );
 app.onError(onError);

@@ -1,52 +1,52 @@
 /**
  * Every error leaves the Worker as `{error: {code, message}}` with the status
- * its code implies (see src/protocol/errors.ts).
+ * its code implies (see src/protocol/errors.ts): refusals from the object
+ * arrive as a `Failure` and are unwrapped here; handlers and middleware throw
+ * `ApiError`; runtime faults are mapped by `onError`.
  * @module
  */
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { ERROR_STATUS, type ErrorBody, type ErrorCode } from "../protocol/errors.js";
+import { ERROR_STATUS, type ErrorCode } from "../protocol/errors.js";
+import { type Failure, fail, failureResponse, type Result } from "../protocol/internal.js";
 
-export function errorResponse(c: Context, code: ErrorCode, message: string): Response {
-	return c.json({ error: { code, message } } satisfies ErrorBody, ERROR_STATUS[code] as ContentfulStatusCode);
+export function errorResponse(code: ErrorCode, message: string): Response {
+	return failureResponse(fail(code, message));
 }
 
 /** Thrown by handlers and middleware; rendered by `onError`. */
 export class ApiError extends Error {
-	constructor(
-		readonly code: ErrorCode,
-		message: string,
-	) {
+	readonly failure: Failure;
+	constructor(code: ErrorCode, message: string) {
 		super(message);
+		this.failure = fail(code, message);
 	}
 }
 
-export function onError(err: Error, c: Context): Response {
-	if (err instanceof ApiError) return errorResponse(c, err.code, err.message);
+/** The value of an object's answer, or its refusal thrown as the HTTP error it maps to. */
+export function unwrap<T>(result: Result<T>): T {
+	if (result.ok) return result.value;
+	throw new ApiError(result.error.code, result.error.message);
+}
+
+export function onError(err: Error, _c: Context): Response {
+	if (err instanceof ApiError) return failureResponse(err.failure);
 	if (err instanceof HTTPException) {
-		if (err.status === 400 && /json/i.test(err.message)) {
-			return errorResponse(c, "invalid_json", "the body is not valid JSON");
-		}
+		if (err.status === 400 && /json/i.test(err.message))
+			return errorResponse("invalid_json", "the body is not valid JSON");
 		const code = (Object.keys(ERROR_STATUS) as ErrorCode[]).find((k) => ERROR_STATUS[k] === err.status);
-		return errorResponse(c, code ?? "invalid_request", err.message || "bad request");
+		return errorResponse(code ?? "invalid_request", err.message || "bad request");
 	}
 	// Durable Object errors carry these flags: an overloaded object asks for
 	// back-off (429), a transient failure for a retry (503).
 	const flags = err as { overloaded?: boolean; retryable?: boolean };
 	if (flags.overloaded) {
-		c.header("Retry-After", "1");
-		return errorResponse(
-			c,
-			"rate_limited",
-			"this topic is overloaded; retry with back-off, or spread load over topics",
-		);
+		return errorResponse("rate_limited", "this topic is overloaded; retry with back-off, or spread load over topics");
 	}
 	if (flags.retryable) {
-		c.header("Retry-After", "1");
-		return errorResponse(c, "unavailable", "the topic is briefly unavailable; retry (with the same key, if any)");
+		return errorResponse("unavailable", "the topic is briefly unavailable; retry (with the same key, if any)");
 	}
 	// Never echo internals (they may hold request data); the log has the details.
 	console.error("tidings: unhandled error", err);
-	return errorResponse(c, "internal", "internal error; try again");
+	return errorResponse("internal", "internal error; try again");
 }

@@ -12,11 +12,13 @@
  *
  * A service binding exists only between Workers of the same account, so calls
  * carry the caller's full authority. Inputs go through the same schemas as
- * HTTP; a bad input throws an Error whose message starts with its code.
+ * HTTP; a refusal (bad input, no such group) throws an Error whose message is
+ * `<code>: <message>`, with the code of the HTTP error contract.
  * @module
  */
 import { WorkerEntrypoint } from "cloudflare:workers";
 import * as v from "valibot";
+import { type Failure, fail, type Result } from "../protocol/internal.js";
 import type { Attributes, GroupDelivery, PublishResult } from "../protocol/message.js";
 import {
 	AckBodySchema,
@@ -39,40 +41,45 @@ export interface RpcPublishOptions {
 	baggage?: string;
 }
 
+/** The one mapping from a refusal to what an RPC caller catches. */
+function rpcError({ error }: Failure): Error {
+	return new Error(`${error.code}: ${error.message}`);
+}
+
+function unwrap<T>(result: Result<T>): T {
+	if (result.ok) return result.value;
+	throw rpcError(result);
+}
+
 function parse<S extends v.GenericSchema>(schema: S, input: unknown, what: string): v.InferOutput<S> {
 	const r = v.safeParse(schema, input);
 	if (r.success) return r.output;
-	const e = describeIssues(r.issues, `${what}: `);
-	throw new Error(`${e.code}: ${e.message}`);
-}
-
-function missingGroup(topic: string, group: string): Error {
-	return new Error(`not_found: no group ${group} on topic ${topic}`);
+	const { code, message } = describeIssues(r.issues, `${what}: `);
+	throw rpcError(fail(code, message));
 }
 
 export class TidingsRpc extends WorkerEntrypoint<Env> {
 	#topic(topic: string) {
-		const name = parse(TopicName, topic, "topic");
-		return { name, stub: topicStub(this.env, name) };
+		return topicStub(this.env, parse(TopicName, topic, "topic"));
 	}
 
 	/** Publishes one message. */
 	async publish(topic: string, data: unknown, options: RpcPublishOptions = {}): Promise<PublishResult> {
-		const { name, stub } = this.#topic(topic);
+		const stub = this.#topic(topic);
 		const { delayMs, ...rest } = options;
 		const record = parse(
 			PublishItemSchema,
 			{ data, ...rest, ...(delayMs === undefined ? {} : { delay_ms: delayMs }) },
 			"message",
 		);
-		const [result] = await stub.publish(name, [record]);
+		const [result] = unwrap(await stub.publish([record]));
 		return result as PublishResult;
 	}
 
 	/** Publishes up to 100 messages atomically, with consecutive seqs. */
 	async publishBatch(topic: string, messages: unknown[]): Promise<PublishResult[]> {
-		const { name, stub } = this.#topic(topic);
-		return stub.publish(name, parse(PublishBatchSchema, { messages }, "batch").messages);
+		const stub = this.#topic(topic);
+		return unwrap(await stub.publish(parse(PublishBatchSchema, { messages }, "batch").messages));
 	}
 
 	/** Leases up to `max` messages of a group; pass `lease` to ack or nack them so only this pull's leases settle. */
@@ -81,30 +88,26 @@ export class TidingsRpc extends WorkerEntrypoint<Env> {
 		group: string,
 		options: { max?: number; ackTimeoutMs?: number } = {},
 	): Promise<{ lease: string; messages: GroupDelivery[] }> {
-		const { name, stub } = this.#topic(topic);
+		const stub = this.#topic(topic);
 		const g = parse(GroupName, group, "group");
 		const { max, ack_timeout_ms } = parse(
 			PullBodySchema,
 			{ max: options.max, ...(options.ackTimeoutMs === undefined ? {} : { ack_timeout_ms: options.ackTimeoutMs }) },
 			"pull",
 		);
-		const page = await stub.pull(name, g, max, ack_timeout_ms);
-		if (page === undefined) throw missingGroup(name, g);
-		return JSON.parse(page) as { lease: string; messages: GroupDelivery[] };
+		return JSON.parse(unwrap(await stub.pull(g, max, ack_timeout_ms))) as { lease: string; messages: GroupDelivery[] };
 	}
 
 	/** Settles leased messages; answers the seqs that were settled. */
 	async ack(topic: string, group: string, seqs: number[], options: { lease?: string } = {}): Promise<number[]> {
-		const { name, stub } = this.#topic(topic);
+		const stub = this.#topic(topic);
 		const g = parse(GroupName, group, "group");
 		const body = parse(
 			AckBodySchema,
 			{ seqs, ...(options.lease === undefined ? {} : { lease: options.lease }) },
 			"ack",
 		);
-		const result = await stub.ack(name, g, body.seqs, body.lease);
-		if (!result) throw missingGroup(name, g);
-		return result.acked;
+		return unwrap(await stub.ack(g, body.seqs, body.lease)).acked;
 	}
 
 	/** Fails leased attempts: retried after `delayMs` (or the group's backoff), or dead-lettered. */
@@ -114,9 +117,9 @@ export class TidingsRpc extends WorkerEntrypoint<Env> {
 		seqs: number[],
 		options: { delayMs?: number; error?: string; lease?: string } = {},
 	): Promise<{ nacked: number[]; dead: number[] }> {
-		const { name, stub } = this.#topic(topic);
+		const stub = this.#topic(topic);
 		const g = parse(GroupName, group, "group");
-		const body = parse(
+		const { seqs: valid, ...rest } = parse(
 			NackBodySchema,
 			{
 				seqs,
@@ -126,8 +129,6 @@ export class TidingsRpc extends WorkerEntrypoint<Env> {
 			},
 			"nack",
 		);
-		const result = await stub.nack(name, g, body.seqs, body);
-		if (!result) throw missingGroup(name, g);
-		return result;
+		return unwrap(await stub.nack(g, valid, rest));
 	}
 }

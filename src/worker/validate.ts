@@ -22,12 +22,12 @@ export function validate<T extends keyof ValidationTargets, S extends AnySchema>
 	target: T,
 	schema: S | ((value: unknown) => S),
 ) {
-	return validator(target, (value, c) => {
+	return validator(target, (value) => {
 		const s = typeof schema === "function" ? schema(value) : schema;
 		const result = v.safeParse(s, value);
 		if (result.success) return result.output as v.InferOutput<S>;
 		const e = describeIssues(result.issues, `${LABEL[target] ?? target}: `);
-		return errorResponse(c, e.code, e.message);
+		return errorResponse(e.code, e.message);
 	});
 }
 
@@ -35,7 +35,7 @@ export function validate<T extends keyof ValidationTargets, S extends AnySchema>
 export const requireJson: MiddlewareHandler = async (c, next) => {
 	const type = (c.req.header("Content-Type") ?? "").split(";")[0]?.trim().toLowerCase();
 	if (type !== "application/json") {
-		return errorResponse(c, "unsupported_media_type", "send JSON with Content-Type: application/json");
+		return errorResponse("unsupported_media_type", "send JSON with Content-Type: application/json");
 	}
 	await next();
 };

@@ -1,6 +1,6 @@
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { TOPIC_HEADER, type Topic } from "../../src/durable/topic.js";
+import type { Topic } from "../../src/durable/topic.js";
 import { TUNING } from "../../src/protocol/limits.js";
 import {
 	api,
@@ -117,22 +117,20 @@ describe("live streams", () => {
 		const topic = uniqueTopic();
 		const lines = await runInDurableObject(topicStub(topic), async (instance: Topic) => {
 			const open = async () => {
-				const res = await instance.fetch(
-					new Request("http://tidings.test/ws", { headers: { Upgrade: "websocket", [TOPIC_HEADER]: topic } }),
-				);
+				const res = await instance.fetch(new Request("http://tidings.test/ws", { headers: { Upgrade: "websocket" } }));
 				const ws = res.webSocket as WebSocket;
 				ws.accept();
 				return ws;
 			};
 			// Enough subscribers that fan-out coalesces.
 			const others = await Promise.all(Array.from({ length: TUNING.coalesceMinSockets }, open));
-			instance.publish(topic, [{ data_json: "1" }]);
+			instance.publish([{ data_json: "1" }]);
 			// Within the coalescing window: this one waits for the next flush.
-			instance.publish(topic, [{ data_json: "2" }]);
+			instance.publish([{ data_json: "2" }]);
 			const ws = await open();
 			const got: string[] = [];
 			ws.addEventListener("message", (e) => got.push(...String(e.data).split("\n")));
-			instance.publish(topic, [{ data_json: "3" }]);
+			instance.publish([{ data_json: "3" }]);
 			await new Promise((r) => setTimeout(r, 100));
 			for (const w of [ws, ...others]) w.close(1000);
 			return got.map((l) => JSON.parse(l) as { type: string; from?: number; message?: { seq: number } });

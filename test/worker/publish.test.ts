@@ -63,7 +63,7 @@ describe("publish over HTTP", () => {
 			);
 		});
 		const failed = await stub
-			.publish(topic, [{ data_json: "1" }, { data_json: "2" }, { data_json: "3" }, { data_json: "4" }])
+			.publish([{ data_json: "1" }, { data_json: "2" }, { data_json: "3" }, { data_json: "4" }])
 			.then(
 				() => undefined,
 				(err: unknown) => err,

@@ -6,7 +6,6 @@
  */
 import { Hono } from "hono";
 import * as v from "valibot";
-import { LIMITS } from "../../protocol/limits.js";
 import {
 	AckBodySchema,
 	GroupName,
@@ -19,23 +18,11 @@ import {
 } from "../../protocol/schema.js";
 import { isDevelopment, requireRight, rightsOf } from "../auth.js";
 import { type AppEnv, topicStub } from "../env.js";
-import { ApiError } from "../errors.js";
+import { ApiError, unwrap } from "../errors.js";
 import { pushUrlProblem } from "../push-url.js";
 import { requireJson, validate } from "../validate.js";
 
 const GroupParams = v.object({ topic: TopicName, group: GroupName });
-
-function noGroup(topic: string, group: string): ApiError {
-	return new ApiError(
-		"not_found",
-		`no group ${group} on topic ${topic}; create it with PUT /v1/topics/${topic}/groups/${group}`,
-	);
-}
-
-function found<T>(value: T | undefined, topic: string, group: string): T {
-	if (value === undefined) throw noGroup(topic, group);
-	return value;
-}
 
 export const groups = new Hono<AppEnv>()
 	.put(
@@ -59,21 +46,17 @@ export const groups = new Hono<AppEnv>()
 			}
 			const problem = settings.push && pushUrlProblem(settings.push.url, isDevelopment(c.env));
 			if (problem) throw new ApiError("invalid_request", problem);
-			const result = await topicStub(c.env, topic).configureGroup(topic, group, settings);
-			if (!result) {
-				throw new ApiError("limit_exceeded", `a topic has at most ${LIMITS.groupsPerTopicMax} consumer groups`);
-			}
+			const result = unwrap(await topicStub(c.env, topic).configureGroup(group, settings));
 			return c.json(result.info, result.created ? 201 : 200);
 		},
 	)
 	.get("/:topic/groups/:group", validate("param", GroupParams), requireRight("consume"), async (c) => {
 		const { topic, group } = c.req.valid("param");
-		return c.json(found(await topicStub(c.env, topic).group(topic, group), topic, group));
+		return c.json(unwrap(await topicStub(c.env, topic).group(group)));
 	})
 	.delete("/:topic/groups/:group", validate("param", GroupParams), requireRight("admin"), async (c) => {
 		const { topic, group } = c.req.valid("param");
-		if (!(await topicStub(c.env, topic).deleteGroup(topic, group))) throw noGroup(topic, group);
-		return c.json({ deleted: true });
+		return c.json(unwrap(await topicStub(c.env, topic).deleteGroup(group)));
 	})
 	.post(
 		"/:topic/groups/:group/pull",
@@ -84,7 +67,7 @@ export const groups = new Hono<AppEnv>()
 		async (c) => {
 			const { topic, group } = c.req.valid("param");
 			const { max, ack_timeout_ms } = c.req.valid("json");
-			const page = found(await topicStub(c.env, topic).pull(topic, group, max, ack_timeout_ms), topic, group);
+			const page = unwrap(await topicStub(c.env, topic).pull(group, max, ack_timeout_ms));
 			return c.body(page, 200, { "Content-Type": "application/json" });
 		},
 	)
@@ -97,7 +80,7 @@ export const groups = new Hono<AppEnv>()
 		async (c) => {
 			const { topic, group } = c.req.valid("param");
 			const { seqs, lease } = c.req.valid("json");
-			return c.json(found(await topicStub(c.env, topic).ack(topic, group, seqs, lease), topic, group));
+			return c.json(unwrap(await topicStub(c.env, topic).ack(group, seqs, lease)));
 		},
 	)
 	.post(
@@ -109,7 +92,7 @@ export const groups = new Hono<AppEnv>()
 		async (c) => {
 			const { topic, group } = c.req.valid("param");
 			const { seqs, ...opts } = c.req.valid("json");
-			return c.json(found(await topicStub(c.env, topic).nack(topic, group, seqs, opts), topic, group));
+			return c.json(unwrap(await topicStub(c.env, topic).nack(group, seqs, opts)));
 		},
 	)
 	.get(
@@ -120,7 +103,7 @@ export const groups = new Hono<AppEnv>()
 		async (c) => {
 			const { topic, group } = c.req.valid("param");
 			const { after, limit } = c.req.valid("query");
-			return c.json(found(await topicStub(c.env, topic).deadLetters(topic, group, after, limit), topic, group));
+			return c.json(unwrap(await topicStub(c.env, topic).deadLetters(group, after, limit)));
 		},
 	)
 	.post(
@@ -131,10 +114,10 @@ export const groups = new Hono<AppEnv>()
 		validate("json", RedriveBodySchema),
 		async (c) => {
 			const { topic, group } = c.req.valid("param");
-			return c.json(found(await topicStub(c.env, topic).redrive(topic, group, c.req.valid("json").seqs), topic, group));
+			return c.json(unwrap(await topicStub(c.env, topic).redrive(group, c.req.valid("json").seqs)));
 		},
 	)
 	.delete("/:topic/groups/:group/dlq", validate("param", GroupParams), requireRight("admin"), async (c) => {
 		const { topic, group } = c.req.valid("param");
-		return c.json(found(await topicStub(c.env, topic).purgeDeadLetters(topic, group), topic, group));
+		return c.json(unwrap(await topicStub(c.env, topic).purgeDeadLetters(group)));
 	});

@@ -6,7 +6,7 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import * as v from "valibot";
-import { EXPIRES_HEADER, LIMIT_KEY_HEADER, RIGHTS_HEADER, TOPIC_HEADER } from "../../durable/topic.js";
+import { encodeGrant, GRANT_HEADER } from "../../protocol/internal.js";
 import { LIMITS } from "../../protocol/limits.js";
 import type { PublishResult } from "../../protocol/message.js";
 import {
@@ -22,7 +22,7 @@ import {
 } from "../../protocol/schema.js";
 import { limitKeyOf, offeredProtocols, requireRight, rightsOf, SUBPROTOCOL } from "../auth.js";
 import { type AppEnv, topicStub } from "../env.js";
-import { ApiError, errorResponse } from "../errors.js";
+import { ApiError, errorResponse, unwrap } from "../errors.js";
 import { requireJson, validate } from "../validate.js";
 
 const TopicParam = v.object({ topic: TopicName });
@@ -35,8 +35,8 @@ const PublishHeaders = v.looseObject({
 
 const publishSizeLimit = bodyLimit({
 	maxSize: LIMITS.publishMaxBytes,
-	onError: (c) =>
-		errorResponse(c, "payload_too_large", `a publish request is at most ${LIMITS.publishMaxBytes} bytes (1 MiB)`),
+	onError: () =>
+		errorResponse("payload_too_large", `a publish request is at most ${LIMITS.publishMaxBytes} bytes (1 MiB)`),
 });
 
 /** 201 when something was stored, 202 when it is only scheduled (delayed), 200 when every message was a duplicate. */
@@ -73,18 +73,7 @@ export const topics = new Hono<AppEnv>()
 				traceparent: m.traceparent ?? headers.traceparent,
 				baggage: m.baggage ?? headers.baggage,
 			}));
-			const limitKey = limitKeyOf(c);
-			const target = topicStub(c.env, topic);
-			const results = limitKey
-				? await target.publishLimited(topic, records, limitKey)
-				: await target.publish(topic, records);
-			if (!results) {
-				c.header("Retry-After", "1");
-				throw new ApiError(
-					"rate_limited",
-					`at most ${LIMITS.tokenPublishesPerSecond} messages a second per token on one topic; retry with back-off`,
-				);
-			}
+			const results = unwrap(await topicStub(c.env, topic).publish(records, limitKeyOf(c)));
 			return c.json(batch ? { messages: results } : results[0], statusOf(results));
 		},
 	)
@@ -96,7 +85,7 @@ export const topics = new Hono<AppEnv>()
 		async (c) => {
 			const { topic } = c.req.valid("param");
 			const { after, limit } = c.req.valid("query");
-			const page = await topicStub(c.env, topic).history(topic, after, limit);
+			const page = await topicStub(c.env, topic).history(after, limit);
 			return c.body(page, 200, { "Content-Type": "application/json" });
 		},
 	)
@@ -118,11 +107,16 @@ export const topics = new Hono<AppEnv>()
 			}
 			const headers = new Headers(c.req.raw.headers);
 			// Set, never passed through: a client cannot name its own rights.
-			headers.set(TOPIC_HEADER, topic);
-			headers.set(RIGHTS_HEADER, [...rightsOf(c, topic)].join(","));
 			const principal = c.get("principal");
-			headers.set(EXPIRES_HEADER, principal.kind === "token" ? String(principal.claims.exp * 1000) : "");
-			headers.set(LIMIT_KEY_HEADER, limitKeyOf(c) ?? "");
+			const limitKey = limitKeyOf(c);
+			headers.set(
+				GRANT_HEADER,
+				encodeGrant({
+					rights: [...rightsOf(c, topic)],
+					...(principal.kind === "token" ? { expires: principal.claims.exp * 1000 } : {}),
+					...(limitKey === undefined ? {} : { limitKey }),
+				}),
+			);
 			headers.delete("Sec-WebSocket-Protocol");
 			if (offeredProtocols(c.req.raw).includes(SUBPROTOCOL)) headers.set("Sec-WebSocket-Protocol", SUBPROTOCOL);
 			return topicStub(c.env, topic).fetch(new Request(c.req.raw.url, { headers }));
@@ -130,7 +124,7 @@ export const topics = new Hono<AppEnv>()
 	)
 	.get("/:topic", validate("param", TopicParam), requireRight("subscribe"), async (c) => {
 		const { topic } = c.req.valid("param");
-		return c.json(await topicStub(c.env, topic).stats(topic));
+		return c.json(await topicStub(c.env, topic).stats());
 	})
 	.put(
 		"/:topic",
@@ -140,7 +134,7 @@ export const topics = new Hono<AppEnv>()
 		validate("json", TopicSettingsSchema),
 		async (c) => {
 			const { topic } = c.req.valid("param");
-			const settings = await topicStub(c.env, topic).configure(topic, c.req.valid("json"));
+			const settings = await topicStub(c.env, topic).configure(c.req.valid("json"));
 			return c.json({ topic, settings });
 		},
 	);
