@@ -1,48 +1,40 @@
 /**
  * The `Topic` Durable Object, one per topic name: the wiring of its rooms.
- * Each module owns one job (the log, keys, timers, publishing, retention,
- * live sockets, groups and their deliveries, the socket gate, frames, abuse
- * limits); this class builds them, answers the Worker's RPC calls
- * (`TopicApi`, inputs already validated) and hands sockets and the alarm to
- * the module that owns them.
+ *
+ * - `storage/`: the SQLite schema, `meta` values, settings, transactions and
+ *   the one alarm every timer shares;
+ * - `log/`: the ordered log, publish keys, the publish pipeline, retention;
+ * - `live/`: live subscribers, replay, fan-out, flow control;
+ * - `groups/`: consumer groups, their leases, dead letters, member sockets
+ *   and push delivery;
+ * - `sockets/`: the upgrade gate, the frame table, abuse limits and what is
+ *   attached to each socket.
+ *
+ * This class builds them, answers the Worker's RPC calls (`TopicApi`,
+ * inputs already validated) and hands sockets and the alarm to their owners.
  * @module
  */
 import { DurableObject } from "cloudflare:workers";
-import { CLOSE_CODES } from "../protocol/errors.js";
 import { PING, PONG } from "../protocol/frames.js";
-import {
-	type Env,
-	fail,
-	memberTag,
-	type NackOptions,
-	noGroup,
-	OWNER_PREFIX,
-	ok,
-	type Result,
-	type TopicApi,
-} from "../protocol/internal.js";
-import { LIMITS, TUNING } from "../protocol/limits.js";
-import type { GroupInfo, GroupSettings, PublishResult, TopicSettings, TopicStats } from "../protocol/message.js";
+import { type Env, fail, type NackOptions, ok, type Result, type TopicApi } from "../protocol/internal.js";
+import { LIMITS } from "../protocol/limits.js";
+import type { DeadLetter, GroupInfo, PublishResult, TopicSettings, TopicStats } from "../protocol/message.js";
 import type { GroupSettingsInput, PublishRecord, TopicSettingsInput } from "../protocol/schema.js";
-import { AbuseLimits, PUBLISH_LIMIT_MESSAGE } from "./abuse.js";
-import { type DeadLetterForward, DeadLetters, TIMER_DEAD_LETTER } from "./dead-letters.js";
-import { Dedupe } from "./dedupe.js";
-import { GroupMembers } from "./group-members.js";
-import { ConsumerGroups } from "./groups.js";
-import { groupOfTimer, Leases, type Owner, TIMER_LEASE, TIMER_RETRY } from "./leases.js";
-import { LiveStreams, type Outgoing } from "./live-streams.js";
-import { Meta } from "./meta.js";
-import { migrate } from "./migrations.js";
-import { Publisher, TIMER_DELAYED } from "./publisher.js";
-import { PushDelivery } from "./push-delivery.js";
-import { Retention, TIMER_RETENTION } from "./retention.js";
-import { Scheduler } from "./scheduler.js";
-import { Settings } from "./settings.js";
-import { frameTable, receiveFrame } from "./socket-frames.js";
-import { openSocket } from "./socket-gate.js";
-import { closeQuietly, memberOf } from "./sockets.js";
-import { renderMessage, TopicLog } from "./topic-log.js";
-import { type Transaction, transactional } from "./transaction.js";
+import { ConsumerGroups } from "./groups/consumer-groups.js";
+import { LiveStreams } from "./live/live-streams.js";
+import { Dedupe } from "./log/dedupe.js";
+import { Publisher, TIMER_DELAYED } from "./log/publisher.js";
+import { Retention, TIMER_RETENTION } from "./log/retention.js";
+import { renderMessage, TopicLog } from "./log/topic-log.js";
+import { AbuseLimits, PUBLISH_LIMIT_MESSAGE } from "./sockets/abuse.js";
+import { closeQuietly } from "./sockets/attachments.js";
+import { frameTable, receiveFrame } from "./sockets/frames.js";
+import { openSocket } from "./sockets/gate.js";
+import { Meta } from "./storage/meta.js";
+import { migrate } from "./storage/migrations.js";
+import { Scheduler } from "./storage/scheduler.js";
+import { Settings } from "./storage/settings.js";
+import { type Transaction, transactional } from "./storage/transaction.js";
 
 export class Topic extends DurableObject<Env> implements TopicApi {
 	/** The topic's name: the object's own (`idFromName`), or as stored by its first write. */
@@ -56,10 +48,6 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 	readonly #retention: Retention;
 	readonly #live: LiveStreams;
 	readonly #groups: ConsumerGroups;
-	readonly #leases: Leases;
-	readonly #deadLetters: DeadLetters;
-	readonly #members: GroupMembers;
-	readonly #push: PushDelivery;
 	readonly #abuse = new AbuseLimits();
 	readonly #frames: ReturnType<typeof frameTable>;
 	readonly #transaction: Transaction;
@@ -70,64 +58,53 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 		super(ctx, env);
 		const sql = ctx.storage.sql;
 		migrate(sql);
-		const meta = new Meta(sql);
-		this.#meta = meta;
-		const stored = meta.get("topic");
+		this.#meta = new Meta(sql);
+		const stored = this.#meta.get("topic");
 		this.#named = stored !== undefined;
 		this.#topic = ctx.id.name ?? stored ?? "";
-		const topicJson = JSON.stringify(this.#topic);
-		this.#topicJson = topicJson;
-		this.#transaction = transactional(ctx.storage, () => this.#reload());
-		this.#settings = new Settings(meta);
-		this.#log = new TopicLog(sql, meta);
+		this.#topicJson = JSON.stringify(this.#topic);
+		const transaction = transactional(ctx.storage, () => this.#reload());
+		this.#transaction = transaction;
+		this.#settings = new Settings(this.#meta);
+		this.#log = new TopicLog(sql, this.#meta);
 		const dedupe = new Dedupe(sql);
-		this.#scheduler = new Scheduler(
-			ctx.storage,
-			{
-				[TIMER_DELAYED]: (t, now) => this.#publisher.joinDelayed(t, now),
-				[TIMER_RETENTION]: (_t, now) => this.#retention.run(now),
-				[TIMER_LEASE]: (t, now) => {
-					this.#leases.expireDue(t.key, now);
-					return () => this.#dispatch(t.key);
-				},
-				[TIMER_RETRY]: (t) => () => this.#dispatch(groupOfTimer(t.key)),
-				[TIMER_DEAD_LETTER]: (t, now) => {
-					// Stays scheduled until the publish succeeds: a crash or a failure retries it.
-					this.#scheduler.schedule(TIMER_DEAD_LETTER, t.key, now + TUNING.forwardRetryMs, t.payload);
-					return () => void this.#forwardDeadLetter(t.key, JSON.parse(t.payload ?? "null") as DeadLetterForward);
-				},
-			},
-			() => this.#reload(),
-		);
-		this.#live = new LiveStreams(ctx, this.#log, this.#topic, topicJson);
-		this.#groups = new ConsumerGroups(sql, this.#log);
-		this.#deadLetters = new DeadLetters(sql, this.#scheduler);
-		this.#leases = new Leases(sql, this.#log, this.#scheduler, this.#groups, this.#deadLetters, () => topicJson);
-		this.#members = new GroupMembers(ctx, this.#groups, this.#leases, this.#transaction);
-		this.#push = new PushDelivery(this.#groups, this.#leases, this.#transaction, (g) => this.#dispatch(g));
+		this.#scheduler = new Scheduler(ctx.storage, () => this.#reload());
+		this.#live = new LiveStreams(ctx, this.#log, this.#topic, this.#topicJson);
+		this.#groups = new ConsumerGroups({
+			ctx,
+			topic: this.#topic,
+			log: this.#log,
+			scheduler: this.#scheduler,
+			transaction,
+			forward: (topic, record) => env.TOPIC.getByName(topic).publish([record]),
+		});
 		this.#retention = new Retention(
 			this.#log,
 			dedupe,
 			this.#scheduler,
 			() => this.#settings.current,
-			(upTo) => this.#leases.keepBeforeTrim(upTo),
+			(upTo) => this.#groups.keepBeforeTrim(upTo),
 		);
-		this.#publisher = new Publisher(this.#log, dedupe, this.#scheduler, this.#retention, this.#transaction, (rows) =>
-			this.#fanOut(rows),
-		);
+		this.#publisher = new Publisher(this.#log, dedupe, this.#scheduler, this.#retention, transaction, (rows) => {
+			this.#live.broadcast(rows);
+			this.#groups.dispatchAll();
+		});
+		this.#scheduler.handle({
+			[TIMER_DELAYED]: (t, now) => this.#publisher.joinDelayed(t, now),
+			[TIMER_RETENTION]: (_t, now) => this.#retention.run(now),
+			...this.#groups.timers(),
+		});
 		this.#frames = frameTable({
 			live: this.#live,
-			members: this.#members,
+			members: this.#groups.members,
 			abuse: this.#abuse,
 			publish: (records) => this.#publish(records),
-			dispatch: (group) => this.#dispatch(group),
+			dispatch: (group) => this.#groups.dispatch(group),
 		});
 		ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
 		void ctx.blockConcurrencyWhile(async () => {
 			await this.#scheduler.restore();
-			const orphaned = this.#transaction(() => this.#leases.releaseOrphans(this.#members.connectedIds(), Date.now()));
-			// Dispatch once the constructor is done and members can reconnect.
-			for (const group of orphaned) queueMicrotask(() => this.#dispatch(group));
+			this.#groups.releaseOrphans();
 		});
 	}
 
@@ -147,15 +124,16 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 	}
 
 	stats(): TopicStats {
+		const log = this.#log;
 		return {
 			topic: this.#topic,
-			head_seq: this.#log.head,
-			first_seq: this.#log.first,
-			retained: this.#log.retained,
+			head_seq: log.head,
+			first_seq: log.first,
+			retained: log.retained,
 			delayed: this.#publisher.delayed,
 			subscribers: this.#live.count,
 			settings: this.#settings.current,
-			groups: this.#groups.names.flatMap((g) => this.#groupInfo(g) ?? []),
+			groups: this.#groups.infos(),
 		};
 	}
 
@@ -171,69 +149,39 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 
 	configureGroup(group: string, input: GroupSettingsInput): Result<{ info: GroupInfo; created: boolean }> {
 		this.#remember();
-		const names = this.#groups.names;
-		if (!names.includes(group) && names.length >= LIMITS.groupsPerTopicMax) {
-			return fail("limit_exceeded", `a topic has at most ${LIMITS.groupsPerTopicMax} consumer groups`);
-		}
-		const { created } = this.#transaction(() => this.#groups.upsert(group, input));
-		this.#dispatch(group);
-		return ok({ info: this.#groupInfo(group) as GroupInfo, created });
+		return this.#groups.configure(group, input);
 	}
 
 	group(group: string): Result<GroupInfo> {
-		const info = this.#groupInfo(group);
-		return info ? ok(info) : noGroup(this.#topic, group);
+		return this.#groups.info(group);
 	}
 
 	deleteGroup(group: string): Result<{ deleted: true }> {
-		const existed = this.#transaction(() => {
-			this.#leases.deleteGroup(group);
-			this.#deadLetters.deleteGroup(group);
-			return this.#groups.delete(group);
-		});
-		if (!existed) return noGroup(this.#topic, group);
-		for (const ws of this.ctx.getWebSockets(memberTag(group))) {
-			closeQuietly(ws, CLOSE_CODES.groupDeleted, "group deleted");
-		}
-		return ok({ deleted: true });
+		return this.#groups.delete(group);
 	}
 
-	/** Leases up to `max` messages under a lease id of this pull's own, for consumers that cannot hold a socket. */
 	pull(group: string, max: number, ackTimeoutMs?: number): Result<string> {
-		return this.#inGroup(group, false, (settings, now) => {
-			const lease = `${OWNER_PREFIX.pull}${crypto.randomUUID()}`;
-			const leased = this.#leases.take(group, lease, max, ackTimeoutMs ?? settings.ack_timeout_ms, now);
-			return `{"lease":"${lease}","messages":[${leased.map((d) => d.json).join(",")}]}`;
-		});
+		return this.#groups.pull(group, max, ackTimeoutMs);
 	}
 
-	/** Acks pulled messages: of one pull when `lease` is given, else of any pull (never a socket's or push's). */
 	ack(group: string, seqs: number[], lease?: string): Result<{ acked: number[] }> {
-		return this.#inGroup(group, true, () => ({ acked: this.#leases.ack(group, seqs, pullOwner(lease)) }));
+		return this.#groups.ack(group, seqs, lease);
 	}
 
 	nack(group: string, seqs: number[], options: NackOptions): Result<{ nacked: number[]; dead: number[] }> {
-		const { delay_ms, error, lease } = options;
-		return this.#inGroup(group, true, (_s, now) => {
-			const { done, dead } = this.#leases.nack(group, seqs, now, {
-				owner: pullOwner(lease),
-				...(delay_ms === undefined ? {} : { delayMs: delay_ms }),
-				...(error === undefined ? {} : { error }),
-			});
-			return { nacked: done, dead: dead.map((d) => d.seq) };
-		});
+		return this.#groups.nack(group, seqs, options);
 	}
 
-	deadLetters(group: string, after: number, limit: number) {
-		return this.#inGroup(group, false, () => this.#deadLetters.list(group, after, limit));
+	deadLetters(group: string, after: number, limit: number): Result<{ count: number; messages: DeadLetter[] }> {
+		return this.#groups.deadLetters(group, after, limit);
 	}
 
 	redrive(group: string, seqs?: number[]): Result<{ redriven: number }> {
-		return this.#inGroup(group, true, (_s, now) => ({ redriven: this.#deadLetters.redrive(group, now, seqs) }));
+		return this.#groups.redrive(group, seqs);
 	}
 
 	purgeDeadLetters(group: string, seqs?: number[]): Result<{ purged: number }> {
-		return this.#inGroup(group, false, () => ({ purged: this.#deadLetters.purge(group, seqs) }));
+		return this.#groups.purge(group, seqs);
 	}
 
 	// --- Sockets and the alarm -----------------------------------------------------------
@@ -241,10 +189,8 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 	override async fetch(request: Request): Promise<Response> {
 		return openSocket(request, {
 			topic: this.#topic,
-			log: this.#log,
 			groups: this.#groups,
 			live: this.#live,
-			members: this.#members,
 			sockets: () => ({ open: this.ctx.getWebSockets().length, max: this.#settings.current.max_sockets }),
 			accepting: () => this.#remember(),
 		});
@@ -275,67 +221,17 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 		return this.#publisher.publish(records);
 	}
 
-	/** New messages joined the log: live subscribers get them, and each group may hand them out. */
-	#fanOut(rows: Outgoing[]): void {
-		this.#live.broadcast(rows);
-		for (const group of this.#groups.names) this.#dispatch(group);
-	}
-
-	/** Hands ready messages of a group to its socket members and its push endpoint. */
-	#dispatch(group: string, leaving?: WebSocket): void {
-		this.#members.dispatch(group, leaving);
-		this.#push.dispatch(group);
-	}
-
-	/**
-	 * The shape of every group call: the group must exist; `fn` runs in one
-	 * transaction; with `dispatch`, what the call freed is handed out after.
-	 */
-	#inGroup<T>(group: string, dispatch: boolean, fn: (settings: GroupSettings, now: number) => T): Result<T> {
-		const settings = this.#groups.settings(group);
-		if (!settings) return noGroup(this.#topic, group);
-		const value = this.#transaction(() => fn(settings, Date.now()));
-		if (dispatch) this.#dispatch(group);
-		return ok(value);
-	}
-
-	#groupInfo(group: string): GroupInfo | undefined {
-		const settings = this.#groups.settings(group);
-		const counts = this.#groups.counts(group, this.#deadLetters.count(group));
-		if (!settings || !counts) return undefined;
-		// The push secret is write-only.
-		const shown = settings.push ? { ...settings, push: { ...settings.push, secret: "***" } } : settings;
-		return { group, settings: shown, cursor: this.#groups.cursor(group), counts, members: this.#members.count(group) };
-	}
-
-	/** A socket closed or failed: forget it everywhere, and hand a member's leases to the others. */
+	/** A socket closed or failed: every room forgets it; a member's leases go to the others. */
 	#socketGone(ws: WebSocket): void {
 		this.#live.forget(ws);
 		this.#abuse.forget(ws);
-		const member = memberOf(ws);
-		if (member) {
-			this.#members.closed(member);
-			this.#dispatch(member.group, ws);
-		}
-	}
-
-	/** Publishes a dead letter to its dead-letter topic (another object) with this object's own authority. */
-	async #forwardDeadLetter(key: string, forward: DeadLetterForward): Promise<void> {
-		try {
-			const target = this.env.TOPIC.getByName(forward.topic);
-			const result = await target.publish([forward.record]);
-			if (!result.ok) throw new Error(`${result.error.code}: ${result.error.message}`);
-			this.#scheduler.cancel(TIMER_DEAD_LETTER, key);
-		} catch (err) {
-			console.error(`tidings: forwarding dead letter ${key} to ${forward.topic} failed; retrying`, err);
-		}
+		this.#groups.socketGone(ws);
 	}
 
 	/** In-memory mirrors reload after a rolled-back transaction. */
 	#reload(): void {
 		this.#scheduler.forgetAlarm();
 		this.#groups.forget();
-		this.#leases.forget();
 		this.#log.reload();
 		this.#settings.reload();
 		this.#retention.reload();
@@ -347,8 +243,4 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 		if (this.#meta.get("topic") === undefined) this.#meta.set("topic", this.#topic);
 		this.#named = true;
 	}
-}
-
-function pullOwner(lease: string | undefined): Owner {
-	return lease ?? { prefix: OWNER_PREFIX.pull };
 }

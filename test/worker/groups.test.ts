@@ -1,6 +1,6 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { retryDelay } from "../../src/durable/leases.js";
+import { retryDelay } from "../../src/durable/groups/leases.js";
 import { DEFAULT_GROUP_SETTINGS } from "../../src/protocol/limits.js";
 import type { GroupSettings } from "../../src/protocol/message.js";
 import { api, eventually, publish, restartObject, stats, TestSocket, topicStub, uniqueTopic } from "./helpers.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { uuidv7 } from "../../src/durable/ids.js";
+import { uuidv7 } from "../../src/durable/log/ids.js";
 
 describe("uuidv7", () => {
 	it("is a version 7, variant 10 UUID whose first 48 bits are the time, sorted by time", () => {

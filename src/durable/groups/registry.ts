@@ -5,10 +5,10 @@
  * up on in `dead-letters.ts`.
  * @module
  */
-import { DEFAULT_GROUP_SETTINGS } from "../protocol/limits.js";
-import type { GroupCounts, GroupSettings } from "../protocol/message.js";
-import type { GroupSettingsInput } from "../protocol/schema.js";
-import type { TopicLog } from "./topic-log.js";
+import { DEFAULT_GROUP_SETTINGS } from "../../protocol/limits.js";
+import type { GroupCounts, GroupSettings } from "../../protocol/message.js";
+import type { GroupSettingsInput } from "../../protocol/schema.js";
+import type { TopicLog } from "../log/topic-log.js";
 
 type GroupRow = {
 	name: string;
@@ -20,7 +20,7 @@ type GroupRow = {
 	expired: number;
 };
 
-export class ConsumerGroups {
+export class GroupRegistry {
 	/** Parsed settings per group, cached for the life of the instance. */
 	readonly #settings = new Map<string, GroupSettings>();
 	/** Group names, mirrored from storage: every publish wakes each group. */

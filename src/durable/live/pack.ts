@@ -4,8 +4,8 @@
  * many subscribers: the cost is per message, not per byte.
  * @module
  */
-import { TUNING } from "../protocol/limits.js";
-import { type LogRow, renderMessage } from "./topic-log.js";
+import { TUNING } from "../../protocol/limits.js";
+import { type LogRow, renderMessage } from "../log/topic-log.js";
 
 export function messageFrame(topicJson: string, row: LogRow): string {
 	return `{"type":"message","message":${renderMessage(topicJson, row)}}`;

@@ -9,9 +9,9 @@
  * fresh account. Sockets that never confirm are not bounded.
  * @module
  */
-import { CLOSE_CODES } from "../protocol/errors.js";
-import { LIMITS } from "../protocol/limits.js";
-import { closeQuietly, sendRaw } from "./sockets.js";
+import { CLOSE_CODES } from "../../protocol/errors.js";
+import { LIMITS } from "../../protocol/limits.js";
+import { closeQuietly, sendRaw } from "../sockets/attachments.js";
 
 interface Account {
 	/** Characters sent since the account started. */

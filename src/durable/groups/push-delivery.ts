@@ -8,17 +8,17 @@
  * the message when the lease runs out.
  * @module
  */
-import { OWNER_PREFIX } from "../protocol/internal.js";
-import { TUNING } from "../protocol/limits.js";
-import type { PushSettings } from "../protocol/message.js";
-import { SIGNATURE_HEADER, signPush } from "../protocol/push-signature.js";
-import type { ConsumerGroups } from "./groups.js";
+import { OWNER_PREFIX } from "../../protocol/internal.js";
+import { TUNING } from "../../protocol/limits.js";
+import type { PushSettings } from "../../protocol/message.js";
+import { SIGNATURE_HEADER, signPush } from "../../protocol/push-signature.js";
+import type { Transaction } from "../storage/transaction.js";
 import type { Leased, Leases } from "./leases.js";
-import type { Transaction } from "./transaction.js";
+import type { GroupRegistry } from "./registry.js";
 
 export class PushDelivery {
 	constructor(
-		private readonly groups: ConsumerGroups,
+		private readonly groups: GroupRegistry,
 		private readonly leases: Leases,
 		private readonly transaction: Transaction,
 		/** Called after each settled request, to dispatch again. */

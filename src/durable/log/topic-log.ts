@@ -6,7 +6,7 @@
  * second row write on the hot path.)
  * @module
  */
-import type { Meta } from "./meta.js";
+import type { Meta } from "../storage/meta.js";
 
 export type LogRow = {
 	seq: number;

@@ -4,10 +4,10 @@
  * background, in chunks, never on the publish path.
  * @module
  */
-import { LIMITS, TUNING } from "../protocol/limits.js";
-import type { TopicSettings } from "../protocol/message.js";
+import { LIMITS, TUNING } from "../../protocol/limits.js";
+import type { TopicSettings } from "../../protocol/message.js";
+import type { Scheduler } from "../storage/scheduler.js";
 import type { Dedupe } from "./dedupe.js";
-import type { Scheduler } from "./scheduler.js";
 import type { TopicLog } from "./topic-log.js";
 
 export const TIMER_RETENTION = "retention";

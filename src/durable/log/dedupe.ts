@@ -3,8 +3,8 @@
  * original `{id, seq}` (or `{id, deliver_at}` while delayed) and stores nothing.
  * @module
  */
-import { LIMITS } from "../protocol/limits.js";
-import type { PublishResult } from "../protocol/message.js";
+import { LIMITS } from "../../protocol/limits.js";
+import type { PublishResult } from "../../protocol/message.js";
 
 type DedupeRow = {
 	id: string;

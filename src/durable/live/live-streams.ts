@@ -9,16 +9,16 @@
  * page, so no publish can slip between the two.
  * @module
  */
-import type { Filter } from "../protocol/filter.js";
-import { matchesFilter } from "../protocol/filter.js";
-import { LIVE_TAG, type SocketGrant } from "../protocol/internal.js";
-import { TUNING } from "../protocol/limits.js";
-import type { Attributes } from "../protocol/message.js";
+import type { Filter } from "../../protocol/filter.js";
+import { matchesFilter } from "../../protocol/filter.js";
+import { LIVE_TAG, type SocketGrant } from "../../protocol/internal.js";
+import { TUNING } from "../../protocol/limits.js";
+import type { Attributes } from "../../protocol/message.js";
+import type { LogRow, TopicLog } from "../log/topic-log.js";
+import { attach, attachmentOf, closeQuietly, send } from "../sockets/attachments.js";
+import { closeIfExpired } from "../sockets/grant.js";
 import { FlowControl } from "./flow-control.js";
-import { closeIfExpired } from "./grant.js";
 import { messageFrame, pack } from "./pack.js";
-import { attach, attachmentOf, closeQuietly, send } from "./sockets.js";
-import type { LogRow, TopicLog } from "./topic-log.js";
 
 /** A message appended to the log, waiting to fan out. */
 export interface Outgoing {

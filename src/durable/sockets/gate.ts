@@ -9,19 +9,15 @@
  * @module
  */
 import * as v from "valibot";
-import { decodeGrant, fail, failureResponse, GRANT_HEADER, noGroup } from "../protocol/internal.js";
-import { describeIssues, LiveQuerySchema } from "../protocol/schema.js";
-import type { GroupMembers } from "./group-members.js";
-import type { ConsumerGroups } from "./groups.js";
-import type { LiveStreams } from "./live-streams.js";
-import type { TopicLog } from "./topic-log.js";
+import { decodeGrant, fail, failureResponse, GRANT_HEADER, noGroup } from "../../protocol/internal.js";
+import { describeIssues, LiveQuerySchema } from "../../protocol/schema.js";
+import type { ConsumerGroups } from "../groups/consumer-groups.js";
+import type { LiveStreams } from "../live/live-streams.js";
 
 export interface GateRooms {
 	topic: string;
-	log: TopicLog;
 	groups: ConsumerGroups;
 	live: LiveStreams;
-	members: GroupMembers;
 	/** Sockets open on the topic now, and how many it allows. */
 	sockets: () => { open: number; max: number };
 	/** Called once every check passed, before the socket is accepted. */
@@ -36,7 +32,7 @@ export function openSocket(request: Request, rooms: GateRooms): Response {
 		return failureResponse(fail(code, message));
 	}
 	const { group, prefetch, from, filter } = query.output;
-	if (group !== undefined && !rooms.groups.settings(group)) return failureResponse(noGroup(topic, group));
+	if (group !== undefined && !rooms.groups.exists(group)) return failureResponse(noGroup(topic, group));
 	const sockets = rooms.sockets();
 	if (sockets.open >= sockets.max) {
 		return failureResponse(
@@ -52,7 +48,7 @@ export function openSocket(request: Request, rooms: GateRooms): Response {
 	const pair = new WebSocketPair();
 	const [client, server] = [pair[0], pair[1]];
 	const grant = decodeGrant(request.headers.get(GRANT_HEADER));
-	if (group !== undefined) rooms.members.accept(server, topic, group, prefetch, rooms.log.head, grant);
+	if (group !== undefined) rooms.groups.accept(server, group, prefetch, grant);
 	else rooms.live.accept(server, from, filter, grant);
 	const protocol = request.headers.get("Sec-WebSocket-Protocol");
 	return new Response(null, {

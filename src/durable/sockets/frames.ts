@@ -5,14 +5,14 @@
  * a frame on the wrong kind of socket is answered `invalid_frame`.
  * @module
  */
-import { PING, PONG } from "../protocol/frames.js";
-import type { PublishResult } from "../protocol/message.js";
-import { type ClientFrameParsed, type PublishRecord, parseClientFrame } from "../protocol/schema.js";
+import { PING, PONG } from "../../protocol/frames.js";
+import type { PublishResult } from "../../protocol/message.js";
+import { type ClientFrameParsed, type PublishRecord, parseClientFrame } from "../../protocol/schema.js";
+import type { GroupMembers } from "../groups/group-members.js";
+import type { LiveStreams } from "../live/live-streams.js";
 import type { AbuseLimits } from "./abuse.js";
+import { attachmentOf, type LiveAttachment, type MemberAttachment, send, sendRaw } from "./attachments.js";
 import { closeIfExpired, publishDenied } from "./grant.js";
-import type { GroupMembers } from "./group-members.js";
-import type { LiveStreams } from "./live-streams.js";
-import { attachmentOf, type LiveAttachment, type MemberAttachment, send, sendRaw } from "./sockets.js";
 
 export interface FrameRooms {
 	live: LiveStreams;

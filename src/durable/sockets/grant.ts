@@ -4,10 +4,10 @@
  * expired is closed (4401) before anything more is sent to it.
  * @module
  */
-import { CLOSE_CODES } from "../protocol/errors.js";
-import type { Failure, SocketGrant } from "../protocol/internal.js";
-import { fail } from "../protocol/internal.js";
-import { closeQuietly } from "./sockets.js";
+import { CLOSE_CODES } from "../../protocol/errors.js";
+import type { Failure, SocketGrant } from "../../protocol/internal.js";
+import { fail } from "../../protocol/internal.js";
+import { closeQuietly } from "./attachments.js";
 
 /** Why a publish frame is refused: no right (`forbidden`), or a credential no longer valid (`unauthorized`). */
 export function publishDenied(grant: SocketGrant, now = Date.now()): Failure | undefined {

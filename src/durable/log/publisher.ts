@@ -6,15 +6,15 @@
  * and joins the log, getting its seq, when it is due.
  * @module
  */
-import type { Attributes, PublishResult } from "../protocol/message.js";
-import type { PublishRecord } from "../protocol/schema.js";
+import type { Attributes, PublishResult } from "../../protocol/message.js";
+import type { PublishRecord } from "../../protocol/schema.js";
+import type { Outgoing } from "../live/live-streams.js";
+import type { Scheduler, Timer } from "../storage/scheduler.js";
+import type { Transaction } from "../storage/transaction.js";
 import type { Dedupe } from "./dedupe.js";
 import { uuidv7 } from "./ids.js";
-import type { Outgoing } from "./live-streams.js";
 import type { Retention } from "./retention.js";
-import type { Scheduler, Timer } from "./scheduler.js";
 import type { LogEntry, TopicLog } from "./topic-log.js";
-import type { Transaction } from "./transaction.js";
 
 export const TIMER_DELAYED = "delayed";
 

@@ -10,7 +10,7 @@
  * so one bad timer never blocks the others.
  * @module
  */
-import { TUNING } from "../protocol/limits.js";
+import { TUNING } from "../../protocol/limits.js";
 
 export type Timer = {
 	kind: string;
@@ -27,12 +27,19 @@ export class Scheduler {
 	/** The alarm time last set by this instance; undefined after a wake. */
 	#alarmAt: number | undefined;
 
+	/** Handlers by timer kind; each module registers its own with `handle`. */
+	readonly #handlers: Record<string, TimerHandler> = {};
+
 	constructor(
 		private readonly storage: DurableObjectStorage,
-		private readonly handlers: Record<string, TimerHandler>,
 		/** Called when a handler's transaction rolled back, so in-memory mirrors can reload. */
 		private readonly onRollback: () => void = () => {},
 	) {}
+
+	/** Registers the handlers of some timer kinds. */
+	handle(handlers: Record<string, TimerHandler>): void {
+		Object.assign(this.#handlers, handlers);
+	}
 
 	/** A rolled-back transaction may have undone a `setAlarm`: learn it again on the next schedule. */
 	forgetAlarm(): void {
@@ -112,7 +119,7 @@ export class Scheduler {
 			.toArray();
 		const after: Array<() => void> = [];
 		for (const head of due) {
-			const handler = this.handlers[head.kind];
+			const handler = this.#handlers[head.kind];
 			const timer = head as Timer;
 			try {
 				const effect = this.storage.transactionSync(() => {

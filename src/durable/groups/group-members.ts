@@ -5,12 +5,12 @@
  * spreads a queue over its consumers, not all to the first one.
  * @module
  */
-import { memberTag, OWNER_PREFIX, type SocketGrant } from "../protocol/internal.js";
-import { closeIfExpired } from "./grant.js";
-import type { ConsumerGroups } from "./groups.js";
+import { memberTag, OWNER_PREFIX, type SocketGrant } from "../../protocol/internal.js";
+import { attach, closeQuietly, type MemberAttachment, memberOf, send, sendRaw } from "../sockets/attachments.js";
+import { closeIfExpired } from "../sockets/grant.js";
+import type { Transaction } from "../storage/transaction.js";
 import type { Leases } from "./leases.js";
-import { attach, type MemberAttachment, memberOf, send, sendRaw } from "./sockets.js";
-import type { Transaction } from "./transaction.js";
+import type { GroupRegistry } from "./registry.js";
 
 export class GroupMembers {
 	/** Where the next round-robin pass starts, per group. */
@@ -18,7 +18,7 @@ export class GroupMembers {
 
 	constructor(
 		private readonly ctx: DurableObjectState,
-		private readonly groups: ConsumerGroups,
+		private readonly groups: GroupRegistry,
 		private readonly leases: Leases,
 		private readonly transaction: Transaction,
 	) {}
@@ -97,6 +97,10 @@ export class GroupMembers {
 			}),
 		);
 		if (done.length === 0) notLeased(ws, seq, ref);
+	}
+
+	closeAll(group: string, code: number, reason: string): void {
+		for (const ws of this.ctx.getWebSockets(memberTag(group))) closeQuietly(ws, code, reason);
 	}
 
 	/** A member left: its leases go back to the group (the caller dispatches them to the others). */

@@ -3,9 +3,9 @@
  * what `PUT /v1/topics/:topic` stored in `meta`, mirrored in memory.
  * @module
  */
-import { DEFAULT_TOPIC_SETTINGS } from "../protocol/limits.js";
-import type { TopicSettings } from "../protocol/message.js";
-import type { TopicSettingsInput } from "../protocol/schema.js";
+import { DEFAULT_TOPIC_SETTINGS } from "../../protocol/limits.js";
+import type { TopicSettings } from "../../protocol/message.js";
+import type { TopicSettingsInput } from "../../protocol/schema.js";
 import type { Meta } from "./meta.js";
 
 const KEY = "settings";

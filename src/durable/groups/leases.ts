@@ -13,14 +13,14 @@
  * one sweep timer per group (at its earliest deadline) and one per retry.
  * @module
  */
-import { matchesFilter } from "../protocol/filter.js";
-import { OWNER_PREFIX } from "../protocol/internal.js";
-import { TUNING } from "../protocol/limits.js";
-import type { Attributes, DeadLetter, GroupSettings } from "../protocol/message.js";
+import { matchesFilter } from "../../protocol/filter.js";
+import { OWNER_PREFIX } from "../../protocol/internal.js";
+import { TUNING } from "../../protocol/limits.js";
+import type { Attributes, DeadLetter, GroupSettings } from "../../protocol/message.js";
+import { type LogRow, renderMessage, type TopicLog } from "../log/topic-log.js";
+import type { Scheduler } from "../storage/scheduler.js";
 import type { DeadLetters } from "./dead-letters.js";
-import type { ConsumerGroups } from "./groups.js";
-import type { Scheduler } from "./scheduler.js";
-import { type LogRow, renderMessage, type TopicLog } from "./topic-log.js";
+import type { GroupRegistry } from "./registry.js";
 
 /** One per group, at its earliest lease deadline: sweeps every lease that ran out. */
 export const TIMER_LEASE = "lease";
@@ -68,7 +68,7 @@ export class Leases {
 		private readonly sql: SqlStorage,
 		private readonly log: TopicLog,
 		private readonly scheduler: Scheduler,
-		private readonly groups: ConsumerGroups,
+		private readonly groups: GroupRegistry,
 		private readonly deadLetters: DeadLetters,
 		private readonly topicJson: () => string,
 	) {}

@@ -5,10 +5,10 @@
  * limit key and are never limited.
  * @module
  */
-import { CLOSE_CODES } from "../protocol/errors.js";
-import { LIMITS } from "../protocol/limits.js";
+import { CLOSE_CODES } from "../../protocol/errors.js";
+import { LIMITS } from "../../protocol/limits.js";
+import { closeQuietly, send } from "./attachments.js";
 import { BucketMap, TokenBucket } from "./rate-limit.js";
-import { closeQuietly, send } from "./sockets.js";
 
 export const PUBLISH_LIMIT_MESSAGE = `at most ${LIMITS.tokenPublishesPerSecond} messages a second per token on one topic; retry with back-off`;
 

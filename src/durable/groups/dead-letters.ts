@@ -10,10 +10,10 @@
  * makes a repeat a no-op.
  * @module
  */
-import { LIMITS } from "../protocol/limits.js";
-import type { Attributes, DeadLetter, Message } from "../protocol/message.js";
-import type { PublishRecord } from "../protocol/schema.js";
-import type { Scheduler } from "./scheduler.js";
+import { LIMITS } from "../../protocol/limits.js";
+import type { Attributes, DeadLetter, Message } from "../../protocol/message.js";
+import type { PublishRecord } from "../../protocol/schema.js";
+import type { Scheduler } from "../storage/scheduler.js";
 
 /** Forwarding a dead letter to the group's `dead_letter_topic`. */
 export const TIMER_DEAD_LETTER = "dead-letter";

@@ -7,9 +7,9 @@
  * deserializing it again.
  * @module
  */
-import type { Filter } from "../protocol/filter.js";
-import type { ServerFrame } from "../protocol/frames.js";
-import type { SocketGrant } from "../protocol/internal.js";
+import type { Filter } from "../../protocol/filter.js";
+import type { ServerFrame } from "../../protocol/frames.js";
+import type { SocketGrant } from "../../protocol/internal.js";
 
 export interface LiveAttachment {
 	kind: "live";
