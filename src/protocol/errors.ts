@@ -31,8 +31,8 @@ export interface ErrorBody {
 /**
  * Close codes. Any close other than `normal` may be answered by reconnecting
  * with `from=<last seq>`: an object restart (deploy, eviction) closes sockets
- * abnormally (1006) and nothing is lost. Application codes (4000–4999) are
- * added here as the server starts to use them.
+ * abnormally (1006) and nothing is lost. Application codes (4000–4999) say
+ * why the server closed a socket, and what the client should do.
  */
 export const CLOSE_CODES = {
 	/** Normal close by either side. */

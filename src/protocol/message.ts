@@ -1,6 +1,6 @@
 /**
  * The message as stored and delivered. The wire shape is the same over HTTP
- * history, WebSocket `message` frames and (later) pull and push.
+ * history, WebSocket `message` frames, pulls and push requests.
  * @module
  */
 

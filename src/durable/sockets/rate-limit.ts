@@ -27,11 +27,6 @@ export class TokenBucket {
 		this.#tokens -= n;
 		return true;
 	}
-
-	/** Milliseconds until `n` tokens are there. */
-	waitMs(n = 1): number {
-		return Math.max(0, Math.ceil(((n - this.#tokens) / this.ratePerSecond) * 1000));
-	}
 }
 
 /** Buckets by key, the oldest forgotten past `max` keys so memory stays bounded. */

@@ -1,8 +1,8 @@
 /**
  * One alarm for every timer of a topic. Timers are rows in `timers`
  * (kind, key, due_at, payload); the object's single alarm is kept at the
- * earliest due time. Delayed messages and retention use it now; retries and
- * lease expiries use the same table.
+ * earliest due time. Each module registers the handlers of its own kinds
+ * (delayed messages, retention, lease sweeps, retries, dead-letter forwards).
  *
  * Alarms are at-least-once, so a timer is deleted in the same transaction
  * as its handler's writes: a second run finds nothing to do. A handler that
