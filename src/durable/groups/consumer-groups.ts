@@ -50,16 +50,17 @@ export class ConsumerGroups {
 	readonly #members: GroupMembers;
 	readonly #push: PushDelivery;
 
-	constructor(private readonly c: GroupsContext) {
-		const sql = c.ctx.storage.sql;
-		const topicJson = JSON.stringify(c.topic);
-		this.#topic = c.topic;
-		this.#transaction = c.transaction;
-		this.#registry = new GroupRegistry(sql, c.log);
-		this.#deadLetters = new DeadLetters(sql, c.scheduler);
-		this.#leases = new Leases(sql, c.log, c.scheduler, this.#registry, this.#deadLetters, () => topicJson);
-		this.#members = new GroupMembers(c.ctx, this.#registry, this.#leases, c.transaction);
-		this.#push = new PushDelivery(this.#registry, this.#leases, c.transaction, (g) => this.dispatch(g));
+	constructor(private readonly context: GroupsContext) {
+		const { ctx, topic, log, scheduler, transaction } = context;
+		const sql = ctx.storage.sql;
+		const topicJson = JSON.stringify(topic);
+		this.#topic = topic;
+		this.#transaction = transaction;
+		this.#registry = new GroupRegistry(sql, log);
+		this.#deadLetters = new DeadLetters(sql, scheduler);
+		this.#leases = new Leases(sql, log, scheduler, this.#registry, this.#deadLetters, () => topicJson);
+		this.#members = new GroupMembers(ctx, this.#registry, this.#leases, transaction);
+		this.#push = new PushDelivery(this.#registry, this.#leases, transaction, (g) => this.dispatch(g));
 	}
 
 	/** The group timers, for the object's scheduler. */
@@ -72,7 +73,7 @@ export class ConsumerGroups {
 			[TIMER_RETRY]: (t) => () => this.dispatch(groupOfTimer(t.key)),
 			[TIMER_DEAD_LETTER]: (t, now) => {
 				// Stays scheduled until the publish succeeds: a crash or a failure retries it.
-				this.c.scheduler.schedule(TIMER_DEAD_LETTER, t.key, now + TUNING.forwardRetryMs, t.payload);
+				this.context.scheduler.schedule(TIMER_DEAD_LETTER, t.key, now + TUNING.forwardRetryMs, t.payload);
 				return () => void this.#forward(t.key, JSON.parse(t.payload ?? "null") as DeadLetterForward);
 			},
 		};
@@ -126,7 +127,7 @@ export class ConsumerGroups {
 	}
 
 	accept(ws: WebSocket, group: string, prefetch: number, grant: SocketGrant): void {
-		this.#members.accept(ws, this.#topic, group, prefetch, this.c.log.head, grant);
+		this.#members.accept(ws, this.#topic, group, prefetch, this.context.log.head, grant);
 	}
 
 	/** A socket closed or failed: a member's leases go to the others. */
@@ -230,9 +231,9 @@ export class ConsumerGroups {
 	/** Publishes a dead letter to its dead-letter topic (another object) with this object's own authority. */
 	async #forward(key: string, forward: DeadLetterForward): Promise<void> {
 		try {
-			const result = await this.c.forward(forward.topic, forward.record);
+			const result = await this.context.forward(forward.topic, forward.record);
 			if (!result.ok) throw new Error(`${result.error.code}: ${result.error.message}`);
-			this.c.scheduler.cancel(TIMER_DEAD_LETTER, key);
+			this.context.scheduler.cancel(TIMER_DEAD_LETTER, key);
 		} catch (err) {
 			console.error(`tidings: forwarding dead letter ${key} to ${forward.topic} failed; retrying`, err);
 		}
