@@ -24,7 +24,11 @@ export interface Message<T = unknown> {
 	baggage?: string;
 }
 
-/** One message to publish (HTTP body item or WebSocket frame). */
+/**
+ * One message to publish: an HTTP body or batch item, a WebSocket `publish`
+ * frame, an outbox entry. Its schema is `PublishItemSchema`, which a
+ * compile-time assertion there ties to this type.
+ */
 export interface PublishInput<T = unknown> {
 	data: T;
 	attributes?: Attributes;
@@ -35,6 +39,12 @@ export interface PublishInput<T = unknown> {
 	traceparent?: string;
 	baggage?: string;
 }
+
+/** The same fields beside `data`, as the RPC entrypoint and the client take them (camelCase). */
+export type PublishOptions = Omit<PublishInput, "data" | "delay_ms"> & {
+	/** Join the log after this many milliseconds (at most 12 h). */
+	delayMs?: number;
+};
 
 /** The answer to one published message. */
 export type PublishResult =

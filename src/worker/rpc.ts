@@ -19,7 +19,7 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
 import * as v from "valibot";
 import { type Failure, fail, type Result } from "../protocol/internal.js";
-import type { Attributes, GroupDelivery, PublishResult } from "../protocol/message.js";
+import type { GroupDelivery, PublishOptions, PublishResult } from "../protocol/message.js";
 import {
 	AckBodySchema,
 	describeIssues,
@@ -32,14 +32,8 @@ import {
 } from "../protocol/schema.js";
 import { type Env, topicStub } from "./env.js";
 
-export interface RpcPublishOptions {
-	attributes?: Attributes;
-	/** Idempotency key: a repeat within 24 h stores nothing and answers the original. */
-	key?: string;
-	delayMs?: number;
-	traceparent?: string;
-	baggage?: string;
-}
+/** The options of `publish` over RPC: the publish fields beside `data`, camelCase. */
+export type RpcPublishOptions = PublishOptions;
 
 /** The one mapping from a refusal to what an RPC caller catches. */
 function rpcError({ error }: Failure): Error {

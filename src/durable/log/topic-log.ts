@@ -6,6 +6,7 @@
  * second row write on the hot path.)
  * @module
  */
+import type { PublishRecord } from "../../protocol/schema.js";
 import type { Meta } from "../storage/meta.js";
 
 export type LogRow = {
@@ -19,15 +20,8 @@ export type LogRow = {
 	baggage: string | null;
 };
 
-/** A message to append, with `data` already serialized. */
-export interface LogEntry {
-	id: string;
-	key?: string | undefined;
-	data_json: string;
-	attributes?: Record<string, string | number | boolean> | undefined;
-	traceparent?: string | undefined;
-	baggage?: string | undefined;
-}
+/** A message to append: a publish record (`data` already serialized) that is due now, with its id. */
+export type LogEntry = Omit<PublishRecord, "delay_ms"> & { id: string };
 
 /** Rows per statement when reading with a byte bound. */
 const READ_CHUNK = 64;
