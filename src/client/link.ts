@@ -1,5 +1,5 @@
 import { CLOSE_CODES } from "../protocol/errors.js";
-import type { ServerFrame } from "../protocol/frames.js";
+import { BEARER_SUBPROTOCOL_PREFIX, PING, PONG, type ServerFrame, SUBPROTOCOL } from "../protocol/frames.js";
 import { TidingsError } from "./errors.js";
 import type { Tidings } from "./tidings.js";
 
@@ -92,9 +92,12 @@ export class Link {
 		const params = new URLSearchParams();
 		for (const [k, v] of Object.entries(this.query())) if (v !== undefined) params.set(k, v);
 		const path = `/v1/topics/${encodeURIComponent(this.topic)}/ws?${params}`;
-		const protocols = ["tidings"];
+		const protocols = [SUBPROTOCOL];
 		// The subprotocol keeps the token out of URLs and logs; a credential that is not an HTTP token (RFC 9110 tchar) goes in the query.
-		if (token) /^[\w!#$%&'*+.^`|~-]+$/.test(token) ? protocols.push(`bearer.${token}`) : params.set("token", token);
+		if (token)
+			/^[\w!#$%&'*+.^`|~-]+$/.test(token)
+				? protocols.push(BEARER_SUBPROTOCOL_PREFIX + token)
+				: params.set("token", token);
 		const url = `${this.client.url.replace(/^http/, "ws")}/v1/topics/${encodeURIComponent(this.topic)}/ws?${params}`;
 		let ws: Socket;
 		try {
@@ -120,7 +123,7 @@ export class Link {
 		};
 		ws.onmessage = ({ data }) => {
 			this.awaitingPong = false;
-			if (generation !== this.generation || data === "pong") return;
+			if (generation !== this.generation || data === PONG) return;
 			for (const line of String(data).split("\n")) {
 				// A handler may have closed this link (or the client) mid-message.
 				if (generation !== this.generation) return;
@@ -166,7 +169,7 @@ export class Link {
 	private ping() {
 		this.awaitingPong = true;
 		this.pingAt = Date.now();
-		this.ws?.send("ping");
+		this.ws?.send(PING);
 	}
 
 	/**

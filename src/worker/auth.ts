@@ -11,6 +11,7 @@
  * @module
  */
 import type { Context, MiddlewareHandler } from "hono";
+import { BEARER_SUBPROTOCOL_PREFIX as BEARER_PROTOCOL } from "../protocol/frames.js";
 import { RIGHTS, type Right, rightsOn } from "../protocol/rights.js";
 import { type TokenClaims, TokenError, verifyToken } from "../tokens/index.js";
 import type { AppEnv } from "./env.js";
@@ -19,10 +20,6 @@ import { ApiError } from "./errors.js";
 const NOT_CONFIGURED =
 	"tidings is not configured: set an admin key with `wrangler secret put TIDINGS_ADMIN_KEY` and, for scoped" +
 	" tokens, `wrangler secret put TIDINGS_TOKEN_SECRET` (TIDINGS_ALLOW_ANONYMOUS=true is for local development only)";
-
-/** The subprotocol a browser offers with its token: `new WebSocket(url, ["tidings", "bearer." + token])`. */
-export const SUBPROTOCOL = "tidings";
-const BEARER_PROTOCOL = "bearer.";
 
 /** Local development: what `npm start` runs. Loosens CORS and push targets; never set it in production. */
 export function isDevelopment(env: { TIDINGS_ALLOW_ANONYMOUS?: string | undefined }): boolean {

@@ -7,6 +7,7 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import * as v from "valibot";
 import { EXPIRES_HEADER, LIMIT_KEY_HEADER, RIGHTS_HEADER, TOPIC_HEADER } from "../../durable/topic.js";
+import { SUBPROTOCOL } from "../../protocol/frames.js";
 import { LIMITS } from "../../protocol/limits.js";
 import type { PublishResult } from "../../protocol/message.js";
 import {
@@ -20,7 +21,7 @@ import {
 	TopicSettingsSchema,
 	TraceparentSchema,
 } from "../../protocol/schema.js";
-import { limitKeyOf, offeredProtocols, requireRight, rightsOf, SUBPROTOCOL } from "../auth.js";
+import { limitKeyOf, offeredProtocols, requireRight, rightsOf } from "../auth.js";
 import { type AppEnv, topicStub } from "../env.js";
 import { ApiError, errorResponse } from "../errors.js";
 import { requireJson, validate } from "../validate.js";
