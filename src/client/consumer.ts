@@ -1,5 +1,7 @@
 import type { ServerFrame } from "../protocol/frames.js";
+import { LIMITS } from "../protocol/limits.js";
 import type { GroupDelivery } from "../protocol/message.js";
+import { DEFAULTS } from "./defaults.js";
 import { TidingsError } from "./errors.js";
 import type { Link } from "./link.js";
 import type { Tidings } from "./tidings.js";
@@ -7,12 +9,16 @@ import type { Tidings } from "./tidings.js";
 export interface ConsumeOptions {
 	/** The consumer group (created beforehand with `PUT …/groups/:group`). */
 	group: string;
-	/** Handlers running at once. Default 1. */
+	/**
+	 * Handlers running at once.
+	 * @default 1
+	 */
 	concurrency?: number;
 	/**
 	 * Messages the server may lease to this consumer ahead of the handlers.
-	 * Default: `concurrency`, so that every leased message is being worked on
-	 * and `stop()` hands nothing back unstarted.
+	 * The default, `concurrency`, means every leased message is being worked
+	 * on, so `stop()` hands nothing back unstarted.
+	 * @default concurrency
 	 */
 	prefetch?: number;
 }
@@ -41,7 +47,7 @@ export class Consumer<T = unknown> {
 		private handler: (message: GroupDelivery<T>) => unknown,
 		options: ConsumeOptions,
 	) {
-		this.concurrency = Math.max(1, options.concurrency ?? 1);
+		this.concurrency = Math.max(1, options.concurrency ?? DEFAULTS.concurrency);
 		const prefetch = String(options.prefetch ?? this.concurrency);
 		this.link = client.link(
 			this,
@@ -105,7 +111,10 @@ export class Consumer<T = unknown> {
 			await this.handler(message);
 			this.link.send({ type: "ack", seq }, generation);
 		} catch (e) {
-			this.link.send({ type: "nack", seq, error: String((e as Error)?.message ?? e).slice(0, 1000) }, generation);
+			this.link.send(
+				{ type: "nack", seq, error: String((e as Error)?.message ?? e).slice(0, LIMITS.errorMaxLength) },
+				generation,
+			);
 		}
 		this.running--;
 		this.pump();

@@ -1,5 +1,6 @@
 import { CLOSE_CODES } from "../protocol/errors.js";
 import { BEARER_SUBPROTOCOL_PREFIX, PING, PONG, type ServerFrame, SUBPROTOCOL } from "../protocol/frames.js";
+import { DEFAULTS } from "./defaults.js";
 import { TidingsError } from "./errors.js";
 import type { Tidings } from "./tidings.js";
 
@@ -53,9 +54,9 @@ export class Link {
 	}
 
 	/**
-	 * Closes for good. Resolves when the server answered the close (at most
-	 * 2 s): it handles a socket's messages in order, so what was sent before
-	 * (a consumer's last acks) has been processed by then.
+	 * Closes for good. Resolves when the server answered the close (or after
+	 * `DEFAULTS.closeWaitMs`): it handles a socket's messages in order, so
+	 * what was sent before (a consumer's last acks) has been processed by then.
 	 */
 	async close() {
 		this.state = "closed";
@@ -64,7 +65,7 @@ export class Link {
 		this.client.update();
 		if (ws)
 			await new Promise<void>((resolve) => {
-				const timer = setTimeout(resolve, 2000);
+				const timer = setTimeout(resolve, DEFAULTS.closeWaitMs);
 				ws.onclose = () => {
 					clearTimeout(timer);
 					resolve();

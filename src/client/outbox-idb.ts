@@ -1,4 +1,5 @@
 import { type IDBPDatabase, openDB } from "idb";
+import { DEFAULTS } from "./defaults.js";
 import type { Outbox, OutboxEntry } from "./outbox.js";
 
 const STORE = "outbox";
@@ -11,7 +12,7 @@ type Row = OutboxEntry & { n?: number };
  */
 export class IndexedDbOutbox implements Outbox {
 	private db: Promise<IDBPDatabase>;
-	constructor(readonly name = "tidings") {
+	constructor(readonly name: string = DEFAULTS.name) {
 		this.db = openDB(name, 1, {
 			upgrade(db) {
 				db.createObjectStore(STORE, { keyPath: "n", autoIncrement: true }).createIndex("id", "id");

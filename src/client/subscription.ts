@@ -1,12 +1,16 @@
 import type { Filter } from "../protocol/filter.js";
 import type { ServerFrame } from "../protocol/frames.js";
 import type { Message } from "../protocol/message.js";
+import { DEFAULTS } from "./defaults.js";
 import { TidingsError } from "./errors.js";
 import type { Link } from "./link.js";
 import type { Tidings } from "./tidings.js";
 
 export interface SubscribeOptions {
-	/** Where to start: `latest` (default), `earliest` (every retained message) or after this seq. */
+	/**
+	 * Where to start: `latest`, `earliest` (every retained message) or after this seq.
+	 * @default "latest"
+	 */
 	from?: "latest" | "earliest" | number;
 	/** Only messages whose attributes match ([filters](docs/protocol.md#filters)). */
 	filter?: Filter;
@@ -47,7 +51,7 @@ export class Subscription<T = unknown> {
 				} else if (frame.type === "message" && frame.message.seq > (this.lastSeq ?? -1)) {
 					this.lastSeq = frame.message.seq;
 					client.call(() => this.handler(frame.message as Message<T>));
-					this.confirm(100);
+					this.confirm(DEFAULTS.receivedEveryMs);
 				} else if (frame.type === "error") client.emit("error", new TidingsError(frame.code, frame.message));
 			},
 		);
@@ -63,8 +67,8 @@ export class Subscription<T = unknown> {
 	}
 
 	/**
-	 * Tells the server how far this subscription has read (at most ten times a
-	 * second): it lets a reader that keeps up get everything, and closes one
+	 * Tells the server how far this subscription has read, at most once per
+	 * `DEFAULTS.receivedEveryMs`: it lets a reader that keeps up get everything, and closes one
 	 * that falls megabytes behind (4408), which then resumes from `lastSeq`.
 	 */
 	private confirm(afterMs: number) {

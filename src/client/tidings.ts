@@ -1,6 +1,7 @@
 import type { ServerFrame } from "../protocol/frames.js";
 import type { GroupDelivery, Message, PublishInput, PublishResult } from "../protocol/message.js";
 import { type ConsumeOptions, Consumer } from "./consumer.js";
+import { BATCH, DEFAULTS } from "./defaults.js";
 import { TidingsError } from "./errors.js";
 import { Link, type SocketClass } from "./link.js";
 import { FallbackOutbox, type Outbox, type OutboxEntry } from "./outbox.js";
@@ -14,31 +15,52 @@ export interface TidingsOptions {
 	token?: string;
 	/** Called for a token before connecting and again when one was refused or expired; cache in it. */
 	getToken?: () => string | Promise<string>;
-	/** Where publishes wait for the server. Default: IndexedDB in browsers, memory elsewhere. */
+	/**
+	 * Where publishes wait for the server.
+	 * @default IndexedDB in browsers, memory elsewhere
+	 */
 	outbox?: Outbox;
-	/** Name of the IndexedDB database and of the cross-tab lock. Default `"tidings"`. */
+	/**
+	 * Name of the IndexedDB database, of the cross-tab lock and of the BroadcastChannel.
+	 * @default "tidings"
+	 */
 	name?: string;
 	/** A WebSocket class, where the runtime has none (Node 20: the `tidings/client` Node build passes `ws`). */
 	WebSocket?: SocketClass;
 	/** The fetch to use: a service binding's `fetch` in a Worker, say. */
 	fetch?: (input: string, init?: RequestInit) => Promise<Response>;
-	/** A socket whose `ping` is not answered within this is dropped and reconnected. Default 4000. */
+	/**
+	 * A socket whose `ping` is not answered within this is dropped and reconnected.
+	 * @default 4000
+	 */
 	heartbeatMs?: number;
-	/** Reconnect and retry delays: from `minMs`, doubling, at most `maxMs`, with jitter. Default 500 / 30000. */
+	/**
+	 * Reconnect and retry delays: from `minMs`, doubling, at most `maxMs`, with jitter.
+	 * @default { minMs: 500, maxMs: 30000 }
+	 */
 	backoff?: { minMs?: number; maxMs?: number };
-	/** An HTTP request not answered within this counts as a network failure. Default 10000. */
+	/**
+	 * An HTTP request not answered within this counts as a network failure.
+	 * @default 10000
+	 */
 	requestTimeoutMs?: number;
 }
 
 export interface PublishOptions {
 	attributes?: PublishInput["attributes"];
-	/** Idempotency key (24 h, per topic). Default: a fresh UUID, so that retries are stored once. */
+	/**
+	 * Idempotency key (24 h, per topic), so that retries are stored once.
+	 * @default a fresh UUID
+	 */
 	key?: string;
 	/** Join the log after this many milliseconds. */
 	delayMs?: number;
 	traceparent?: string;
 	baggage?: string;
-	/** Resolve only once the server stored the message, even while offline. Default false. */
+	/**
+	 * Resolve only once the server stored the message, even while offline.
+	 * @default false
+	 */
 	wait?: boolean;
 }
 
@@ -132,15 +154,15 @@ export class Tidings {
 
 	constructor(private options: TidingsOptions) {
 		this.url = options.url.replace(/\/+$/, "");
-		this.heartbeatMs = options.heartbeatMs ?? 4000;
-		this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+		this.heartbeatMs = options.heartbeatMs ?? DEFAULTS.heartbeatMs;
+		this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs;
 		const WS = options.WebSocket ?? (globalThis.WebSocket as unknown as SocketClass | undefined);
 		if (!WS)
 			throw new TypeError(
 				"this runtime has no WebSocket: in Node 20, import from `tidings/client` (which uses `ws`) or pass `WebSocket`",
 			);
 		this.WebSocket = WS;
-		const name = options.name ?? "tidings";
+		const name = options.name ?? DEFAULTS.name;
 		let durable = options.outbox;
 		try {
 			if (!durable && g.indexedDB) durable = new IndexedDbOutbox(name);
@@ -210,7 +232,7 @@ export class Tidings {
 		const box = this.box;
 		return {
 			size: () => box.size(),
-			entries: (limit = 1000) => box.peek(limit),
+			entries: (limit: number = DEFAULTS.outboxEntries) => box.peek(limit),
 			/** Drops every unsent publish; their pending promises reject with `cancelled`. */
 			clear: async () => {
 				await box.clear();
@@ -349,7 +371,7 @@ export class Tidings {
 
 	/** @internal Capped exponential backoff with jitter: [d/2, d]. */
 	backoff(failures: number) {
-		const { minMs = 500, maxMs = 30_000 } = this.options.backoff ?? {};
+		const { minMs = DEFAULTS.backoff.minMs, maxMs = DEFAULTS.backoff.maxMs } = this.options.backoff ?? {};
 		const d = Math.min(maxMs, minMs * 2 ** Math.min(failures, 30));
 		return d / 2 + (Math.random() * d) / 2;
 	}
@@ -361,7 +383,7 @@ export class Tidings {
 	private lock(fn: () => Promise<void>): Promise<void> {
 		// Web Locks refuse opaque origins (sandboxed frames): then tabs cannot be coordinated, but this page still sends.
 		if (browser && g.navigator?.locks)
-			return g.navigator.locks.request(`tidings:${this.options.name ?? "tidings"}`, fn).catch(() => this.chain(fn));
+			return g.navigator.locks.request(`tidings:${this.options.name ?? DEFAULTS.name}`, fn).catch(() => this.chain(fn));
 		return this.chain(fn);
 	}
 
@@ -378,13 +400,13 @@ export class Tidings {
 	private async drain() {
 		let failures = 0;
 		while (!this.closed) {
-			const head = await this.box.peek(100);
+			const head = await this.box.peek(BATCH.maxMessages);
 			const topic = head[0]?.topic;
 			let bytes = 0;
 			const batch: OutboxEntry[] = [];
 			for (const e of head) {
 				bytes += JSON.stringify(e.message).length * 3;
-				if (e.topic !== topic || (batch.length && (bytes > 900_000 || this.single))) break;
+				if (e.topic !== topic || (batch.length && (bytes > BATCH.maxBytes || this.single))) break;
 				batch.push(e);
 			}
 			if (!batch.length) return;
