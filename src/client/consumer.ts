@@ -1,8 +1,19 @@
+/**
+ * A member of a consumer group. The handler's promise settles each message:
+ * resolved → `ack`, thrown → `nack` with the error's message (retried or
+ * dead-lettered by the group's settings). At most `concurrency` handlers run
+ * at once. A reconnect re-joins the group; what the old socket held was
+ * released by the server and is delivered again, to this or another member,
+ * so a message or an ack of a dropped socket is not used.
+ * @module
+ */
 import type { ServerFrame } from "../protocol/frames.js";
 import { LIMITS } from "../protocol/limits.js";
 import type { GroupDelivery } from "../protocol/message.js";
+import { connectionOf } from "./connection.js";
 import { DEFAULTS } from "./defaults.js";
 import { TidingsError } from "./errors.js";
+import type { Emitter } from "./events.js";
 import type { Link } from "./link.js";
 import type { Tidings } from "./tidings.js";
 
@@ -25,61 +36,59 @@ export interface ConsumeOptions {
 
 type Delivery<T> = { message: GroupDelivery<T>; generation: number };
 
-/**
- * A member of a consumer group. The handler's promise settles each message:
- * resolved → `ack`, thrown → `nack` with the error's message (retried or
- * dead-lettered by the group's settings). At most `concurrency` handlers run
- * at once. A reconnect re-joins the group; what the old socket held was
- * released by the server and is delivered again, to this or another member.
- */
 export class Consumer<T = unknown> {
-	private queue: Delivery<T>[] = [];
-	private running = 0;
-	private stopped = false;
-	private stopping?: Promise<void>;
-	private drained?: () => void;
-	private link: Link;
-	private concurrency: number;
+	readonly #handler: (message: GroupDelivery<T>) => unknown;
+	readonly #events: Emitter;
+	readonly #link: Link;
+	readonly #concurrency: number;
+	#queue: Delivery<T>[] = [];
+	#running = 0;
+	#stopped = false;
+	#stopping?: Promise<void>;
+	#drained?: () => void;
 
 	constructor(
-		private client: Tidings,
+		client: Tidings,
 		readonly topic: string,
-		private handler: (message: GroupDelivery<T>) => unknown,
+		handler: (message: GroupDelivery<T>) => unknown,
 		options: ConsumeOptions,
 	) {
-		this.concurrency = Math.max(1, options.concurrency ?? DEFAULTS.concurrency);
-		const prefetch = String(options.prefetch ?? this.concurrency);
-		this.link = client.link(
+		this.#handler = handler;
+		const connection = connectionOf(client);
+		this.#events = connection.events;
+		this.#concurrency = Math.max(1, options.concurrency ?? DEFAULTS.concurrency);
+		const prefetch = String(options.prefetch ?? this.#concurrency);
+		this.#link = connection.open(
 			this,
 			topic,
 			() => ({ group: options.group, prefetch }),
-			(frame: ServerFrame) => this.frame(frame),
+			(frame: ServerFrame) => this.#frame(frame),
 			// Ended for good (an `error` event says why): take nothing more.
 			() => {
-				this.stopped = true;
-				this.queue = [];
+				this.#stopped = true;
+				this.#queue = [];
 			},
 		);
 	}
 
 	get state() {
-		return this.link.state;
+		return this.#link.state;
 	}
 
 	/** How many handlers are running now. */
 	get busy() {
-		return this.running;
+		return this.#running;
 	}
 
 	/** Takes no more messages, waits for the running handlers to settle theirs, then leaves the group. */
 	stop(): Promise<void> {
-		if (!this.stopped) this.link.send({ type: "drain" }); // the server leases us nothing more
-		this.stopped = true;
-		this.stopping ??= new Promise<void>((resolve) => {
-			this.drained = resolve;
-			this.settleIdle();
-		}).then(() => this.link.close());
-		return this.stopping;
+		if (!this.#stopped) this.#link.send({ type: "drain" }); // the server leases us nothing more
+		this.#stopped = true;
+		this.#stopping ??= new Promise<void>((resolve) => {
+			this.#drained = resolve;
+			this.#settleIdle();
+		}).then(() => this.#link.close());
+		return this.#stopping;
 	}
 
 	/** Same as `stop()`. */
@@ -87,41 +96,39 @@ export class Consumer<T = unknown> {
 		return this.stop();
 	}
 
-	private frame(frame: ServerFrame) {
+	#frame(frame: ServerFrame) {
 		if (frame.type === "message") {
-			if (this.stopped) return; // released to the others when the socket closes
-			this.queue.push({ message: frame.message as GroupDelivery<T>, generation: this.link.generation });
-			this.pump();
-		} else if (frame.type === "error") this.client.emit("error", new TidingsError(frame.code, frame.message));
+			if (this.#stopped) return; // released to the others when the socket closes
+			this.#queue.push({ message: frame.message as GroupDelivery<T>, generation: this.#link.generation });
+			this.#pump();
+		} else if (frame.type === "error") this.#events.emit("error", new TidingsError(frame.code, frame.message));
 	}
 
-	private pump() {
-		while (this.running < this.concurrency && this.queue.length && !this.stopped) {
-			const { message, generation } = this.queue.shift() as Delivery<T>;
+	#pump() {
+		while (this.#running < this.#concurrency && this.#queue.length && !this.#stopped) {
+			const { message, generation } = this.#queue.shift() as Delivery<T>;
 			// A message of a socket that has since dropped is already back in the group.
-			if (generation !== this.link.generation) continue;
-			this.running++;
-			this.run(message, generation);
+			if (generation !== this.#link.generation) continue;
+			this.#running++;
+			this.#run(message, generation);
 		}
 	}
 
-	private async run(message: GroupDelivery<T>, generation: number) {
+	async #run(message: GroupDelivery<T>, generation: number) {
 		const { seq } = message;
 		try {
-			await this.handler(message);
-			this.link.send({ type: "ack", seq }, generation);
+			await this.#handler(message);
+			this.#link.send({ type: "ack", seq }, generation);
 		} catch (e) {
-			this.link.send(
-				{ type: "nack", seq, error: String((e as Error)?.message ?? e).slice(0, LIMITS.errorMaxLength) },
-				generation,
-			);
+			const error = String((e as Error)?.message ?? e).slice(0, LIMITS.errorMaxLength);
+			this.#link.send({ type: "nack", seq, error }, generation);
 		}
-		this.running--;
-		this.pump();
-		this.settleIdle();
+		this.#running--;
+		this.#pump();
+		this.#settleIdle();
 	}
 
-	private settleIdle() {
-		if (this.stopped && !this.running) this.drained?.();
+	#settleIdle() {
+		if (this.#stopped && !this.#running) this.#drained?.();
 	}
 }

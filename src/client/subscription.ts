@@ -1,6 +1,16 @@
+/**
+ * A live subscription to one topic. Every (re)connect asks for
+ * `from=<last seq>`, and messages at or below the last seq are dropped, so
+ * the handler sees each seq once and in order, across any number of
+ * reconnects. What it has read is confirmed to the server (`received`),
+ * which paces a replay to it and closes it, to be resumed, when it falls
+ * too far behind.
+ * @module
+ */
 import type { Filter } from "../protocol/filter.js";
 import type { ServerFrame } from "../protocol/frames.js";
 import type { Message } from "../protocol/message.js";
+import { connectionOf } from "./connection.js";
 import { DEFAULTS } from "./defaults.js";
 import { TidingsError } from "./errors.js";
 import type { Link } from "./link.js";
@@ -18,63 +28,63 @@ export interface SubscribeOptions {
 	onGap?: (gap: { from: number; to: number }) => void;
 }
 
-/**
- * A live subscription. Every (re)connect asks for `from=<last seq>`, and
- * messages at or below the last seq are dropped, so the handler sees each
- * seq once and in order, across any number of reconnects.
- */
 export class Subscription<T = unknown> {
 	/** Seq of the last message handed to the handler (or the start point). */
 	lastSeq: number | undefined;
-	private link: Link;
-	private confirming?: ReturnType<typeof setTimeout>;
+	readonly #link: Link;
+	readonly #handler: (message: Message<T>) => unknown;
+	#confirming?: ReturnType<typeof setTimeout>;
 
 	constructor(
 		client: Tidings,
 		readonly topic: string,
-		private handler: (message: Message<T>) => unknown,
+		handler: (message: Message<T>) => unknown,
 		options: SubscribeOptions,
 	) {
+		this.#handler = handler;
+		const connection = connectionOf(client);
+		const { events } = connection;
 		const { from, filter } = options;
-		this.link = client.link(
+		this.#link = connection.open(
 			this,
 			topic,
 			() => ({ from: String(this.lastSeq ?? from ?? "latest"), filter: filter && JSON.stringify(filter) }),
 			(frame: ServerFrame) => {
 				if (frame.type === "ready") {
 					this.lastSeq ??= frame.from;
-					this.confirm(0);
+					this.#confirm(0);
 				} else if (frame.type === "gap") {
 					this.lastSeq = Math.max(this.lastSeq ?? 0, frame.to);
 					const gap = { from: frame.from, to: frame.to };
-					client.call(() => options.onGap?.(gap));
+					events.call(() => options.onGap?.(gap));
 				} else if (frame.type === "message" && frame.message.seq > (this.lastSeq ?? -1)) {
 					this.lastSeq = frame.message.seq;
-					client.call(() => this.handler(frame.message as Message<T>));
-					this.confirm(DEFAULTS.receivedEveryMs);
-				} else if (frame.type === "error") client.emit("error", new TidingsError(frame.code, frame.message));
+					events.call(() => this.#handler(frame.message as Message<T>));
+					this.#confirm(DEFAULTS.receivedEveryMs);
+				} else if (frame.type === "error") events.emit("error", new TidingsError(frame.code, frame.message));
 			},
 		);
 	}
 
 	get state() {
-		return this.link.state;
+		return this.#link.state;
 	}
 
 	close() {
-		clearTimeout(this.confirming);
-		return this.link.close();
+		clearTimeout(this.#confirming);
+		return this.#link.close();
 	}
 
 	/**
 	 * Tells the server how far this subscription has read, at most once per
-	 * `DEFAULTS.receivedEveryMs`: it lets a reader that keeps up get everything, and closes one
-	 * that falls megabytes behind (4408), which then resumes from `lastSeq`.
+	 * `DEFAULTS.receivedEveryMs`: it lets a reader that keeps up get
+	 * everything, and closes one that falls megabytes behind (4408), which
+	 * then resumes from `lastSeq`.
 	 */
-	private confirm(afterMs: number) {
-		this.confirming ??= setTimeout(() => {
-			this.confirming = undefined;
-			if (this.lastSeq !== undefined) this.link.send({ type: "received", seq: this.lastSeq });
+	#confirm(afterMs: number) {
+		this.#confirming ??= setTimeout(() => {
+			this.#confirming = undefined;
+			if (this.lastSeq !== undefined) this.#link.send({ type: "received", seq: this.lastSeq });
 		}, afterMs);
 	}
 }
