@@ -1,10 +1,8 @@
 /**
- * A member of a consumer group. The handler's promise settles each message:
- * resolved → `ack`, thrown → `nack` with the error's message (retried or
- * dead-lettered by the group's settings). At most `concurrency` handlers run
- * at once. A reconnect re-joins the group; what the old socket held was
- * released by the server and is delivered again, to this or another member,
- * so a message or an ack of a dropped socket is not used.
+ * Consumers: members of a consumer group, whose handler's promise acks or
+ * nacks each message. An ack goes only on the socket its message came on:
+ * the server released what a dropped socket held and delivers it again, and
+ * that new delivery is the one to settle.
  * @module
  */
 import type { ServerFrame } from "../protocol/frames.js";
@@ -14,7 +12,7 @@ import { connectionOf } from "./connection.js";
 import { DEFAULTS } from "./defaults.js";
 import { TidingsError } from "./errors.js";
 import type { Emitter } from "./events.js";
-import type { Link } from "./link.js";
+import type { Link, LinkState } from "./link.js";
 import type { Tidings } from "./tidings.js";
 
 export interface ConsumeOptions {
@@ -36,6 +34,13 @@ export interface ConsumeOptions {
 
 type Delivery<T> = { message: GroupDelivery<T>; generation: number };
 
+/**
+ * A member of a consumer group. The handler's promise settles each message:
+ * resolved → `ack`, thrown → `nack` with the error's message (retried or
+ * dead-lettered by the group's settings). At most `concurrency` handlers run
+ * at once. A reconnect re-joins the group; what the old socket held was
+ * released by the server and is delivered again, to this or another member.
+ */
 export class Consumer<T = unknown> {
 	readonly #handler: (message: GroupDelivery<T>) => unknown;
 	readonly #events: Emitter;
@@ -71,12 +76,13 @@ export class Consumer<T = unknown> {
 		);
 	}
 
-	get state() {
+	/** This consumer's socket. */
+	get state(): LinkState {
 		return this.#link.state;
 	}
 
 	/** How many handlers are running now. */
-	get busy() {
+	get busy(): number {
 		return this.#running;
 	}
 
@@ -92,7 +98,7 @@ export class Consumer<T = unknown> {
 	}
 
 	/** Same as `stop()`. */
-	close() {
+	close(): Promise<void> {
 		return this.stop();
 	}
 

@@ -1,10 +1,9 @@
 /**
- * A live subscription to one topic. Every (re)connect asks for
- * `from=<last seq>`, and messages at or below the last seq are dropped, so
- * the handler sees each seq once and in order, across any number of
- * reconnects. What it has read is confirmed to the server (`received`),
- * which paces a replay to it and closes it, to be resumed, when it falls
- * too far behind.
+ * Subscriptions: a topic's live stream handed to a handler. The guarantee
+ * (each seq once, in order, across reconnects) rests on resuming from
+ * `lastSeq` and dropping what is at or below it. The `received` frames are
+ * flow control: they let the server pace a replay, and close a reader that
+ * falls too far behind rather than buffer for it.
  * @module
  */
 import type { Filter } from "../protocol/filter.js";
@@ -13,7 +12,7 @@ import type { Message } from "../protocol/message.js";
 import { connectionOf } from "./connection.js";
 import { DEFAULTS } from "./defaults.js";
 import { TidingsError } from "./errors.js";
-import type { Link } from "./link.js";
+import type { Link, LinkState } from "./link.js";
 import type { Tidings } from "./tidings.js";
 
 export interface SubscribeOptions {
@@ -28,6 +27,11 @@ export interface SubscribeOptions {
 	onGap?: (gap: { from: number; to: number }) => void;
 }
 
+/**
+ * A live subscription. Every (re)connect asks for `from=<last seq>`, and
+ * messages at or below the last seq are dropped, so the handler sees each
+ * seq once and in order, across any number of reconnects.
+ */
 export class Subscription<T = unknown> {
 	/** Seq of the last message handed to the handler (or the start point). */
 	lastSeq: number | undefined;
@@ -66,11 +70,13 @@ export class Subscription<T = unknown> {
 		);
 	}
 
-	get state() {
+	/** This subscription's socket. */
+	get state(): LinkState {
 		return this.#link.state;
 	}
 
-	close() {
+	/** Closes the socket for good; resolves once the server answered the close. */
+	close(): Promise<void> {
 		clearTimeout(this.#confirming);
 		return this.#link.close();
 	}
