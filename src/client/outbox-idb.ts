@@ -1,7 +1,6 @@
 /**
- * The browser outbox, on IndexedDB (through `idb`), so that a publish
- * survives a reload or a crash. The store is shared by every tab of the
- * origin under one name.
+ * The browser's durable outbox, on IndexedDB through `idb`, whose promises
+ * and `tx.done` keep "stored before `add` resolves" simple to get right.
  * @module
  */
 import { type IDBPDatabase, openDB } from "idb";

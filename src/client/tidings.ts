@@ -31,7 +31,9 @@ import type { ConnectionState, Published, PublishOptions, TidingsEvents, Tidings
 export class Tidings {
 	/** `options.url` without trailing slashes. */
 	readonly url: string;
+	/** The WebSocket class the sockets are made with. */
 	readonly WebSocket: SocketClass;
+	/** `options.heartbeatMs`, or its default. */
 	readonly heartbeatMs: number;
 	readonly #events = new Emitter();
 	readonly #box: Outbox;
