@@ -20,11 +20,5 @@ export type { LinkState } from "./link.js";
 export { FallbackOutbox, MemoryOutbox, type Outbox, type OutboxEntry } from "./outbox.js";
 export { IndexedDbOutbox } from "./outbox-idb.js";
 export { type SubscribeOptions, Subscription } from "./subscription.js";
-export {
-	type ConnectionState,
-	type Published,
-	type PublishOptions,
-	Tidings,
-	type TidingsEvents,
-	type TidingsOptions,
-} from "./tidings.js";
+export { Tidings } from "./tidings.js";
+export type { ConnectionState, Published, PublishOptions, TidingsEvents, TidingsOptions } from "./types.js";

@@ -1,18 +1,33 @@
+/**
+ * Consumers: members of a consumer group, whose handler's promise acks or
+ * nacks each message. An ack goes only on the socket its message came on:
+ * the server released what a dropped socket held and delivers it again, and
+ * that new delivery is the one to settle.
+ * @module
+ */
 import type { ServerFrame } from "../protocol/frames.js";
+import { LIMITS } from "../protocol/limits.js";
 import type { GroupDelivery } from "../protocol/message.js";
+import { connectionOf } from "./connection.js";
+import { DEFAULTS } from "./defaults.js";
 import { TidingsError } from "./errors.js";
-import type { Link } from "./link.js";
+import type { Emitter } from "./events.js";
+import type { Link, LinkState } from "./link.js";
 import type { Tidings } from "./tidings.js";
 
 export interface ConsumeOptions {
 	/** The consumer group (created beforehand with `PUT …/groups/:group`). */
 	group: string;
-	/** Handlers running at once. Default 1. */
+	/**
+	 * Handlers running at once.
+	 * @default 1
+	 */
 	concurrency?: number;
 	/**
 	 * Messages the server may lease to this consumer ahead of the handlers.
-	 * Default: `concurrency`, so that every leased message is being worked on
-	 * and `stop()` hands nothing back unstarted.
+	 * The default, `concurrency`, means every leased message is being worked
+	 * on, so `stop()` hands nothing back unstarted.
+	 * @default concurrency
 	 */
 	prefetch?: number;
 }
@@ -27,92 +42,99 @@ type Delivery<T> = { message: GroupDelivery<T>; generation: number };
  * released by the server and is delivered again, to this or another member.
  */
 export class Consumer<T = unknown> {
-	private queue: Delivery<T>[] = [];
-	private running = 0;
-	private stopped = false;
-	private stopping?: Promise<void>;
-	private drained?: () => void;
-	private link: Link;
-	private concurrency: number;
+	readonly #handler: (message: GroupDelivery<T>) => unknown;
+	readonly #events: Emitter;
+	readonly #link: Link;
+	readonly #concurrency: number;
+	#queue: Delivery<T>[] = [];
+	#running = 0;
+	#stopped = false;
+	#stopping?: Promise<void>;
+	#drained?: () => void;
 
 	constructor(
-		private client: Tidings,
+		client: Tidings,
 		readonly topic: string,
-		private handler: (message: GroupDelivery<T>) => unknown,
+		handler: (message: GroupDelivery<T>) => unknown,
 		options: ConsumeOptions,
 	) {
-		this.concurrency = Math.max(1, options.concurrency ?? 1);
-		const prefetch = String(options.prefetch ?? this.concurrency);
-		this.link = client.link(
+		this.#handler = handler;
+		const connection = connectionOf(client);
+		this.#events = connection.events;
+		this.#concurrency = Math.max(1, options.concurrency ?? DEFAULTS.concurrency);
+		const prefetch = String(options.prefetch ?? this.#concurrency);
+		this.#link = connection.open(
 			this,
 			topic,
 			() => ({ group: options.group, prefetch }),
-			(frame: ServerFrame) => this.frame(frame),
+			(frame: ServerFrame) => this.#frame(frame),
 			// Ended for good (an `error` event says why): take nothing more.
 			() => {
-				this.stopped = true;
-				this.queue = [];
+				this.#stopped = true;
+				this.#queue = [];
 			},
 		);
 	}
 
-	get state() {
-		return this.link.state;
+	/** This consumer's socket. */
+	get state(): LinkState {
+		return this.#link.state;
 	}
 
 	/** How many handlers are running now. */
-	get busy() {
-		return this.running;
+	get busy(): number {
+		return this.#running;
 	}
 
 	/** Takes no more messages, waits for the running handlers to settle theirs, then leaves the group. */
 	stop(): Promise<void> {
-		if (!this.stopped) this.link.send({ type: "drain" }); // the server leases us nothing more
-		this.stopped = true;
-		this.stopping ??= new Promise<void>((resolve) => {
-			this.drained = resolve;
-			this.settleIdle();
-		}).then(() => this.link.close());
-		return this.stopping;
+		if (!this.#stopped) this.#link.send({ type: "drain" }); // the server leases us nothing more
+		this.#stopped = true;
+		this.#stopping ??= new Promise<void>((resolve) => {
+			this.#drained = resolve;
+			this.#settleIdle();
+		}).then(() => this.#link.close());
+		return this.#stopping;
 	}
 
 	/** Same as `stop()`. */
-	close() {
+	close(): Promise<void> {
 		return this.stop();
 	}
 
-	private frame(frame: ServerFrame) {
+	#frame(frame: ServerFrame) {
 		if (frame.type === "message") {
-			if (this.stopped) return; // released to the others when the socket closes
-			this.queue.push({ message: frame.message as GroupDelivery<T>, generation: this.link.generation });
-			this.pump();
-		} else if (frame.type === "error") this.client.emit("error", new TidingsError(frame.code, frame.message));
+			if (this.#stopped) return; // released to the others when the socket closes
+			this.#queue.push({ message: frame.message as GroupDelivery<T>, generation: this.#link.generation });
+			this.#pump();
+		} else if (frame.type === "error") this.#events.emit("error", new TidingsError(frame.code, frame.message));
 	}
 
-	private pump() {
-		while (this.running < this.concurrency && this.queue.length && !this.stopped) {
-			const { message, generation } = this.queue.shift() as Delivery<T>;
+	#pump() {
+		while (this.#running < this.#concurrency && this.#queue.length && !this.#stopped) {
+			const { message, generation } = this.#queue.shift() as Delivery<T>;
 			// A message of a socket that has since dropped is already back in the group.
-			if (generation !== this.link.generation) continue;
-			this.running++;
-			this.run(message, generation);
+			if (generation !== this.#link.generation) continue;
+			this.#running++;
+			this.#run(message, generation);
 		}
 	}
 
-	private async run(message: GroupDelivery<T>, generation: number) {
+	async #run(message: GroupDelivery<T>, generation: number) {
 		const { seq } = message;
 		try {
-			await this.handler(message);
-			this.link.send({ type: "ack", seq }, generation);
+			await this.#handler(message);
+			this.#link.send({ type: "ack", seq }, generation);
 		} catch (e) {
-			this.link.send({ type: "nack", seq, error: String((e as Error)?.message ?? e).slice(0, 1000) }, generation);
+			const error = String((e as Error)?.message ?? e).slice(0, LIMITS.errorMaxLength);
+			this.#link.send({ type: "nack", seq, error }, generation);
 		}
-		this.running--;
-		this.pump();
-		this.settleIdle();
+		this.#running--;
+		this.#pump();
+		this.#settleIdle();
 	}
 
-	private settleIdle() {
-		if (this.stopped && !this.running) this.drained?.();
+	#settleIdle() {
+		if (this.#stopped && !this.#running) this.#drained?.();
 	}
 }

@@ -1,3 +1,9 @@
+/**
+ * The client's errors: one class with a stable `code`, so that callers
+ * switch on codes rather than classes. `retryable` is where the client
+ * decides what it retries, for publishes and sockets alike.
+ * @module
+ */
 import type { ErrorCode } from "../protocol/errors.js";
 
 /** What can go wrong in the client: the server's codes, plus the client's own. */

@@ -1,7 +1,18 @@
+/**
+ * One WebSocket to one topic, kept open for a subscription or a consumer:
+ * it reconnects with the client's backoff, and declares the connection dead
+ * when a `ping` gets no answer within a heartbeat, because a socket can look
+ * open long after the network is gone. A socket refused before it opened
+ * says nothing of why, so the link asks the same URL over HTTP, and gives up
+ * only on a refusal that a retry cannot mend.
+ * @module
+ */
 import { CLOSE_CODES } from "../protocol/errors.js";
-import type { ServerFrame } from "../protocol/frames.js";
+import { BEARER_SUBPROTOCOL_PREFIX, PING, PONG, type ServerFrame, SUBPROTOCOL } from "../protocol/frames.js";
+import { DEFAULTS } from "./defaults.js";
 import { TidingsError } from "./errors.js";
-import type { Tidings } from "./tidings.js";
+import type { Emitter } from "./events.js";
+import type { Http } from "./http.js";
 
 export type LinkState = "connecting" | "open" | "closed";
 
@@ -16,55 +27,73 @@ export interface Socket {
 }
 export type SocketClass = new (url: string, protocols: string[]) => Socket;
 
-/**
- * One WebSocket to one topic, kept open: reconnects with capped exponential
- * backoff and jitter, and declares the connection dead when a `ping` gets no
- * answer within a heartbeat. The owner (a subscription or a consumer) builds
- * the query for each connect, so it can resume from where it stopped.
- */
+/** What a link needs of its client (the connection, in connection.ts). */
+export interface LinkHost {
+	readonly http: Pick<Http, "url" | "timeoutMs" | "token" | "request">;
+	readonly events: Pick<Emitter, "emit">;
+	readonly WebSocket: SocketClass;
+	readonly heartbeatMs: number;
+	backoff(failures: number): number;
+	/** The link's state changed. */
+	update(): void;
+	/** A socket opened: the network is reachable. */
+	reachable(): void;
+}
+
+/** The owner (a subscription or a consumer) builds the query for each connect, so it can resume from where it stopped. */
 export class Link {
 	state: LinkState = "connecting";
 	/** Counts sockets; a frame or ack belongs to the socket it came on. */
 	generation = 0;
-	private ws?: Socket;
-	private failures = 0;
-	private timer?: ReturnType<typeof setTimeout>;
-	private heartbeat?: ReturnType<typeof setInterval>;
-	private openTimer?: ReturnType<typeof setTimeout>;
-	private awaitingPong = false;
-	private pingAt = 0;
-	private refreshToken = false;
+	readonly #host: LinkHost;
+	readonly #topic: string;
+	readonly #query: () => Record<string, string | undefined>;
+	readonly #onFrame: (frame: ServerFrame) => void;
+	readonly #onFatal: ((error: TidingsError) => void) | undefined;
+	#ws?: Socket;
+	#failures = 0;
+	#timer?: ReturnType<typeof setTimeout>;
+	#heartbeat?: ReturnType<typeof setInterval>;
+	#openTimer?: ReturnType<typeof setTimeout>;
+	#awaitingPong = false;
+	#pingAt = 0;
+	#refreshToken = false;
 
 	constructor(
-		private client: Tidings,
-		private topic: string,
-		private query: () => Record<string, string | undefined>,
-		private onFrame: (frame: ServerFrame) => void,
+		host: LinkHost,
+		topic: string,
+		query: () => Record<string, string | undefined>,
+		onFrame: (frame: ServerFrame) => void,
 		/** Called when the server ends the socket for good, or refuses it for a reason a retry cannot mend. */
-		private onFatal?: (error: TidingsError) => void,
+		onFatal?: (error: TidingsError) => void,
 	) {
-		this.connect();
+		this.#host = host;
+		this.#topic = topic;
+		this.#query = query;
+		this.#onFrame = onFrame;
+		this.#onFatal = onFatal;
+		this.#connect();
 	}
 
 	send(frame: object, generation = this.generation): boolean {
 		if (this.state !== "open" || generation !== this.generation) return false;
-		this.ws?.send(JSON.stringify(frame));
+		this.#ws?.send(JSON.stringify(frame));
 		return true;
 	}
 
 	/**
-	 * Closes for good. Resolves when the server answered the close (at most
-	 * 2 s): it handles a socket's messages in order, so what was sent before
-	 * (a consumer's last acks) has been processed by then.
+	 * Closes for good. Resolves when the server answered the close (or after
+	 * `DEFAULTS.closeWaitMs`): it handles a socket's messages in order, so
+	 * what was sent before (a consumer's last acks) has been processed by then.
 	 */
 	async close() {
 		this.state = "closed";
-		const ws = this.ws;
-		this.drop(CLOSE_CODES.normal);
-		this.client.update();
+		const ws = this.#ws;
+		this.#drop(CLOSE_CODES.normal);
+		this.#host.update();
 		if (ws)
 			await new Promise<void>((resolve) => {
-				const timer = setTimeout(resolve, 2000);
+				const timer = setTimeout(resolve, DEFAULTS.closeWaitMs);
 				ws.onclose = () => {
 					clearTimeout(timer);
 					resolve();
@@ -74,99 +103,102 @@ export class Link {
 
 	/** The network may be back: skip the rest of the backoff. */
 	wake() {
-		if (this.state === "connecting" && this.timer) {
-			clearTimeout(this.timer);
-			this.connect();
+		if (this.state === "connecting" && this.#timer) {
+			clearTimeout(this.#timer);
+			this.#connect();
 		}
 	}
 
 	/** Checks the socket now (the browser said it went offline). */
 	probe() {
-		if (this.state === "open" && !this.awaitingPong) this.ping();
+		if (this.state === "open" && !this.#awaitingPong) this.#ping();
 	}
 
-	private async connect() {
-		this.timer = undefined;
-		const token = await this.client.token(this.refreshToken).catch(() => undefined);
+	async #connect() {
+		this.#timer = undefined;
+		const token = await this.#host.http.token(this.#refreshToken).catch(() => undefined);
 		if (this.state === "closed") return;
 		const params = new URLSearchParams();
-		for (const [k, v] of Object.entries(this.query())) if (v !== undefined) params.set(k, v);
-		const path = `/v1/topics/${encodeURIComponent(this.topic)}/ws?${params}`;
-		const protocols = ["tidings"];
+		for (const [k, v] of Object.entries(this.#query())) if (v !== undefined) params.set(k, v);
+		const path = `/v1/topics/${encodeURIComponent(this.#topic)}/ws?${params}`;
+		const protocols = [SUBPROTOCOL];
 		// The subprotocol keeps the token out of URLs and logs; a credential that is not an HTTP token (RFC 9110 tchar) goes in the query.
-		if (token) /^[\w!#$%&'*+.^`|~-]+$/.test(token) ? protocols.push(`bearer.${token}`) : params.set("token", token);
-		const url = `${this.client.url.replace(/^http/, "ws")}/v1/topics/${encodeURIComponent(this.topic)}/ws?${params}`;
+		if (token)
+			/^[\w!#$%&'*+.^`|~-]+$/.test(token)
+				? protocols.push(BEARER_SUBPROTOCOL_PREFIX + token)
+				: params.set("token", token);
+		const url = `${this.#host.http.url.replace(/^http/, "ws")}/v1/topics/${encodeURIComponent(this.#topic)}/ws?${params}`;
 		let ws: Socket;
 		try {
-			ws = new this.client.WebSocket(url, protocols);
+			ws = new this.#host.WebSocket(url, protocols);
 		} catch {
-			return this.retry();
+			return this.#retry();
 		}
 		const generation = ++this.generation;
-		this.ws = ws;
+		this.#ws = ws;
 		ws.onerror = () => {};
 		let opened = false;
 		// A handshake into a dead network can hang without a close event: give up on it like on a failed one.
-		this.openTimer = setTimeout(() => {
+		this.#openTimer = setTimeout(() => {
 			if (!opened) ws.onclose?.({ code: 1006, reason: "connect timeout" });
-		}, this.client.requestTimeoutMs);
+		}, this.#host.http.timeoutMs);
 		ws.onopen = () => {
-			clearTimeout(this.openTimer);
+			clearTimeout(this.#openTimer);
 			opened = true;
 			this.state = "open";
-			this.awaitingPong = false;
-			this.heartbeat = setInterval(() => this.tick(ws), this.client.heartbeatMs);
-			this.client.reachable();
+			this.#awaitingPong = false;
+			this.#heartbeat = setInterval(() => this.#tick(ws), this.#host.heartbeatMs);
+			this.#host.reachable();
 		};
 		ws.onmessage = ({ data }) => {
-			this.awaitingPong = false;
-			if (generation !== this.generation || data === "pong") return;
+			this.#awaitingPong = false;
+			if (generation !== this.generation || data === PONG) return;
 			for (const line of String(data).split("\n")) {
 				// A handler may have closed this link (or the client) mid-message.
 				if (generation !== this.generation) return;
 				const frame = JSON.parse(line) as ServerFrame;
-				if (frame.type === "ready") this.failures = 0;
-				this.onFrame(frame);
+				if (frame.type === "ready") this.#failures = 0;
+				this.#onFrame(frame);
 			}
 		};
 		ws.onclose = ({ code, reason }) => {
-			if (ws !== this.ws) return;
-			this.refreshToken = !opened || code === CLOSE_CODES.tokenExpired;
+			if (ws !== this.#ws) return;
+			this.#refreshToken = !opened || code === CLOSE_CODES.tokenExpired;
 			if (code === CLOSE_CODES.groupDeleted)
-				return this.fatal(new TidingsError("not_found", `the group was deleted (${reason})`));
-			if (code === CLOSE_CODES.rateLimited) this.failures += 3;
-			if (opened) return this.lost(ws);
+				return this.#fatal(new TidingsError("not_found", `the group was deleted (${reason})`));
+			if (code === CLOSE_CODES.rateLimited) this.#failures += 3;
+			if (opened) return this.#lost(ws);
 			// Refused before it opened: a browser cannot read why, so ask the same URL over HTTP,
 			// which runs every check of the upgrade and answers 426 when they all pass.
-			this.drop(CLOSE_CODES.normal);
+			this.#drop(CLOSE_CODES.normal);
 			this.state = "connecting";
-			this.client.update();
-			this.client.request("GET", path).then(
-				() => this.retry(),
+			this.#host.update();
+			this.#host.http.request("GET", path).then(
+				() => this.#retry(),
 				(e: TidingsError) => {
 					if (this.state === "closed") return;
 					if (e.code === "upgrade_required" || e.retryable) {
-						if (e.code === "unauthorized") this.client.emit("error", e);
-						return this.retry();
+						if (e.code === "unauthorized") this.#host.events.emit("error", e);
+						return this.#retry();
 					}
-					this.fatal(e);
+					this.#fatal(e);
 				},
 			);
 		};
 	}
 
-	private fatal(error: TidingsError) {
+	#fatal(error: TidingsError) {
 		this.state = "closed";
-		this.drop(CLOSE_CODES.normal);
-		this.client.emit("error", error);
-		this.onFatal?.(error);
-		this.client.update();
+		this.#drop(CLOSE_CODES.normal);
+		this.#host.events.emit("error", error);
+		this.#onFatal?.(error);
+		this.#host.update();
 	}
 
-	private ping() {
-		this.awaitingPong = true;
-		this.pingAt = Date.now();
-		this.ws?.send("ping");
+	#ping() {
+		this.#awaitingPong = true;
+		this.#pingAt = Date.now();
+		this.#ws?.send(PING);
 	}
 
 	/**
@@ -174,32 +206,32 @@ export class Link {
 	 * unanswered. The verdict waits one task, so that an answer already
 	 * received (behind a busy event loop) is read first.
 	 */
-	private tick(ws: Socket) {
-		if (!this.awaitingPong) return this.ping();
-		if (Date.now() - this.pingAt < this.client.heartbeatMs * 0.9) return; // a probe's ping, still young
-		setTimeout(() => this.awaitingPong && this.lost(ws), 0);
+	#tick(ws: Socket) {
+		if (!this.#awaitingPong) return this.#ping();
+		if (Date.now() - this.#pingAt < this.#host.heartbeatMs * 0.9) return; // a probe's ping, still young
+		setTimeout(() => this.#awaitingPong && this.#lost(ws), 0);
 	}
 
 	/** The socket is gone (or as good as): forget it and connect again. */
-	private lost(ws: Socket) {
-		if (ws !== this.ws || this.state === "closed") return;
-		this.drop(CLOSE_CODES.normal);
-		this.retry();
+	#lost(ws: Socket) {
+		if (ws !== this.#ws || this.state === "closed") return;
+		this.#drop(CLOSE_CODES.normal);
+		this.#retry();
 	}
 
-	private retry() {
+	#retry() {
 		if (this.state === "closed") return;
 		this.state = "connecting";
-		this.client.update();
-		this.timer = setTimeout(() => this.connect(), this.client.backoff(this.failures++));
+		this.#host.update();
+		this.#timer = setTimeout(() => this.#connect(), this.#host.backoff(this.#failures++));
 	}
 
-	private drop(code: number) {
-		clearInterval(this.heartbeat);
-		clearTimeout(this.timer);
-		clearTimeout(this.openTimer);
-		const ws = this.ws;
-		this.ws = undefined;
+	#drop(code: number) {
+		clearInterval(this.#heartbeat);
+		clearTimeout(this.#timer);
+		clearTimeout(this.#openTimer);
+		const ws = this.#ws;
+		this.#ws = undefined;
 		this.generation++;
 		if (!ws) return;
 		ws.onopen = ws.onmessage = ws.onclose = null;

@@ -6,7 +6,8 @@
  */
 import WebSocket from "ws";
 import type { SocketClass } from "./link.js";
-import { Tidings as Base, type TidingsOptions } from "./tidings.js";
+import { Tidings as Base } from "./tidings.js";
+import type { TidingsOptions } from "./types.js";
 
 export * from "./index.js";
 

@@ -1,3 +1,10 @@
+/**
+ * Where publishes wait until the server has stored them: the `Outbox`
+ * contract that custom outboxes implement, the memory outbox, and the
+ * wrapper that lets a failing durable outbox degrade to memory instead of
+ * failing a publish.
+ * @module
+ */
 import type { PublishInput } from "../protocol/message.js";
 
 /** One publish waiting for the server's acknowledgement. */
@@ -32,22 +39,22 @@ export interface Outbox {
 
 /** The default outbox outside browsers: fast, and gone with the process. */
 export class MemoryOutbox implements Outbox {
-	private entries: OutboxEntry[] = [];
+	#entries: OutboxEntry[] = [];
 	async add(entry: OutboxEntry) {
-		this.entries.push(entry);
+		this.#entries.push(entry);
 	}
 	async peek(limit: number) {
-		return this.entries.slice(0, limit);
+		return this.#entries.slice(0, limit);
 	}
 	async remove(ids: string[]) {
 		const gone = new Set(ids);
-		this.entries = this.entries.filter((e) => !gone.has(e.id));
+		this.#entries = this.#entries.filter((e) => !gone.has(e.id));
 	}
 	async size() {
-		return this.entries.length;
+		return this.#entries.length;
 	}
 	async clear() {
-		this.entries = [];
+		this.#entries = [];
 	}
 }
 
@@ -58,46 +65,48 @@ export class MemoryOutbox implements Outbox {
  * the order is kept; `onDegrade` is called once, with the cause.
  */
 export class FallbackOutbox implements Outbox {
-	private memory = new MemoryOutbox();
-	private full = false;
-	constructor(
-		private durable: Outbox | undefined,
-		private onDegrade: (cause: unknown) => void,
-	) {}
-	private degrade(cause: unknown) {
-		if (!this.full) this.onDegrade(cause);
-		this.full = true;
+	readonly #durable: Outbox | undefined;
+	readonly #onDegrade: (cause: unknown) => void;
+	readonly #memory = new MemoryOutbox();
+	#full = false;
+	constructor(durable: Outbox | undefined, onDegrade: (cause: unknown) => void) {
+		this.#durable = durable;
+		this.#onDegrade = onDegrade;
 	}
-	private async both<R>(op: (o: Outbox) => Promise<R>, fallback: R): Promise<[R, R]> {
-		const d = this.durable
-			? await op(this.durable).catch((e) => {
-					this.degrade(e);
+	#degrade(cause: unknown) {
+		if (!this.#full) this.#onDegrade(cause);
+		this.#full = true;
+	}
+	async #both<R>(op: (o: Outbox) => Promise<R>, fallback: R): Promise<[R, R]> {
+		const d = this.#durable
+			? await op(this.#durable).catch((e) => {
+					this.#degrade(e);
 					return fallback;
 				})
 			: fallback;
-		return [d, await op(this.memory)];
+		return [d, await op(this.#memory)];
 	}
 	async add(entry: OutboxEntry) {
-		if (this.durable && !this.full)
+		if (this.#durable && !this.#full)
 			try {
-				return await this.durable.add(entry);
+				return await this.#durable.add(entry);
 			} catch (e) {
-				this.degrade(e);
+				this.#degrade(e);
 			}
-		await this.memory.add(entry);
+		await this.#memory.add(entry);
 	}
 	async peek(limit: number) {
-		const [d, m] = await this.both((o) => o.peek(limit), []);
+		const [d, m] = await this.#both((o) => o.peek(limit), []);
 		return [...d, ...m].slice(0, limit);
 	}
 	async remove(ids: string[]) {
-		await this.both((o) => o.remove(ids), undefined);
+		await this.#both((o) => o.remove(ids), undefined);
 	}
 	async size() {
-		const [d, m] = await this.both((o) => o.size(), 0);
+		const [d, m] = await this.#both((o) => o.size(), 0);
 		return d + m;
 	}
 	async clear() {
-		await this.both((o) => o.clear(), undefined);
+		await this.#both((o) => o.clear(), undefined);
 	}
 }

@@ -1,12 +1,25 @@
+/**
+ * Subscriptions: a topic's live stream handed to a handler. The guarantee
+ * (each seq once, in order, across reconnects) rests on resuming from
+ * `lastSeq` and dropping what is at or below it. The `received` frames are
+ * flow control: they let the server pace a replay, and close a reader that
+ * falls too far behind rather than buffer for it.
+ * @module
+ */
 import type { Filter } from "../protocol/filter.js";
 import type { ServerFrame } from "../protocol/frames.js";
 import type { Message } from "../protocol/message.js";
+import { connectionOf } from "./connection.js";
+import { DEFAULTS } from "./defaults.js";
 import { TidingsError } from "./errors.js";
-import type { Link } from "./link.js";
+import type { Link, LinkState } from "./link.js";
 import type { Tidings } from "./tidings.js";
 
 export interface SubscribeOptions {
-	/** Where to start: `latest` (default), `earliest` (every retained message) or after this seq. */
+	/**
+	 * Where to start: `latest`, `earliest` (every retained message) or after this seq.
+	 * @default "latest"
+	 */
 	from?: "latest" | "earliest" | number;
 	/** Only messages whose attributes match ([filters](docs/protocol.md#filters)). */
 	filter?: Filter;
@@ -22,55 +35,62 @@ export interface SubscribeOptions {
 export class Subscription<T = unknown> {
 	/** Seq of the last message handed to the handler (or the start point). */
 	lastSeq: number | undefined;
-	private link: Link;
-	private confirming?: ReturnType<typeof setTimeout>;
+	readonly #link: Link;
+	readonly #handler: (message: Message<T>) => unknown;
+	#confirming?: ReturnType<typeof setTimeout>;
 
 	constructor(
 		client: Tidings,
 		readonly topic: string,
-		private handler: (message: Message<T>) => unknown,
+		handler: (message: Message<T>) => unknown,
 		options: SubscribeOptions,
 	) {
+		this.#handler = handler;
+		const connection = connectionOf(client);
+		const { events } = connection;
 		const { from, filter } = options;
-		this.link = client.link(
+		this.#link = connection.open(
 			this,
 			topic,
 			() => ({ from: String(this.lastSeq ?? from ?? "latest"), filter: filter && JSON.stringify(filter) }),
 			(frame: ServerFrame) => {
 				if (frame.type === "ready") {
 					this.lastSeq ??= frame.from;
-					this.confirm(0);
+					this.#confirm(0);
 				} else if (frame.type === "gap") {
 					this.lastSeq = Math.max(this.lastSeq ?? 0, frame.to);
 					const gap = { from: frame.from, to: frame.to };
-					client.call(() => options.onGap?.(gap));
+					events.call(() => options.onGap?.(gap));
 				} else if (frame.type === "message" && frame.message.seq > (this.lastSeq ?? -1)) {
 					this.lastSeq = frame.message.seq;
-					client.call(() => this.handler(frame.message as Message<T>));
-					this.confirm(100);
-				} else if (frame.type === "error") client.emit("error", new TidingsError(frame.code, frame.message));
+					events.call(() => this.#handler(frame.message as Message<T>));
+					this.#confirm(DEFAULTS.receivedEveryMs);
+				} else if (frame.type === "error") events.emit("error", new TidingsError(frame.code, frame.message));
 			},
 		);
 	}
 
-	get state() {
-		return this.link.state;
+	/** This subscription's socket. */
+	get state(): LinkState {
+		return this.#link.state;
 	}
 
-	close() {
-		clearTimeout(this.confirming);
-		return this.link.close();
+	/** Closes the socket for good; resolves once the server answered the close. */
+	close(): Promise<void> {
+		clearTimeout(this.#confirming);
+		return this.#link.close();
 	}
 
 	/**
-	 * Tells the server how far this subscription has read (at most ten times a
-	 * second): it lets a reader that keeps up get everything, and closes one
-	 * that falls megabytes behind (4408), which then resumes from `lastSeq`.
+	 * Tells the server how far this subscription has read, at most once per
+	 * `DEFAULTS.receivedEveryMs`: it lets a reader that keeps up get
+	 * everything, and closes one that falls megabytes behind (4408), which
+	 * then resumes from `lastSeq`.
 	 */
-	private confirm(afterMs: number) {
-		this.confirming ??= setTimeout(() => {
-			this.confirming = undefined;
-			if (this.lastSeq !== undefined) this.link.send({ type: "received", seq: this.lastSeq });
+	#confirm(afterMs: number) {
+		this.#confirming ??= setTimeout(() => {
+			this.#confirming = undefined;
+			if (this.lastSeq !== undefined) this.#link.send({ type: "received", seq: this.lastSeq });
 		}, afterMs);
 	}
 }

@@ -42,3 +42,11 @@ export type ClientFrame =
 /** The plain-text heartbeat, answered by auto-response without waking the object. */
 export const PING = "ping";
 export const PONG = "pong";
+
+/** The subprotocol a client offers (and the server echoes), beside which a browser may offer its token. */
+export const SUBPROTOCOL = "tidings";
+/**
+ * A browser's WebSocket cannot set headers, so it offers its token as a
+ * subprotocol: `new WebSocket(url, [SUBPROTOCOL, BEARER_SUBPROTOCOL_PREFIX + token])`.
+ */
+export const BEARER_SUBPROTOCOL_PREFIX = "bearer.";

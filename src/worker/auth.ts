@@ -11,6 +11,7 @@
  * @module
  */
 import type { Context, MiddlewareHandler } from "hono";
+import { BEARER_SUBPROTOCOL_PREFIX } from "../protocol/frames.js";
 import { RIGHTS, type Right, rightsOn } from "../protocol/rights.js";
 import { type TokenClaims, TokenError, verifyToken } from "../tokens/index.js";
 import type { AppEnv } from "./env.js";
@@ -19,10 +20,6 @@ import { ApiError } from "./errors.js";
 const NOT_CONFIGURED =
 	"tidings is not configured: set an admin key with `wrangler secret put TIDINGS_ADMIN_KEY` and, for scoped" +
 	" tokens, `wrangler secret put TIDINGS_TOKEN_SECRET` (TIDINGS_ALLOW_ANONYMOUS=true is for local development only)";
-
-/** The subprotocol a browser offers with its token: `new WebSocket(url, ["tidings", "bearer." + token])`. */
-export const SUBPROTOCOL = "tidings";
-const BEARER_PROTOCOL = "bearer.";
 
 /** Local development: what `npm start` runs. Loosens CORS and push targets; never set it in production. */
 export function isDevelopment(env: { TIDINGS_ALLOW_ANONYMOUS?: string | undefined }): boolean {
@@ -58,8 +55,8 @@ export function credentialOf(req: Request): string | undefined {
 	const query = new URL(req.url).searchParams.get("token");
 	if (query) return query;
 	return offeredProtocols(req)
-		.find((p) => p.startsWith(BEARER_PROTOCOL))
-		?.slice(BEARER_PROTOCOL.length);
+		.find((p) => p.startsWith(BEARER_SUBPROTOCOL_PREFIX))
+		?.slice(BEARER_SUBPROTOCOL_PREFIX.length);
 }
 
 export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {

@@ -20,6 +20,94 @@ const GZIP_BUDGET = 8192;
 /** What both the browser bundle and `tidings/client` export. */
 const CLIENT_EXPORTS = ["CLOSE_CODES", "FallbackOutbox", "IndexedDbOutbox", "MemoryOutbox", "Tidings", "TidingsError"];
 
+/**
+ * The public members of each exported class, as docs/client.md documents them:
+ * what its emitted declaration may show (constructors included, `#private` not).
+ */
+const PUBLIC_MEMBERS: Record<string, { file: string; members: string[] }> = {
+	Tidings: {
+		file: "tidings.d.ts",
+		members: [
+			"constructor",
+			"url",
+			"WebSocket",
+			"heartbeatMs",
+			"state",
+			"on",
+			"outbox",
+			"publish",
+			"subscribe",
+			"consume",
+			"close",
+			"flush",
+		],
+	},
+	Subscription: { file: "subscription.d.ts", members: ["constructor", "topic", "lastSeq", "state", "close"] },
+	Consumer: { file: "consumer.d.ts", members: ["constructor", "topic", "state", "busy", "stop", "close"] },
+	TidingsError: { file: "errors.d.ts", members: ["constructor", "name", "code", "status", "retryable"] },
+	MemoryOutbox: { file: "outbox.d.ts", members: ["add", "peek", "remove", "size", "clear"] },
+	FallbackOutbox: { file: "outbox.d.ts", members: ["constructor", "add", "peek", "remove", "size", "clear"] },
+	IndexedDbOutbox: {
+		file: "outbox-idb.d.ts",
+		members: ["constructor", "name", "add", "peek", "remove", "size", "clear"],
+	},
+};
+/** Names the client uses inside, which once leaked into the published types. */
+const INTERNAL_NAMES = [
+	"emit",
+	"call",
+	"link",
+	"update",
+	"reachable",
+	"token",
+	"backoff",
+	"request",
+	"requestTimeoutMs",
+	"options",
+	"links",
+	"handlers",
+	"box",
+	"waiters",
+	"channel",
+	"flushing",
+	"draining",
+	"again",
+	"single",
+	"down",
+	"closed",
+	"closing",
+	"resume",
+	"drain",
+	"settle",
+	"queued",
+	"lock",
+	"chain",
+	"handler",
+	"queue",
+	"running",
+	"stopped",
+	"entries",
+	"durable",
+	"memory",
+	"db",
+];
+
+/** The member names a class declares in an emitted `.d.ts` (top level of its body, comments skipped). */
+function declaredMembers(file: string, cls: string): string[] {
+	const lines = readFileSync(path.join(ROOT, "dist/types/client", file), "utf8").split("\n");
+	const start = lines.findIndex((l) => new RegExp(`^export declare class ${cls}\\b`).test(l));
+	expect(start, `class ${cls} in ${file}`).toBeGreaterThanOrEqual(0);
+	const names: string[] = [];
+	for (const line of lines.slice(start + 1)) {
+		if (line === "}") break;
+		// Members are indented by exactly four spaces; deeper lines belong to a member's type or comment.
+		const m =
+			/^ {4}(?:(?:readonly|static|protected|private|public|get|set|abstract|override|declare) )*(#?[\w$]+)/.exec(line);
+		if (m?.[1] && m[1] !== "#private") names.push(m[1]);
+	}
+	return [...new Set(names)];
+}
+
 /** Runs an ES module in a fresh `node` from the repository root (the package resolves itself there); returns its JSON output. */
 function nodeEval(source: string): unknown {
 	const out = execFileSync(process.execPath, ["--input-type=module", "-e", source], {
@@ -147,6 +235,19 @@ describe("package entry points", () => {
 		expect(targets.length).toBeGreaterThanOrEqual(6);
 		for (const t of targets) expect(existsSync(path.join(ROOT, t)), t).toBe(true);
 		expect(readFileSync(path.join(ROOT, "dist/types/client/node.d.ts"), "utf8")).toMatch(/class Tidings/);
+	});
+
+	it.each(Object.entries(PUBLIC_MEMBERS))(
+		"the declaration of %s shows its public API and nothing internal",
+		(cls, spec) => {
+			const members = declaredMembers(spec.file, cls);
+			expect(members.filter((m) => INTERNAL_NAMES.includes(m))).toEqual([]);
+			expect([...members].sort()).toEqual([...spec.members].sort());
+		},
+	);
+
+	it("the Node build's Tidings adds nothing but its constructor", () => {
+		expect(declaredMembers("node.d.ts", "Tidings")).toEqual(["constructor"]);
 	});
 });
 

@@ -6,6 +6,7 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import * as v from "valibot";
+import { SUBPROTOCOL } from "../../protocol/frames.js";
 import { encodeGrant, GRANT_HEADER } from "../../protocol/internal.js";
 import { LIMITS } from "../../protocol/limits.js";
 import type { PublishResult } from "../../protocol/message.js";
@@ -20,7 +21,7 @@ import {
 	TopicSettingsSchema,
 	TraceparentSchema,
 } from "../../protocol/schema.js";
-import { limitKeyOf, offeredProtocols, requireRight, rightsOf, SUBPROTOCOL } from "../auth.js";
+import { limitKeyOf, offeredProtocols, requireRight, rightsOf } from "../auth.js";
 import { type AppEnv, topicStub } from "../env.js";
 import { ApiError, errorResponse, unwrap } from "../errors.js";
 import { requireJson, validate } from "../validate.js";
