@@ -11,6 +11,15 @@ const MINUTE = 60 * SECOND;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 
+/**
+ * A table the browser bundle leaves out when it does not use it. esbuild
+ * keeps an unused object literal whose values multiply named units (it
+ * cannot prove `7 * DAY` free of side effects); a pure call it can drop.
+ */
+function table<T>(build: () => T): T {
+	return build();
+}
+
 export const LIMITS = {
 	/** Topic name length in characters. */
 	topicNameMaxLength: 128,
@@ -108,53 +117,65 @@ export const LIMITS = {
 } as const;
 
 /** Defaults a topic starts with; `PUT /v1/topics/:topic` changes them. */
-export const DEFAULT_TOPIC_SETTINGS = {
-	/** Retained messages, counted from the newest. */
-	max_messages: 10_000,
-	/** Retained age of a message, from the time it joined the log. */
-	max_age_ms: 7 * DAY,
-	/** Open WebSockets (live and group) on the topic; more are refused with 429. */
-	max_sockets: 10_000,
-} as const;
+export const DEFAULT_TOPIC_SETTINGS = /* @__PURE__ */ table(
+	() =>
+		({
+			/** Retained messages, counted from the newest. */
+			max_messages: 10_000,
+			/** Retained age of a message, from the time it joined the log. */
+			max_age_ms: 7 * DAY,
+			/** Open WebSockets (live and group) on the topic; more are refused with 429. */
+			max_sockets: 10_000,
+		}) as const,
+);
 
 /** Defaults a consumer group starts with; `PUT …/groups/:group` changes them. */
-export const DEFAULT_GROUP_SETTINGS = {
-	max_retries: 3,
-	retry_delay_ms: 1 * SECOND,
-	backoff: "fixed",
-	max_retry_delay_ms: 5 * MINUTE,
-	jitter: true,
-	ack_timeout_ms: 30 * SECOND,
-	start: "latest",
-} as const;
+export const DEFAULT_GROUP_SETTINGS = /* @__PURE__ */ table(
+	() =>
+		({
+			max_retries: 3,
+			retry_delay_ms: 1 * SECOND,
+			backoff: "fixed",
+			max_retry_delay_ms: 5 * MINUTE,
+			jitter: true,
+			ack_timeout_ms: 30 * SECOND,
+			start: "latest",
+		}) as const,
+);
 
-export const DEFAULT_PUSH = {
-	timeout_ms: 10 * SECOND,
-	concurrency: 4,
-} as const;
+export const DEFAULT_PUSH = /* @__PURE__ */ table(
+	() =>
+		({
+			timeout_ms: 10 * SECOND,
+			concurrency: 4,
+		}) as const,
+);
 
 /** Internal pacing, not part of the contract but kept beside it. */
-export const TUNING = {
-	/** How long after a publish the background trim runs when the log is over its count. */
-	retentionDelayMs: 1 * SECOND,
-	/** Messages rows deleted per trim statement, so one trim never blocks the object for long. */
-	retentionChunk: 5000,
-	/** Messages per page while replaying a resumed stream, and the most data one page holds. */
-	replayPageSize: 500,
-	replayPageMaxBytes: 1 * MiB,
-	/** Message frames packed into one WebSocket message, up to about this many characters. */
-	packMaxChars: 64 * KiB,
-	/** Under load, fan-out waits at most this long so one packed message carries many frames. */
-	coalesceMs: 2,
-	/** Below this many live sockets, fan-out never waits: packing would save little. */
-	coalesceMinSockets: 16,
-	/** A timer whose handler throws is retried after this, doubling, capped below. */
-	timerRetryBaseMs: 1 * SECOND,
-	timerRetryMaxMs: 5 * MINUTE,
-	/** A push lease outlives the request timeout by this, so a lost object retries the delivery. */
-	pushLeaseMarginMs: 5 * SECOND,
-	/** A dead letter whose forward to its dead-letter topic has not succeeded is tried again after this. */
-	forwardRetryMs: 30 * SECOND,
-	/** Timers run per alarm invocation before yielding to a fresh alarm. */
-	timersPerAlarm: 1000,
-} as const;
+export const TUNING = /* @__PURE__ */ table(
+	() =>
+		({
+			/** How long after a publish the background trim runs when the log is over its count. */
+			retentionDelayMs: 1 * SECOND,
+			/** Messages rows deleted per trim statement, so one trim never blocks the object for long. */
+			retentionChunk: 5000,
+			/** Messages per page while replaying a resumed stream, and the most data one page holds. */
+			replayPageSize: 500,
+			replayPageMaxBytes: 1 * MiB,
+			/** Message frames packed into one WebSocket message, up to about this many characters. */
+			packMaxChars: 64 * KiB,
+			/** Under load, fan-out waits at most this long so one packed message carries many frames. */
+			coalesceMs: 2,
+			/** Below this many live sockets, fan-out never waits: packing would save little. */
+			coalesceMinSockets: 16,
+			/** A timer whose handler throws is retried after this, doubling, capped below. */
+			timerRetryBaseMs: 1 * SECOND,
+			timerRetryMaxMs: 5 * MINUTE,
+			/** A push lease outlives the request timeout by this, so a lost object retries the delivery. */
+			pushLeaseMarginMs: 5 * SECOND,
+			/** A dead letter whose forward to its dead-letter topic has not succeeded is tried again after this. */
+			forwardRetryMs: 30 * SECOND,
+			/** Timers run per alarm invocation before yielding to a fresh alarm. */
+			timersPerAlarm: 1000,
+		}) as const,
+);
