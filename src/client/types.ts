@@ -4,7 +4,7 @@
  * modules behind the façade share them without importing it.
  * @module
  */
-import type { PublishInput, PublishResult } from "../protocol/message.js";
+import type { PublishResult, PublishOptions as WirePublishOptions } from "../protocol/message.js";
 import type { TidingsError } from "./errors.js";
 import type { SocketClass } from "./link.js";
 import type { Outbox, OutboxEntry } from "./outbox.js";
@@ -47,17 +47,13 @@ export interface TidingsOptions {
 	requestTimeoutMs?: number;
 }
 
-export interface PublishOptions {
-	attributes?: PublishInput["attributes"];
+/** The publish fields beside `data` (as the RPC entrypoint takes them too), and how to wait. */
+export interface PublishOptions extends WirePublishOptions {
 	/**
 	 * Idempotency key (24 h, per topic), so that retries are stored once.
 	 * @default a fresh UUID
 	 */
 	key?: string;
-	/** Join the log after this many milliseconds. */
-	delayMs?: number;
-	traceparent?: string;
-	baggage?: string;
 	/**
 	 * Resolve only once the server stored the message, even while offline.
 	 * @default false
