@@ -522,7 +522,8 @@ export function deadLetterRecord(
 		...(error === null ? {} : { last_error: error.slice(0, LIMITS.attributeValueMaxLength) }),
 	};
 	// Keep within the attribute limit: the origin fields win over the message's own.
-	const own = Object.entries(message.attributes ?? {}).filter(([k]) => !(k in origin));
+	// hasOwn, not `in`: an attribute named constructor or toString is not an origin field.
+	const own = Object.entries(message.attributes ?? {}).filter(([k]) => !Object.hasOwn(origin, k));
 	const room = LIMITS.attributesMaxCount - Object.keys(origin).length;
 	return {
 		data_json: JSON.stringify(message.data),

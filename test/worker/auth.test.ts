@@ -145,6 +145,38 @@ describe("rights on every endpoint", () => {
 		expect((await call("POST", "/v1/tokens", admin, body)).status).toBe(403);
 		expect((await call("POST", "/v1/tokens", ADMIN_KEY, { topics: { "a..b": ["publish"] } })).status).toBe(400);
 	});
+
+	it("issues and honours tokens for topics named __proto__, constructor and prototype", async () => {
+		const issue = (text: string) =>
+			app.fetch(
+				new Request("http://tidings.test/v1/tokens", {
+					method: "POST",
+					headers: { Authorization: `Bearer ${ADMIN_KEY}`, "Content-Type": "application/json" },
+					body: text,
+				}),
+				prod,
+			);
+		const issued = await issue(
+			'{"topics":{"constructor":["publish"],"__proto__":["subscribe"],"prototype":["admin"]}}',
+		);
+		expect(issued.status).toBe(201);
+		const { token: t } = (await issued.json()) as { token: string };
+		expect((await call("POST", "/v1/topics/constructor/messages", t, { data: 1 })).status).toBe(201);
+		expect((await call("GET", "/v1/topics/__proto__/messages", t)).status).toBe(200);
+		expect((await call("PUT", "/v1/topics/prototype", t, { max_messages: 100 })).status).toBe(200);
+		// Nothing more than granted.
+		expect((await call("POST", "/v1/topics/__proto__/messages", t, { data: 1 })).status).toBe(403);
+		expect((await call("GET", "/v1/topics/constructor/messages", t)).status).toBe(403);
+		expect((await call("POST", "/v1/topics/toString/messages", t, { data: 1 })).status).toBe(403);
+		// A reserved name is checked like any pattern, and counted.
+		const bad = await issue('{"topics":{"a":["publish"],"constructor":["root"]}}');
+		expect(bad.status).toBe(400);
+		expect(((await bad.json()) as { error: { message: string } }).error.message).toMatch(/topics\.constructor/);
+		const many = `{"constructor":["publish"],${Array.from({ length: 50 }, (_, i) => `"p${i}":["publish"]`).join(",")}}`;
+		const over = await issue(`{"topics":${many}}`);
+		expect(over.status).toBe(400);
+		expect(((await over.json()) as { error: { code: string } }).error.code).toBe("limit_exceeded");
+	});
 });
 
 describe("rights on sockets", () => {
