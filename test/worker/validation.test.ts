@@ -1,8 +1,12 @@
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { Hono } from "hono";
+import * as v from "valibot";
+import { describe, expect, it, vi } from "vitest";
 import { LIMITS } from "../../src/protocol/limits.js";
 import { app } from "../../src/worker/app.js";
-import { api, publish, stats, TestSocket, uniqueTopic } from "./helpers.js";
+import { onError } from "../../src/worker/errors.js";
+import { requireJson, validate } from "../../src/worker/validate.js";
+import { api, history, publish, stats, TestSocket, uniqueTopic } from "./helpers.js";
 
 type ErrorAnswer = { error: { code: string; message: string } };
 
@@ -156,6 +160,118 @@ describe("publish limits", () => {
 		await expectError(await post(topic, { messages: "nope" }), 400, "invalid_request", /messages/);
 		const form = await api(`/v1/topics/${topic}/messages`, { method: "POST", body: "data=1" });
 		await expectError(form, 415, "unsupported_media_type", /application\/json/);
+		expect((await stats(topic)).head_seq).toBe(0);
+	});
+});
+
+describe("bodies that are not UTF-8", () => {
+	const enc = new TextEncoder();
+	/** JSON text with raw bytes spliced in where `@` stands. */
+	const bytes = (json: string, raw: number[]) => {
+		const [before = "", after = ""] = json.split("@");
+		return new Uint8Array([...enc.encode(before), ...raw, ...enc.encode(after)]);
+	};
+	const BAD: Array<[string, number[]]> = [
+		["0xff", [0xff]],
+		["an overlong encoding of /", [0xc0, 0xaf]],
+		["a lone continuation byte", [0x80]],
+		["an encoded surrogate", [0xed, 0xa0, 0x80]],
+		["a truncated sequence", [0xe2, 0x82]],
+		["a code point above U+10FFFF", [0xf4, 0x90, 0x80, 0x80]],
+	];
+	const send = (method: string, path: string, body: BodyInit) =>
+		api(path, { method, headers: { "Content-Type": "application/json" }, body });
+	/** The same bytes without a Content-Length: the body arrives as a stream. */
+	const streamed = (b: Uint8Array) =>
+		new ReadableStream<Uint8Array>({
+			start(c) {
+				c.enqueue(b);
+				c.close();
+			},
+		});
+
+	it("are refused with invalid_json on publish, whole or streamed, and store nothing", async () => {
+		const topic = uniqueTopic();
+		const path = `/v1/topics/${topic}/messages`;
+		for (const [what, raw] of BAD) {
+			await expectError(await send("POST", path, bytes('{"data":"@"}', raw)), 400, "invalid_json", /UTF-8/);
+			await expectError(await send("POST", path, bytes('{"data":1,"key":"k@"}', raw)), 400, "invalid_json");
+			await expectError(
+				await send("POST", path, bytes('{"messages":[{"data":1,"attributes":{"a@":1}}]}', raw)),
+				400,
+				"invalid_json",
+			);
+			const res = await send("POST", path, streamed(bytes('{"data":"@"}', raw)));
+			await expectError(res, 400, "invalid_json", new RegExp(`UTF-8|${what}`));
+		}
+		expect((await stats(topic)).head_seq).toBe(0);
+		// Valid multi-byte text is untouched, whole or streamed.
+		expect((await send("POST", path, enc.encode('{"data":"é😀"}'))).status).toBe(201);
+		expect((await send("POST", path, streamed(enc.encode('{"data":"ü"}')))).status).toBe(201);
+		expect((await history(topic)).messages.map((m) => m.data)).toEqual(["é😀", "ü"]);
+	});
+
+	it("are refused on the other JSON routes too", async () => {
+		const topic = uniqueTopic();
+		const bad = [0xff];
+		await expectError(
+			await send("PUT", `/v1/topics/${topic}/groups/g`, bytes('{"filter":{"kind":"@"}}', bad)),
+			400,
+			"invalid_json",
+		);
+		expect((await api(`/v1/topics/${topic}/groups/g`)).status).toBe(404);
+		await expectError(
+			await send("PUT", `/v1/topics/${topic}`, bytes('{"max_messages":5,"@":1}', bad)),
+			400,
+			"invalid_json",
+		);
+		await expectError(
+			await send("POST", "/v1/tokens", bytes('{"topics":{"a":["publish"]},"sub":"@"}', bad)),
+			400,
+			"invalid_json",
+		);
+		expect(
+			(
+				await api(`/v1/topics/${topic}/groups/g`, {
+					method: "PUT",
+					headers: { "Content-Type": "application/json" },
+					body: "{}",
+				})
+			).status,
+		).toBe(201);
+		await expectError(
+			await send("POST", `/v1/topics/${topic}/groups/g/nack`, bytes('{"seqs":[1],"error":"@"}', bad)),
+			400,
+			"invalid_json",
+		);
+	});
+
+	it("are read, decoded and parsed once", async () => {
+		const probe = new Hono()
+			.post("/", requireJson, validate("json", v.unknown()), (c) => c.json({ got: c.req.valid("json") }))
+			.onError(onError);
+		const text = JSON.stringify({ data: "x".repeat(1000), n: 1 });
+		const parse = vi.spyOn(JSON, "parse");
+		const lenient = vi.spyOn(Request.prototype, "text");
+		try {
+			const res = await probe.fetch(
+				new Request("http://x/", { method: "POST", headers: { "Content-Type": "application/json" }, body: text }),
+			);
+			expect(await res.json()).toEqual({ got: JSON.parse(text) });
+			// Once by the route, once by the assertion above.
+			expect(parse.mock.calls.filter(([t]) => t === text)).toHaveLength(2);
+			expect(lenient).not.toHaveBeenCalled();
+		} finally {
+			parse.mockRestore();
+			lenient.mockRestore();
+		}
+	});
+
+	it("over 1 MiB are still 413 first", async () => {
+		const topic = uniqueTopic();
+		const big = bytes(`{"data":"${"x".repeat(LIMITS.publishMaxBytes)}@"}`, [0xff]);
+		await expectError(await send("POST", `/v1/topics/${topic}/messages`, big), 413, "payload_too_large");
+		await expectError(await send("POST", `/v1/topics/${topic}/messages`, streamed(big)), 413, "payload_too_large");
 		expect((await stats(topic)).head_seq).toBe(0);
 	});
 });
