@@ -50,6 +50,21 @@ export function utf8Length(s: string): number {
 	return n;
 }
 
+/** A UTF-16 half without its other half: `\p{Cs}` in a `u` regex matches only those. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * Strings stored as SQLite text (UTF-8) come back with a lone surrogate
+ * replaced, so a key read back would not be the key sent. Keys and
+ * header-like fields must round-trip exactly: such strings are refused.
+ */
+function wellFormed<T extends string>(name: string) {
+	return v.check<T, string>(
+		(s) => !LONE_SURROGATE.test(s),
+		`${name} has a lone surrogate (half of a UTF-16 pair), which cannot be stored exactly; send well-formed Unicode`,
+	);
+}
+
 const TOPIC_RE = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
 export const TopicName = v.pipe(
@@ -209,12 +224,14 @@ export const TraceparentSchema = v.pipe(
 export const BaggageSchema = v.pipe(
 	v.string(),
 	maxLength(LIMITS.baggageMaxLength, `baggage is at most ${LIMITS.baggageMaxLength} characters`),
+	wellFormed("baggage"),
 );
 
 export const IdempotencyKeySchema = v.pipe(
 	v.string("key must be a string"),
 	v.minLength(1, "key must not be empty"),
 	maxLength(LIMITS.idempotencyKeyMaxLength, `key is at most ${LIMITS.idempotencyKeyMaxLength} characters`),
+	wellFormed("key"),
 );
 
 const DelaySchema = v.pipe(
@@ -467,9 +484,15 @@ const Seqs = v.pipe(
 	v.minLength(1, "seqs must not be empty"),
 	limitCheck((a) => a.length <= LIMITS.pullMaxMessages, `at most ${LIMITS.pullMaxMessages} seqs at a time`),
 );
+/**
+ * Free text, not an identity: a lone surrogate (a message cut in the middle of
+ * a pair, as a client slicing an error may do) becomes U+FFFD, here, so the
+ * DLQ and the dead-letter topic show the same text. Refusing it would fail the nack.
+ */
 const ErrorText = v.pipe(
 	v.string("error must be a string"),
 	maxLength(LIMITS.errorMaxLength, `error is at most ${LIMITS.errorMaxLength} characters`),
+	v.transform((s: string) => s.replace(/\p{Cs}/gu, "\ufffd")),
 );
 const NackDelay = wholeMs("delay_ms", 0, LIMITS.retryDelayMaxMs, "12 hours");
 
@@ -528,6 +551,7 @@ export const TokenRequestSchema = v.strictObject({
 			v.string("sub must be a string"),
 			v.minLength(1, "sub must not be empty"),
 			maxLength(LIMITS.tokenSubMaxLength, `sub is at most ${LIMITS.tokenSubMaxLength} characters`),
+			wellFormed("sub"),
 		),
 	),
 });

@@ -4,6 +4,7 @@
  * anonymous access).
  */
 import { env } from "cloudflare:workers";
+import { sign } from "hono/jwt";
 import { describe, expect, it } from "vitest";
 import type { Right } from "../../src/protocol/rights.js";
 import { mintToken } from "../../src/tokens/index.js";
@@ -176,6 +177,57 @@ describe("rights on every endpoint", () => {
 		const over = await issue(`{"topics":${many}}`);
 		expect(over.status).toBe(400);
 		expect(((await over.json()) as { error: { code: string } }).error.code).toBe("limit_exceeded");
+	});
+});
+
+describe("token sub", () => {
+	it("may hold any text: HTTP publishes and sockets share the sub's publish budget", async () => {
+		const now = Math.floor(Date.now() / 1000);
+		const grant = (topic: string) => ({ [topic]: ["publish", "subscribe"] as Right[] });
+		const tokens: Array<(topic: string) => Promise<string>> = [
+			async (topic) => (await mintToken(SECRET, { topics: grant(topic), sub: "用户-😀" })).token,
+			// Signed elsewhere with a lone surrogate, which mintToken refuses.
+			(topic) => sign({ topics: grant(topic), sub: "x\ud800", iat: now, exp: now + 60 }, SECRET, "HS256"),
+		];
+		for (const make of tokens) {
+			const topic = uniqueTopic("auth");
+			const t = await make(topic);
+			const res = await call("GET", `/v1/topics/${topic}/ws`, t, undefined, { Upgrade: "websocket" });
+			expect(res.status).toBe(101);
+			res.webSocket?.accept();
+			const sock = new TestSocket(res.webSocket as WebSocket);
+			await sock.waitForFrame((f) => f.type === "ready", "ready");
+			// Spend the budget over HTTP…
+			const batch = { messages: Array.from({ length: 100 }, (_, i) => ({ data: i })) };
+			let status = 201;
+			for (let i = 0; i < 40 && status === 201; i++) {
+				const r = await call("POST", `/v1/topics/${topic}/messages`, t, batch);
+				await r.arrayBuffer();
+				status = r.status;
+			}
+			expect(status).toBe(429);
+			// …and the socket, opened with the same sub, finds it spent.
+			sock.send({ type: "publish", ref: "r", ...batch });
+			const answer = await sock.waitForFrame((f) => f.ref === "r", "the answer");
+			expect(answer).toMatchObject({ type: "error", code: "rate_limited" });
+			sock.close();
+		}
+	});
+
+	it("that is not a string (signed elsewhere) does not break publishing", async () => {
+		const topic = uniqueTopic("auth");
+		const now = Math.floor(Date.now() / 1000);
+		const t = await sign({ topics: { [topic]: ["publish"] }, sub: 42, iat: now, exp: now + 60 }, SECRET, "HS256");
+		expect((await call("POST", `/v1/topics/${topic}/messages`, t, { data: 1 })).status).toBe(201);
+	});
+
+	it("with a lone surrogate is refused when minting", async () => {
+		await expect(mintToken(SECRET, { topics: { a: ["publish"] }, sub: "u\udc00" })).rejects.toThrow(
+			/sub: .*lone surrogate/,
+		);
+		const res = await call("POST", "/v1/tokens", ADMIN_KEY, { topics: { a: ["publish"] }, sub: "\ud800" });
+		expect(res.status).toBe(400);
+		expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/lone surrogate/);
 	});
 });
 

@@ -1,4 +1,4 @@
-import { env } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { Hono } from "hono";
 import * as v from "valibot";
 import { describe, expect, it, vi } from "vitest";
@@ -273,6 +273,115 @@ describe("bodies that are not UTF-8", () => {
 		await expectError(await send("POST", `/v1/topics/${topic}/messages`, big), 413, "payload_too_large");
 		await expectError(await send("POST", `/v1/topics/${topic}/messages`, streamed(big)), 413, "payload_too_large");
 		expect((await stats(topic)).head_seq).toBe(0);
+	});
+});
+
+describe("lone surrogates", () => {
+	const LONE = ["\ud800", "a\udc00b", "x\ud83d", "\ude00\ud83d"];
+
+	it("in key or baggage are refused on every publish path, and nothing is stored", async () => {
+		const topic = uniqueTopic();
+		const sock = await TestSocket.open(topic);
+		await sock.waitForFrame((f) => f.type === "ready", "ready");
+		for (const bad of LONE) {
+			for (const field of ["key", "baggage"]) {
+				await expectError(await post(topic, { data: 1, [field]: bad }), 400, "invalid_request", /lone surrogate/);
+				await expectError(
+					await post(topic, { messages: [{ data: 1 }, { data: 2, [field]: bad }] }),
+					400,
+					"invalid_request",
+					new RegExp(`messages\\.1\\.${field}: .*lone surrogate`),
+				);
+				const before = sock.frames.length;
+				sock.send({ type: "publish", ref: "one", data: 1, [field]: bad });
+				sock.send({ type: "publish", ref: "batch", messages: [{ data: 1, [field]: bad }] });
+				await sock.waitFor(() => sock.frames.length >= before + 2, "two answers");
+				for (const f of sock.frames.slice(before)) {
+					expect(f).toMatchObject({
+						type: "error",
+						code: "invalid_request",
+						message: expect.stringMatching(/lone surrogate/),
+					});
+				}
+				const rpc = exports.TidingsRpc;
+				const one = await rpc.publish(topic, 1, { [field]: bad }).then(
+					() => "stored",
+					(e: unknown) => String(e),
+				);
+				expect(one).toMatch(/invalid_request: .*lone surrogate/);
+				const batch = await rpc.publishBatch(topic, [{ data: 1, [field]: bad }]).then(
+					() => "stored",
+					(e: unknown) => String(e),
+				);
+				expect(batch).toMatch(/invalid_request: .*lone surrogate/);
+			}
+		}
+		sock.close();
+		expect((await stats(topic)).head_seq).toBe(0);
+	});
+
+	it("do not stop keys with surrogate pairs: they round-trip and deduplicate", async () => {
+		const topic = uniqueTopic();
+		const key = "order-😀-𝄞";
+		const first = await post(topic, { data: 1, key, baggage: "emoji=😀" });
+		expect(first.status).toBe(201);
+		const [stored] = (await history(topic)).messages;
+		expect(stored?.key).toBe(key);
+		expect(stored?.baggage).toBe("emoji=😀");
+		// Re-publishing with the key as read back is a duplicate, not a second copy.
+		const again = await post(topic, { data: 1, key: stored?.key });
+		expect(again.status).toBe(200);
+		expect((await stats(topic)).head_seq).toBe(1);
+	});
+
+	it("in data and attributes round-trip exactly (JSON escapes them)", async () => {
+		const topic = uniqueTopic();
+		const sock = await TestSocket.open(topic);
+		await sock.waitForFrame((f) => f.type === "ready", "ready");
+		const data = { text: "a\ud800b", list: ["\udfff", "x\ud83d"] };
+		const attributes = { "n\udc00": "v\ud800", plain: "😀" };
+		expect((await post(topic, { data, attributes })).status).toBe(201);
+		sock.send({ type: "publish", ref: "r", data, attributes });
+		await sock.waitForFrame((f) => f.type === "published", "published");
+		const page = await history(topic);
+		for (const m of page.messages) {
+			expect(m.data).toEqual(data);
+			expect(JSON.stringify(m.attributes)).toBe(JSON.stringify(attributes));
+		}
+		expect(page.messages).toHaveLength(2);
+		sock.close();
+	});
+
+	it("in a nack's error are stored as U+FFFD, the same in the DLQ and on the dead-letter topic", async () => {
+		const topic = uniqueTopic();
+		const dlt = `${topic}.dead`;
+		const json = (res: Response) => res.json() as Promise<Record<string, unknown>>;
+		const put = await api(`/v1/topics/${topic}/groups/g`, {
+			method: "PUT",
+			headers: { "Content-Type": "application/json" },
+			body: JSON.stringify({ max_retries: 0, dead_letter_topic: dlt }),
+		});
+		expect(put.status).toBe(201);
+		const watcher = await TestSocket.open(dlt);
+		await watcher.waitForFrame((f) => f.type === "ready", "ready");
+		expect((await post(topic, { data: 1 })).status).toBe(201);
+		const groupPost = (rest: string, body: unknown) =>
+			api(`/v1/topics/${topic}/groups/g${rest}`, {
+				method: "POST",
+				headers: { "Content-Type": "application/json" },
+				body: JSON.stringify(body),
+			});
+		const pulled = (await json(await groupPost("/pull", {}))) as { messages: Array<{ seq: number }> };
+		// A client that cut an error message in the middle of a surrogate pair.
+		const nack = await groupPost("/nack", { seqs: [pulled.messages[0]?.seq], error: "failed: \ud83d" });
+		expect(await json(nack)).toEqual({ nacked: [1], dead: [1] });
+		const dlq = (await json(await api(`/v1/topics/${topic}/groups/g/dlq`))) as {
+			messages: Array<{ last_error: string }>;
+		};
+		expect(dlq.messages[0]?.last_error).toBe("failed: \ufffd");
+		const [dead] = await watcher.waitForMessages(1, 5000);
+		expect(dead?.attributes.last_error).toBe("failed: \ufffd");
+		watcher.close();
 	});
 });
 
