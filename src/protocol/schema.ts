@@ -307,17 +307,39 @@ export function publishBodySchemaFor(body: unknown) {
 	return body !== null && typeof body === "object" && "messages" in body ? PublishBatchSchema : PublishItemSchema;
 }
 
-const SeqString = v.pipe(v.string(), v.regex(/^\d{1,15}$/, "must be a non-negative whole number"), v.transform(Number));
+/**
+ * A whole number written in decimal digits, any number of them: not digits
+ * is `invalid_request`; digits above `max` are `limit_exceeded`, however many
+ * (so `limit=99999999` says which limit it passed, as `limit=1001` does).
+ */
+function digits(message: string, min: number, minMessage: string, max: number, maxMessage: string) {
+	return v.pipe(
+		v.string(message),
+		v.regex(/^\d+$/, message),
+		v.transform(Number),
+		v.minValue(min, minMessage),
+		limitCheck((n: number) => n <= max, maxMessage),
+	);
+}
+
+/** A seq (`after`, `from`): seqs are safe integers, so larger is past any seq there can be. */
+const SeqString = digits(
+	"must be a non-negative whole number",
+	0,
+	"must be a non-negative whole number",
+	Number.MAX_SAFE_INTEGER,
+	`is at most ${Number.MAX_SAFE_INTEGER} (the largest seq)`,
+);
 
 export const HistoryQuerySchema = v.looseObject({
 	after: v.optional(SeqString, "0"),
 	limit: v.optional(
-		v.pipe(
-			v.string(),
-			v.regex(/^\d{1,7}$/, "limit must be a whole number"),
-			v.transform(Number),
-			v.minValue(1, "limit is at least 1"),
-			limitCheck((n: number) => n <= LIMITS.historyMaxLimit, `limit is at most ${LIMITS.historyMaxLimit}`),
+		digits(
+			"limit must be a whole number",
+			1,
+			"limit is at least 1",
+			LIMITS.historyMaxLimit,
+			`limit is at most ${LIMITS.historyMaxLimit}`,
 		),
 		String(LIMITS.historyDefaultLimit),
 	),
@@ -514,12 +536,12 @@ export const NackBodySchema = v.strictObject({
 });
 export const RedriveBodySchema = v.strictObject({ seqs: v.optional(Seqs) });
 
-const Prefetch = v.pipe(
-	v.string(),
-	v.regex(/^\d{1,7}$/, "prefetch must be a whole number"),
-	v.transform(Number),
-	v.minValue(1, "prefetch is at least 1"),
-	limitCheck((n: number) => n <= LIMITS.prefetchMax, `prefetch is at most ${LIMITS.prefetchMax}`),
+const Prefetch = digits(
+	"prefetch must be a whole number",
+	1,
+	"prefetch is at least 1",
+	LIMITS.prefetchMax,
+	`prefetch is at most ${LIMITS.prefetchMax}`,
 );
 
 // --- Tokens -------------------------------------------------------------------

@@ -150,6 +150,21 @@ describe("publish limits", () => {
 		expect(page.next_after).toBe(page.messages.length);
 	});
 
+	it("reads repeated names as JSON.parse does: the last value wins (documented)", async () => {
+		const topic = uniqueTopic();
+		expect((await post(topic, '{"data":1,"attributes":{"a":1,"a":"two"},"data":2}')).status).toBe(201);
+		const [m] = (await history(topic)).messages;
+		expect(m?.data).toBe(2);
+		expect(m?.attributes).toEqual({ a: "two" });
+		// A repeat does not count twice: 50 distinct names, one of them given again, fit the limit.
+		const fifty = Array.from({ length: 50 }, (_, i) => `"a${i}":${i}`).join(",");
+		expect((await post(topic, `{"data":3,"attributes":{${fifty},"a0":"again"}}`)).status).toBe(201);
+		const sock = await TestSocket.open(topic);
+		sock.send('{"type":"publish","ref":"first","data":1,"ref":"last"}');
+		expect(await sock.waitForFrame((f) => f.type === "published", "published")).toMatchObject({ ref: "last" });
+		sock.close();
+	});
+
 	it("explains malformed bodies", async () => {
 		const topic = uniqueTopic();
 		await expectError(await post(topic, "{not json"), 400, "invalid_json");
@@ -303,6 +318,8 @@ describe("lone surrogates", () => {
 						message: expect.stringMatching(/lone surrogate/),
 					});
 				}
+				// The RPC entrypoint shares the schema: one value is enough (each rejection is logged).
+				if (bad !== LONE[0]) continue;
 				const rpc = exports.TidingsRpc;
 				const one = await rpc.publish(topic, 1, { [field]: bad }).then(
 					() => "stored",
@@ -395,6 +412,34 @@ describe("queries and routes", () => {
 		for (const q of ["limit=0", "limit=abc", "after=-1", "after=1.5", "after=1e3", "limit=1&limit=2"]) {
 			await expectError(await api(`/v1/topics/${topic}/messages?${q}`), 400, "invalid_request");
 		}
+	});
+
+	it("answers any whole number above a limit with limit_exceeded, however many digits, and anything else with invalid_request", async () => {
+		const topic = uniqueTopic();
+		const big = ["1001", "99999999", "0000000000001001", "9".repeat(400)];
+		const notNumbers = ["abc", "1e3", "-1", "1.5", "+5", " 5", "0x10", ""];
+		const routes: Array<[string, (q: string) => string, string[]]> = [
+			["history limit", (n) => `/v1/topics/${topic}/messages?limit=${n}`, big],
+			["dlq limit", (n) => `/v1/topics/${topic}/groups/g/dlq?limit=${n}`, big],
+			["prefetch", (n) => `/v1/topics/${topic}/ws?group=g&prefetch=${n}`, big],
+			["history after", (n) => `/v1/topics/${topic}/messages?after=${n}`, ["9007199254740992", "9".repeat(20)]],
+			["dlq after", (n) => `/v1/topics/${topic}/groups/g/dlq?after=${n}`, ["9007199254740992", "9".repeat(20)]],
+			["from", (n) => `/v1/topics/${topic}/ws?from=${n}`, ["9007199254740992", "9".repeat(400)]],
+		];
+		for (const [what, path, over] of routes) {
+			for (const n of over) {
+				await expectError(await api(path(n)), 400, "limit_exceeded", /at most/);
+			}
+			for (const n of notNumbers) {
+				const res = await api(path(encodeURIComponent(n)));
+				const body = (await res.json()) as ErrorAnswer;
+				expect(res.status, `${what}=${n}`).toBe(400);
+				expect(body.error.code, `${what}=${n}`).toBe("invalid_request");
+			}
+		}
+		// The largest whole numbers still allowed.
+		expect((await api(`/v1/topics/${topic}/messages?after=9007199254740991&limit=0001000`)).status).toBe(200);
+		await expectError(await api(`/v1/topics/${topic}/ws?from=9007199254740991`), 426, "upgrade_required");
 	});
 
 	it("validates from on sockets", async () => {
