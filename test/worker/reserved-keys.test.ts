@@ -7,7 +7,7 @@
  */
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { api, history, type StoredMessage, TestSocket, uniqueTopic } from "./helpers.js";
+import { api, eventually, history, type StoredMessage, TestSocket, uniqueTopic } from "./helpers.js";
 
 type Json = Record<string, unknown>;
 
@@ -53,6 +53,21 @@ describe("reserved names in attributes", () => {
 		// Live subscribers get them as well.
 		await sock.waitForMessages(6);
 		expect(sock.messages().map((m) => JSON.stringify(m.attributes))).toEqual(Array(6).fill(RESERVED));
+		sock.close();
+	});
+
+	it("survive a delay: a delayed message joins the log with them, and filters see them", async () => {
+		const topic = uniqueTopic();
+		const f = `{"constructor":"c","__proto__":{"exists":true}}`;
+		const sock = await TestSocket.open(topic, `filter=${encodeURIComponent(f)}`);
+		await sock.waitForFrame((fr) => fr.type === "ready", "ready");
+		expect((await postText(topic, `{"data":1,"delay_ms":50,"attributes":${RESERVED}}`)).status).toBe(202);
+		expect((await postText(topic, `{"data":2,"delay_ms":50,"attributes":{"constructor":"c"}}`)).status).toBe(202);
+		const [m] = await sock.waitForMessages(1);
+		expect(JSON.stringify(m?.attributes)).toBe(RESERVED);
+		await eventually(async () => (await history(topic)).messages.length === 2, "both joined the log");
+		expect(attributesText((await history(topic)).messages)).toEqual([RESERVED, `{"constructor":"c"}`]);
+		expect(sock.messages().map((x) => x.data)).toEqual([1]);
 		sock.close();
 	});
 
