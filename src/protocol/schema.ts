@@ -50,6 +50,21 @@ export function utf8Length(s: string): number {
 	return n;
 }
 
+/** A UTF-16 half without its other half: `\p{Cs}` in a `u` regex matches only those. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * Strings stored as SQLite text (UTF-8) come back with a lone surrogate
+ * replaced, so a key read back would not be the key sent. Keys and
+ * header-like fields must round-trip exactly: such strings are refused.
+ */
+function wellFormed<T extends string>(name: string) {
+	return v.check<T, string>(
+		(s) => !LONE_SURROGATE.test(s),
+		`${name} has a lone surrogate (half of a UTF-16 pair), which cannot be stored exactly; send well-formed Unicode`,
+	);
+}
+
 const TOPIC_RE = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
 export const TopicName = v.pipe(
@@ -83,6 +98,107 @@ const AttributeValue = v.union(
 	"attribute values are strings, numbers or booleans",
 );
 
+type KeySchema = v.GenericSchema<string, string>;
+
+/** A record that keeps every own key: see {@link ownRecord}. */
+export interface OwnRecordSchema<TKey extends KeySchema, TValue extends v.GenericSchema>
+	extends v.BaseSchema<
+		Record<string, v.InferInput<TValue>>,
+		Record<string, v.InferOutput<TValue>>,
+		v.RecordIssue | v.InferIssue<TKey> | v.InferIssue<TValue>
+	> {
+	readonly type: "record";
+	readonly reference: typeof ownRecord;
+	readonly expects: "Object";
+	readonly key: TKey;
+	readonly value: TValue;
+	readonly message: string | undefined;
+}
+
+/**
+ * `v.record`, except that it keeps the keys `__proto__`, `constructor` and
+ * `prototype`. Hand-written because valibot's record (1.x) skips those keys
+ * without a word (its `_isValidObjectKey` guard against prototype pollution),
+ * so `{"kind":"a","constructor":{"exists":true}}` became the wider filter
+ * `{"kind":"a"}`, attributes lost keys, and a token pattern `constructor` (a
+ * valid topic name) lost its grant. Here every own key is validated like any
+ * other and counted against the limits. The output is built with
+ * `Object.fromEntries`, which defines own data properties: a `__proto__` key
+ * becomes a key, never the prototype (`out[key] = value` would set it).
+ * Issues carry the same path items and requirements as valibot's record, so
+ * error codes (`limit_exceeded`, `payload_too_large`) and messages stay the same.
+ */
+export function ownRecord<const TKey extends KeySchema, const TValue extends v.GenericSchema>(
+	key: TKey,
+	value: TValue,
+	message?: string,
+): OwnRecordSchema<TKey, TValue> {
+	return v._standardSchema<OwnRecordSchema<TKey, TValue>>({
+		kind: "schema",
+		type: "record",
+		reference: ownRecord,
+		expects: "Object",
+		async: false,
+		key,
+		value,
+		message,
+		"~run"(dataset, config) {
+			type Output = v.OutputDataset<Record<string, v.InferOutput<TValue>>, v.RecordIssue>;
+			// The dataset is filled in place, as valibot's own schemas do.
+			const out = dataset as unknown as { typed: boolean; value: unknown; issues?: v.BaseIssue<unknown>[] };
+			if (!out.value || typeof out.value !== "object") {
+				v._addIssue(this, "type", dataset, config);
+				return out as unknown as Output;
+			}
+			const input = out.value as Record<string, unknown>;
+			out.typed = true;
+			const entries: [string, unknown][] = [];
+			// Own enumerable string keys, as for…in with hasOwnProperty gives them, reserved names included.
+			for (const entryKey of Object.keys(input)) {
+				const entryValue = input[entryKey];
+				const keyDataset = this.key["~run"]({ value: entryKey }, config);
+				if (keyDataset.issues) {
+					const pathItem: v.ObjectPathItem = { type: "object", origin: "key", input, key: entryKey, value: entryValue };
+					for (const issue of keyDataset.issues) {
+						(issue as { path?: unknown[] }).path = [pathItem];
+						out.issues?.push(issue);
+					}
+					out.issues ??= keyDataset.issues;
+					if (config.abortEarly) {
+						out.typed = false;
+						break;
+					}
+				}
+				const valueDataset = this.value["~run"]({ value: entryValue }, config);
+				if (valueDataset.issues) {
+					const pathItem: v.ObjectPathItem = {
+						type: "object",
+						origin: "value",
+						input,
+						key: entryKey,
+						value: entryValue,
+					};
+					for (const issue of valueDataset.issues) {
+						const i = issue as { path?: unknown[] };
+						if (i.path) i.path.unshift(pathItem);
+						else i.path = [pathItem];
+						out.issues?.push(issue);
+					}
+					out.issues ??= valueDataset.issues;
+					if (config.abortEarly) {
+						out.typed = false;
+						break;
+					}
+				}
+				if (!keyDataset.typed || !valueDataset.typed) out.typed = false;
+				if (keyDataset.typed) entries.push([keyDataset.value, valueDataset.value]);
+			}
+			out.value = Object.fromEntries(entries);
+			return out as unknown as Output;
+		},
+	});
+}
+
 /** v.record alone takes arrays (their indexes become keys); JSON objects only. */
 function plainObject(message: string) {
 	return v.custom<Record<string, unknown>>((x) => x !== null && typeof x === "object" && !Array.isArray(x), message);
@@ -90,7 +206,7 @@ function plainObject(message: string) {
 
 export const AttributesSchema = v.pipe(
 	plainObject("attributes must be an object of strings, numbers and booleans"),
-	v.record(AttributeName, AttributeValue, "attributes must be an object of strings, numbers and booleans"),
+	ownRecord(AttributeName, AttributeValue, "attributes must be an object of strings, numbers and booleans"),
 	limitCheck(
 		(a) => Object.keys(a).length <= LIMITS.attributesMaxCount,
 		`a message has at most ${LIMITS.attributesMaxCount} attributes`,
@@ -108,12 +224,14 @@ export const TraceparentSchema = v.pipe(
 export const BaggageSchema = v.pipe(
 	v.string(),
 	maxLength(LIMITS.baggageMaxLength, `baggage is at most ${LIMITS.baggageMaxLength} characters`),
+	wellFormed("baggage"),
 );
 
 export const IdempotencyKeySchema = v.pipe(
 	v.string("key must be a string"),
 	v.minLength(1, "key must not be empty"),
 	maxLength(LIMITS.idempotencyKeyMaxLength, `key is at most ${LIMITS.idempotencyKeyMaxLength} characters`),
+	wellFormed("key"),
 );
 
 const DelaySchema = v.pipe(
@@ -189,17 +307,39 @@ export function publishBodySchemaFor(body: unknown) {
 	return body !== null && typeof body === "object" && "messages" in body ? PublishBatchSchema : PublishItemSchema;
 }
 
-const SeqString = v.pipe(v.string(), v.regex(/^\d{1,15}$/, "must be a non-negative whole number"), v.transform(Number));
+/**
+ * A whole number written in decimal digits, any number of them: not digits
+ * is `invalid_request`; digits above `max` are `limit_exceeded`, however many
+ * (so `limit=99999999` says which limit it passed, as `limit=1001` does).
+ */
+function digits(message: string, min: number, minMessage: string, max: number, maxMessage: string) {
+	return v.pipe(
+		v.string(message),
+		v.regex(/^\d+$/, message),
+		v.transform(Number),
+		v.minValue(min, minMessage),
+		limitCheck((n: number) => n <= max, maxMessage),
+	);
+}
+
+/** A seq (`after`, `from`): seqs are safe integers, so larger is past any seq there can be. */
+const SeqString = digits(
+	"must be a non-negative whole number",
+	0,
+	"must be a non-negative whole number",
+	Number.MAX_SAFE_INTEGER,
+	`is at most ${Number.MAX_SAFE_INTEGER} (the largest seq)`,
+);
 
 export const HistoryQuerySchema = v.looseObject({
 	after: v.optional(SeqString, "0"),
 	limit: v.optional(
-		v.pipe(
-			v.string(),
-			v.regex(/^\d{1,7}$/, "limit must be a whole number"),
-			v.transform(Number),
-			v.minValue(1, "limit is at least 1"),
-			limitCheck((n: number) => n <= LIMITS.historyMaxLimit, `limit is at most ${LIMITS.historyMaxLimit}`),
+		digits(
+			"limit must be a whole number",
+			1,
+			"limit is at least 1",
+			LIMITS.historyMaxLimit,
+			`limit is at most ${LIMITS.historyMaxLimit}`,
 		),
 		String(LIMITS.historyDefaultLimit),
 	),
@@ -261,7 +401,7 @@ function countAlternatives(f: Record<string, unknown>): number {
 
 export const FilterSchema = v.pipe(
 	plainObject("a filter is an object of attribute name to condition(s)"),
-	v.record(
+	ownRecord(
 		AttributeName,
 		v.union([ConditionSchema, v.pipe(v.array(ConditionSchema), v.minLength(1, "a key lists at least one value"))]),
 		"a filter is an object of attribute name to condition(s)",
@@ -366,9 +506,15 @@ const Seqs = v.pipe(
 	v.minLength(1, "seqs must not be empty"),
 	limitCheck((a) => a.length <= LIMITS.pullMaxMessages, `at most ${LIMITS.pullMaxMessages} seqs at a time`),
 );
+/**
+ * Free text, not an identity: a lone surrogate (a message cut in the middle of
+ * a pair, as a client slicing an error may do) becomes U+FFFD, here, so the
+ * DLQ and the dead-letter topic show the same text. Refusing it would fail the nack.
+ */
 const ErrorText = v.pipe(
 	v.string("error must be a string"),
 	maxLength(LIMITS.errorMaxLength, `error is at most ${LIMITS.errorMaxLength} characters`),
+	v.transform((s: string) => s.replace(/\p{Cs}/gu, "\ufffd")),
 );
 const NackDelay = wholeMs("delay_ms", 0, LIMITS.retryDelayMaxMs, "12 hours");
 
@@ -390,19 +536,19 @@ export const NackBodySchema = v.strictObject({
 });
 export const RedriveBodySchema = v.strictObject({ seqs: v.optional(Seqs) });
 
-const Prefetch = v.pipe(
-	v.string(),
-	v.regex(/^\d{1,7}$/, "prefetch must be a whole number"),
-	v.transform(Number),
-	v.minValue(1, "prefetch is at least 1"),
-	limitCheck((n: number) => n <= LIMITS.prefetchMax, `prefetch is at most ${LIMITS.prefetchMax}`),
+const Prefetch = digits(
+	"prefetch must be a whole number",
+	1,
+	"prefetch is at least 1",
+	LIMITS.prefetchMax,
+	`prefetch is at most ${LIMITS.prefetchMax}`,
 );
 
 // --- Tokens -------------------------------------------------------------------
 
 export const GrantsSchema = v.pipe(
 	plainObject("topics is an object of topic pattern to rights"),
-	v.record(
+	ownRecord(
 		v.pipe(
 			v.string(),
 			v.check(isPattern, "patterns are topic names whose segments may be * (one segment) or, last, > (the rest)"),
@@ -427,6 +573,7 @@ export const TokenRequestSchema = v.strictObject({
 			v.string("sub must be a string"),
 			v.minLength(1, "sub must not be empty"),
 			maxLength(LIMITS.tokenSubMaxLength, `sub is at most ${LIMITS.tokenSubMaxLength} characters`),
+			wellFormed("sub"),
 		),
 	),
 });

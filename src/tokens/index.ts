@@ -84,5 +84,5 @@ export async function verifyToken(secret: string, token: string): Promise<TokenC
 	if (typeof payload.exp !== "number") throw new TokenError("the token has no expiry (exp)");
 	const grants = v.safeParse(GrantsSchema, payload.topics);
 	if (!grants.success) throw new TokenError("the token carries no valid topics claim");
-	return payload as unknown as TokenClaims;
+	return { ...payload, topics: grants.output } as unknown as TokenClaims;
 }

@@ -93,11 +93,17 @@ export function rightsOf(c: Context<AppEnv>, topic: string): Set<Right> {
 	return p.kind === "token" ? rightsOn(p.claims.topics, topic) : new Set(RIGHTS);
 }
 
-/** Whose publish budget a request spends: a token's `sub`, else the token's signature; keys are not limited. */
+/**
+ * Whose publish budget a request spends: a token's `sub`, else the token's signature; keys are not limited.
+ * Printable ASCII, so it reaches the object unchanged in a socket upgrade's header as well as over RPC:
+ * every other UTF-16 unit (a lone surrogate included) and the backslash are written as \uXXXX.
+ */
 export function limitKeyOf(c: Context<AppEnv>): string | undefined {
 	const p = c.get("principal");
 	if (p.kind !== "token") return undefined;
-	return p.claims.sub !== undefined ? `sub:${p.claims.sub}` : `sig:${credentialOf(c.req.raw)?.split(".")[2] ?? ""}`;
+	if (p.claims.sub === undefined) return `sig:${credentialOf(c.req.raw)?.split(".")[2] ?? ""}`;
+	// String(): a token signed elsewhere may carry a sub that is not a string.
+	return `sub:${String(p.claims.sub).replace(/[^\x20-\x5b\x5d-\x7e]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`)}`;
 }
 
 /** Requires `right` on the route's `:topic` (403 otherwise). */

@@ -49,9 +49,12 @@ function privateIpv6(host: string): boolean {
 	const g = ipv6Groups(host);
 	if (!g) return true; // not understood: refused
 	const [g0, g1, g2, g3, g4, g5, g6, g7] = g as [number, number, number, number, number, number, number, number];
-	// ::/96 (unspecified, loopback, IPv4-compatible) and ::ffff:0:0/96 (IPv4-mapped): the embedded IPv4 decides, and ::/96 is refused outright.
-	if (g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0 && g4 === 0) return g5 !== 0xffff || privateIpv4(v4Of(g6, g7));
-	if (g0 === 0x64 && g1 === 0xff9b) return g2 !== 0 || privateIpv4(v4Of(g6, g7)); // NAT64: 64:ff9b::/96, 64:ff9b:1::/48 local
+	// ::/64 holds nothing globally routable: ::/96 (unspecified, loopback, IPv4-compatible), ::ffff:0:0:0/96
+	// (IPv4-translated) and the rest are refused. Only ::ffff:0:0/96 (IPv4-mapped) is the embedded IPv4 itself,
+	// allowed when that IPv4 is public.
+	if (g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0) return !(g4 === 0 && g5 === 0xffff) || privateIpv4(v4Of(g6, g7));
+	// NAT64: only 64:ff9b::/96 embeds a reachable IPv4; 64:ff9b:1::/48 is local and the rest of 64:ff9b::/32 unassigned.
+	if (g0 === 0x64 && g1 === 0xff9b) return g2 !== 0 || g3 !== 0 || g4 !== 0 || g5 !== 0 || privateIpv4(v4Of(g6, g7));
 	if (g0 === 0x2002) return privateIpv4(v4Of(g1, g2)); // 6to4
 	if (g0 === 0x100 && g1 === 0 && g2 === 0 && g3 === 0) return true; // discard-only
 	if (g0 === 0x2001 && g1 === 0xdb8) return true; // documentation

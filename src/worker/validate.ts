@@ -31,11 +31,31 @@ export function validate<T extends keyof ValidationTargets, S extends AnySchema>
 	});
 }
 
-/** JSON bodies only: a form post or a missing Content-Type gets a message that says so. */
+/** Refuses what is not UTF-8 instead of replacing it with U+FFFD. */
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+/**
+ * JSON bodies only: a form post or a missing Content-Type gets a message that
+ * says so. Reads the body once and decodes it as strict UTF-8: Hono's
+ * `c.req.json()` decodes leniently, so bytes that are not UTF-8 would be
+ * stored as U+FFFD. Runs after any `bodyLimit`, so an oversized body is a 413
+ * before it is read here.
+ */
 export const requireJson: MiddlewareHandler = async (c, next) => {
 	const type = (c.req.header("Content-Type") ?? "").split(";")[0]?.trim().toLowerCase();
 	if (type !== "application/json") {
 		return errorResponse("unsupported_media_type", "send JSON with Content-Type: application/json");
 	}
+	const bytes = await c.req.raw.arrayBuffer();
+	let text: string;
+	try {
+		text = utf8.decode(bytes);
+	} catch {
+		return errorResponse("invalid_json", "the body is not valid UTF-8; send JSON text encoded in UTF-8");
+	}
+	// Hono's validator parses `c.req.json()`, which (Hono 4.13, src/request.ts) is JSON.parse of the
+	// cached "text" entry: so the body is decoded once, here, and parsed once, there. (A cached
+	// "json" entry would be stringified and parsed again.) The cache holds promises; its type says string.
+	c.req.bodyCache.text = Promise.resolve(text) as unknown as string;
 	await next();
 };

@@ -41,6 +41,17 @@ describe("push targets", () => {
 			"https://[fd00::1]/",
 			"https://[fe80::1]/",
 			"https://[::ffff:10.0.0.1]/",
+			// IPv4-translated (::ffff:0:0:0/96) and the rest of ::/64: not globally routable, whatever IPv4 they embed.
+			"https://[::ffff:0:7f00:1]/",
+			"https://[::ffff:0:127.0.0.1]/",
+			"https://[::ffff:0:102:304]/",
+			"https://[0:0:0:0:ffff:0:a00:1]/",
+			"https://[::1:0:0:1]/",
+			"https://[::1:ffff:102:304]/",
+			"https://[::abcd:1:2:3]/",
+			"https://[0:0:0:0:ffff:ffff:ffff:ffff]/",
+			// In 64:ff9b::/32 but outside the NAT64 prefix 64:ff9b::/96: not routable either.
+			"https://[64:ff9b:0:0:1:0:102:304]/",
 			"https://[::]/",
 			"https://[::10.0.0.1]/",
 			"https://[::1.2.3.4]/",

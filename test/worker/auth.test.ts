@@ -3,12 +3,18 @@
  * Worker configured as in production (admin key and token secret, no
  * anonymous access).
  */
+
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { Hono } from "hono";
+import { sign } from "hono/jwt";
 import { describe, expect, it } from "vitest";
 import type { Right } from "../../src/protocol/rights.js";
 import { mintToken } from "../../src/tokens/index.js";
 import { app } from "../../src/worker/app.js";
-import { stats, TestSocket, uniqueTopic } from "./helpers.js";
+import { limitKeyOf } from "../../src/worker/auth.js";
+import type { AppEnv } from "../../src/worker/env.js";
+import { stats, TestSocket, topicStub, uniqueTopic } from "./helpers.js";
 
 const ADMIN_KEY = "admin-key-for-tests-0123456789";
 const SECRET = "token-secret-for-tests-0123456789";
@@ -144,6 +150,94 @@ describe("rights on every endpoint", () => {
 		const admin = await token({ ">": ["admin"] });
 		expect((await call("POST", "/v1/tokens", admin, body)).status).toBe(403);
 		expect((await call("POST", "/v1/tokens", ADMIN_KEY, { topics: { "a..b": ["publish"] } })).status).toBe(400);
+	});
+
+	it("issues and honours tokens for topics named __proto__, constructor and prototype", async () => {
+		const issue = (text: string) =>
+			app.fetch(
+				new Request("http://tidings.test/v1/tokens", {
+					method: "POST",
+					headers: { Authorization: `Bearer ${ADMIN_KEY}`, "Content-Type": "application/json" },
+					body: text,
+				}),
+				prod,
+			);
+		const issued = await issue(
+			'{"topics":{"constructor":["publish"],"__proto__":["subscribe"],"prototype":["admin"]}}',
+		);
+		expect(issued.status).toBe(201);
+		const { token: t } = (await issued.json()) as { token: string };
+		expect((await call("POST", "/v1/topics/constructor/messages", t, { data: 1 })).status).toBe(201);
+		expect((await call("GET", "/v1/topics/__proto__/messages", t)).status).toBe(200);
+		expect((await call("PUT", "/v1/topics/prototype", t, { max_messages: 100 })).status).toBe(200);
+		// Nothing more than granted.
+		expect((await call("POST", "/v1/topics/__proto__/messages", t, { data: 1 })).status).toBe(403);
+		expect((await call("GET", "/v1/topics/constructor/messages", t)).status).toBe(403);
+		expect((await call("POST", "/v1/topics/toString/messages", t, { data: 1 })).status).toBe(403);
+		// A reserved name is checked like any pattern, and counted.
+		const bad = await issue('{"topics":{"a":["publish"],"constructor":["root"]}}');
+		expect(bad.status).toBe(400);
+		expect(((await bad.json()) as { error: { message: string } }).error.message).toMatch(/topics\.constructor/);
+		const many = `{"constructor":["publish"],${Array.from({ length: 50 }, (_, i) => `"p${i}":["publish"]`).join(",")}}`;
+		const over = await issue(`{"topics":${many}}`);
+		expect(over.status).toBe(400);
+		expect(((await over.json()) as { error: { code: string } }).error.code).toBe("limit_exceeded");
+	});
+});
+
+describe("token sub", () => {
+	it("may hold any text: HTTP publishes and sockets work, and key the same publish budget", async () => {
+		const now = Math.floor(Date.now() / 1000);
+		const grant = (topic: string) => ({ [topic]: ["publish", "subscribe"] as Right[] });
+		// The last two would collide if a backslash were not escaped like the rest.
+		const subs = ["用户-😀", "x\ud800", "é", "\\u00e9"];
+		const keys: string[] = [];
+		for (const sub of subs) {
+			const topic = uniqueTopic("auth");
+			// Signed here, not minted: mintToken refuses the lone surrogate.
+			const t = await sign({ topics: grant(topic), sub, iat: now, exp: now + 60 }, SECRET, "HS256");
+			expect((await call("POST", `/v1/topics/${topic}/messages`, t, { data: 1 })).status).toBe(201);
+			const res = await call("GET", `/v1/topics/${topic}/ws`, t, undefined, { Upgrade: "websocket" });
+			expect(res.status).toBe(101);
+			res.webSocket?.accept();
+			const sock = new TestSocket(res.webSocket as WebSocket);
+			sock.send({ type: "publish", ref: "r", data: 2 });
+			expect(await sock.waitForFrame((f) => f.ref === "r", "the answer")).toMatchObject({ type: "published" });
+			// HTTP publishes spend the budget limitKeyOf names; a socket's travels to the object in a header
+			// and must arrive as the same key, or the two would have separate budgets.
+			const probe = new Hono<AppEnv>().get("/", (c) => {
+				c.set("principal", { kind: "token", claims: { topics: {}, sub, iat: now, exp: now + 60 } });
+				return c.text(limitKeyOf(c) ?? "");
+			});
+			const httpKey = await (await probe.request("/")).text();
+			expect(httpKey).toMatch(/^sub:[\x20-\x7e]+$/);
+			const socketKeys = await runInDurableObject(topicStub(topic), (_i, state) =>
+				state
+					.getWebSockets()
+					.map((ws) => (ws.deserializeAttachment() as { grant?: { limitKey?: string } }).grant?.limitKey),
+			);
+			expect(socketKeys).toEqual([httpKey]);
+			keys.push(httpKey);
+			sock.close();
+		}
+		// Different subs, different budgets.
+		expect(new Set(keys).size).toBe(subs.length);
+	});
+
+	it("that is not a string (signed elsewhere) does not break publishing", async () => {
+		const topic = uniqueTopic("auth");
+		const now = Math.floor(Date.now() / 1000);
+		const t = await sign({ topics: { [topic]: ["publish"] }, sub: 42, iat: now, exp: now + 60 }, SECRET, "HS256");
+		expect((await call("POST", `/v1/topics/${topic}/messages`, t, { data: 1 })).status).toBe(201);
+	});
+
+	it("with a lone surrogate is refused when minting", async () => {
+		await expect(mintToken(SECRET, { topics: { a: ["publish"] }, sub: "u\udc00" })).rejects.toThrow(
+			/sub: .*lone surrogate/,
+		);
+		const res = await call("POST", "/v1/tokens", ADMIN_KEY, { topics: { a: ["publish"] }, sub: "\ud800" });
+		expect(res.status).toBe(400);
+		expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/lone surrogate/);
 	});
 });
 

@@ -77,4 +77,30 @@ describe("tokens", () => {
 		await expect(mintToken(SECRET, { topics: { a: ["publish"] }, ttl_s: 31 * 24 * 3600 })).rejects.toThrow(/ttl_s/);
 		await expect(mintToken("", { topics: { a: ["publish"] } })).rejects.toThrow(/secret/);
 	});
+
+	it("keep patterns named __proto__, constructor and prototype, and check their rights", async () => {
+		// Valid topic names, so valid patterns: parsed from JSON so they are keys, not a prototype.
+		const topics = JSON.parse('{"__proto__":["subscribe"],"constructor":["publish"],"prototype":["admin"]}');
+		const { token } = await mintToken(SECRET, { topics });
+		const claims = await verifyToken(SECRET, token);
+		expect(JSON.stringify(claims.topics)).toBe(JSON.stringify(topics));
+		expect(Object.getPrototypeOf(claims.topics)).toBe(Object.prototype);
+		await expect(mintToken(SECRET, { topics: JSON.parse('{"a":["publish"],"constructor":["root"]}') })).rejects.toThrow(
+			/topics\.constructor/,
+		);
+		const many = JSON.parse(
+			`{"constructor":["publish"],${Array.from({ length: 50 }, (_, i) => `"p${i}":["publish"]`).join(",")}}`,
+		);
+		await expect(mintToken(SECRET, { topics: many })).rejects.toThrow(/at most 50 patterns/);
+		// Signed elsewhere: verification checks every pattern, these included.
+		const now = Math.floor(Date.now() / 1000);
+		const signed = (json: string) => sign({ topics: JSON.parse(json), iat: now, exp: now + 60 }, SECRET, "HS256");
+		expect(await reason(await signed('{"constructor":["publish"]}'))).toBe("accepted");
+		expect(await reason(await signed('{"a":["publish"],"constructor":["root"]}'))).toBe(
+			"the token carries no valid topics claim",
+		);
+		expect(await reason(await signed('{"a":["publish"],"__proto__":"x"}'))).toBe(
+			"the token carries no valid topics claim",
+		);
+	});
 });

@@ -1,8 +1,12 @@
-import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { env, exports } from "cloudflare:workers";
+import { Hono } from "hono";
+import * as v from "valibot";
+import { describe, expect, it, vi } from "vitest";
 import { LIMITS } from "../../src/protocol/limits.js";
 import { app } from "../../src/worker/app.js";
-import { api, publish, stats, TestSocket, uniqueTopic } from "./helpers.js";
+import { onError } from "../../src/worker/errors.js";
+import { requireJson, validate } from "../../src/worker/validate.js";
+import { api, history, publish, stats, TestSocket, uniqueTopic } from "./helpers.js";
 
 type ErrorAnswer = { error: { code: string; message: string } };
 
@@ -146,6 +150,21 @@ describe("publish limits", () => {
 		expect(page.next_after).toBe(page.messages.length);
 	});
 
+	it("reads repeated names as JSON.parse does: the last value wins (documented)", async () => {
+		const topic = uniqueTopic();
+		expect((await post(topic, '{"data":1,"attributes":{"a":1,"a":"two"},"data":2}')).status).toBe(201);
+		const [m] = (await history(topic)).messages;
+		expect(m?.data).toBe(2);
+		expect(m?.attributes).toEqual({ a: "two" });
+		// A repeat does not count twice: 50 distinct names, one of them given again, fit the limit.
+		const fifty = Array.from({ length: 50 }, (_, i) => `"a${i}":${i}`).join(",");
+		expect((await post(topic, `{"data":3,"attributes":{${fifty},"a0":"again"}}`)).status).toBe(201);
+		const sock = await TestSocket.open(topic);
+		sock.send('{"type":"publish","ref":"first","data":1,"ref":"last"}');
+		expect(await sock.waitForFrame((f) => f.type === "published", "published")).toMatchObject({ ref: "last" });
+		sock.close();
+	});
+
 	it("explains malformed bodies", async () => {
 		const topic = uniqueTopic();
 		await expectError(await post(topic, "{not json"), 400, "invalid_json");
@@ -160,6 +179,229 @@ describe("publish limits", () => {
 	});
 });
 
+describe("bodies that are not UTF-8", () => {
+	const enc = new TextEncoder();
+	/** JSON text with raw bytes spliced in where `@` stands. */
+	const bytes = (json: string, raw: number[]) => {
+		const [before = "", after = ""] = json.split("@");
+		return new Uint8Array([...enc.encode(before), ...raw, ...enc.encode(after)]);
+	};
+	const BAD: Array<[string, number[]]> = [
+		["0xff", [0xff]],
+		["an overlong encoding of /", [0xc0, 0xaf]],
+		["a lone continuation byte", [0x80]],
+		["an encoded surrogate", [0xed, 0xa0, 0x80]],
+		["a truncated sequence", [0xe2, 0x82]],
+		["a code point above U+10FFFF", [0xf4, 0x90, 0x80, 0x80]],
+	];
+	const send = (method: string, path: string, body: BodyInit) =>
+		api(path, { method, headers: { "Content-Type": "application/json" }, body });
+	/** The same bytes without a Content-Length: the body arrives as a stream. */
+	const streamed = (b: Uint8Array) =>
+		new ReadableStream<Uint8Array>({
+			start(c) {
+				c.enqueue(b);
+				c.close();
+			},
+		});
+
+	it("are refused with invalid_json on publish, whole or streamed, and store nothing", async () => {
+		const topic = uniqueTopic();
+		const path = `/v1/topics/${topic}/messages`;
+		for (const [what, raw] of BAD) {
+			await expectError(await send("POST", path, bytes('{"data":"@"}', raw)), 400, "invalid_json", /UTF-8/);
+			await expectError(await send("POST", path, bytes('{"data":1,"key":"k@"}', raw)), 400, "invalid_json");
+			await expectError(
+				await send("POST", path, bytes('{"messages":[{"data":1,"attributes":{"a@":1}}]}', raw)),
+				400,
+				"invalid_json",
+			);
+			const res = await send("POST", path, streamed(bytes('{"data":"@"}', raw)));
+			await expectError(res, 400, "invalid_json", new RegExp(`UTF-8|${what}`));
+		}
+		expect((await stats(topic)).head_seq).toBe(0);
+		// Valid multi-byte text is untouched, whole or streamed.
+		expect((await send("POST", path, enc.encode('{"data":"é😀"}'))).status).toBe(201);
+		expect((await send("POST", path, streamed(enc.encode('{"data":"ü"}')))).status).toBe(201);
+		expect((await history(topic)).messages.map((m) => m.data)).toEqual(["é😀", "ü"]);
+	});
+
+	it("are refused on the other JSON routes too", async () => {
+		const topic = uniqueTopic();
+		const bad = [0xff];
+		await expectError(
+			await send("PUT", `/v1/topics/${topic}/groups/g`, bytes('{"filter":{"kind":"@"}}', bad)),
+			400,
+			"invalid_json",
+		);
+		expect((await api(`/v1/topics/${topic}/groups/g`)).status).toBe(404);
+		await expectError(
+			await send("PUT", `/v1/topics/${topic}`, bytes('{"max_messages":5,"@":1}', bad)),
+			400,
+			"invalid_json",
+		);
+		await expectError(
+			await send("POST", "/v1/tokens", bytes('{"topics":{"a":["publish"]},"sub":"@"}', bad)),
+			400,
+			"invalid_json",
+		);
+		expect(
+			(
+				await api(`/v1/topics/${topic}/groups/g`, {
+					method: "PUT",
+					headers: { "Content-Type": "application/json" },
+					body: "{}",
+				})
+			).status,
+		).toBe(201);
+		await expectError(
+			await send("POST", `/v1/topics/${topic}/groups/g/nack`, bytes('{"seqs":[1],"error":"@"}', bad)),
+			400,
+			"invalid_json",
+		);
+	});
+
+	it("are read, decoded and parsed once", async () => {
+		const probe = new Hono()
+			.post("/", requireJson, validate("json", v.unknown()), (c) => c.json({ got: c.req.valid("json") }))
+			.onError(onError);
+		const text = JSON.stringify({ data: "x".repeat(1000), n: 1 });
+		const parse = vi.spyOn(JSON, "parse");
+		const lenient = vi.spyOn(Request.prototype, "text");
+		try {
+			const res = await probe.fetch(
+				new Request("http://x/", { method: "POST", headers: { "Content-Type": "application/json" }, body: text }),
+			);
+			expect(await res.json()).toEqual({ got: JSON.parse(text) });
+			// Once by the route, once by the assertion above.
+			expect(parse.mock.calls.filter(([t]) => t === text)).toHaveLength(2);
+			expect(lenient).not.toHaveBeenCalled();
+		} finally {
+			parse.mockRestore();
+			lenient.mockRestore();
+		}
+	});
+
+	it("over 1 MiB are still 413 first", async () => {
+		const topic = uniqueTopic();
+		const big = bytes(`{"data":"${"x".repeat(LIMITS.publishMaxBytes)}@"}`, [0xff]);
+		await expectError(await send("POST", `/v1/topics/${topic}/messages`, big), 413, "payload_too_large");
+		await expectError(await send("POST", `/v1/topics/${topic}/messages`, streamed(big)), 413, "payload_too_large");
+		expect((await stats(topic)).head_seq).toBe(0);
+	});
+});
+
+describe("lone surrogates", () => {
+	const LONE = ["\ud800", "a\udc00b", "x\ud83d", "\ude00\ud83d"];
+
+	it("in key or baggage are refused on every publish path, and nothing is stored", async () => {
+		const topic = uniqueTopic();
+		const sock = await TestSocket.open(topic);
+		await sock.waitForFrame((f) => f.type === "ready", "ready");
+		for (const bad of LONE) {
+			for (const field of ["key", "baggage"]) {
+				await expectError(await post(topic, { data: 1, [field]: bad }), 400, "invalid_request", /lone surrogate/);
+				await expectError(
+					await post(topic, { messages: [{ data: 1 }, { data: 2, [field]: bad }] }),
+					400,
+					"invalid_request",
+					new RegExp(`messages\\.1\\.${field}: .*lone surrogate`),
+				);
+				const before = sock.frames.length;
+				sock.send({ type: "publish", ref: "one", data: 1, [field]: bad });
+				sock.send({ type: "publish", ref: "batch", messages: [{ data: 1, [field]: bad }] });
+				await sock.waitFor(() => sock.frames.length >= before + 2, "two answers");
+				for (const f of sock.frames.slice(before)) {
+					expect(f).toMatchObject({
+						type: "error",
+						code: "invalid_request",
+						message: expect.stringMatching(/lone surrogate/),
+					});
+				}
+				// The RPC entrypoint shares the schema: one value is enough (each rejection is logged).
+				if (bad !== LONE[0]) continue;
+				const rpc = exports.TidingsRpc;
+				const one = await rpc.publish(topic, 1, { [field]: bad }).then(
+					() => "stored",
+					(e: unknown) => String(e),
+				);
+				expect(one).toMatch(/invalid_request: .*lone surrogate/);
+				const batch = await rpc.publishBatch(topic, [{ data: 1, [field]: bad }]).then(
+					() => "stored",
+					(e: unknown) => String(e),
+				);
+				expect(batch).toMatch(/invalid_request: .*lone surrogate/);
+			}
+		}
+		sock.close();
+		expect((await stats(topic)).head_seq).toBe(0);
+	});
+
+	it("do not stop keys with surrogate pairs: they round-trip and deduplicate", async () => {
+		const topic = uniqueTopic();
+		const key = "order-😀-𝄞";
+		const first = await post(topic, { data: 1, key, baggage: "emoji=😀" });
+		expect(first.status).toBe(201);
+		const [stored] = (await history(topic)).messages;
+		expect(stored?.key).toBe(key);
+		expect(stored?.baggage).toBe("emoji=😀");
+		// Re-publishing with the key as read back is a duplicate, not a second copy.
+		const again = await post(topic, { data: 1, key: stored?.key });
+		expect(again.status).toBe(200);
+		expect((await stats(topic)).head_seq).toBe(1);
+	});
+
+	it("in data and attributes round-trip exactly (JSON escapes them)", async () => {
+		const topic = uniqueTopic();
+		const sock = await TestSocket.open(topic);
+		await sock.waitForFrame((f) => f.type === "ready", "ready");
+		const data = { text: "a\ud800b", list: ["\udfff", "x\ud83d"] };
+		const attributes = { "n\udc00": "v\ud800", plain: "😀" };
+		expect((await post(topic, { data, attributes })).status).toBe(201);
+		sock.send({ type: "publish", ref: "r", data, attributes });
+		await sock.waitForFrame((f) => f.type === "published", "published");
+		const page = await history(topic);
+		for (const m of page.messages) {
+			expect(m.data).toEqual(data);
+			expect(JSON.stringify(m.attributes)).toBe(JSON.stringify(attributes));
+		}
+		expect(page.messages).toHaveLength(2);
+		sock.close();
+	});
+
+	it("in a nack's error are stored as U+FFFD, the same in the DLQ and on the dead-letter topic", async () => {
+		const topic = uniqueTopic();
+		const dlt = `${topic}.dead`;
+		const json = (res: Response) => res.json() as Promise<Record<string, unknown>>;
+		const put = await api(`/v1/topics/${topic}/groups/g`, {
+			method: "PUT",
+			headers: { "Content-Type": "application/json" },
+			body: JSON.stringify({ max_retries: 0, dead_letter_topic: dlt }),
+		});
+		expect(put.status).toBe(201);
+		const watcher = await TestSocket.open(dlt);
+		await watcher.waitForFrame((f) => f.type === "ready", "ready");
+		expect((await post(topic, { data: 1 })).status).toBe(201);
+		const groupPost = (rest: string, body: unknown) =>
+			api(`/v1/topics/${topic}/groups/g${rest}`, {
+				method: "POST",
+				headers: { "Content-Type": "application/json" },
+				body: JSON.stringify(body),
+			});
+		const pulled = (await json(await groupPost("/pull", {}))) as { messages: Array<{ seq: number }> };
+		// A client that cut an error message in the middle of a surrogate pair.
+		const nack = await groupPost("/nack", { seqs: [pulled.messages[0]?.seq], error: "failed: \ud83d" });
+		expect(await json(nack)).toEqual({ nacked: [1], dead: [1] });
+		const dlq = (await json(await api(`/v1/topics/${topic}/groups/g/dlq`))) as {
+			messages: Array<{ last_error: string }>;
+		};
+		expect(dlq.messages[0]?.last_error).toBe("failed: \ufffd");
+		const [dead] = await watcher.waitForMessages(1, 5000);
+		expect(dead?.attributes.last_error).toBe("failed: \ufffd");
+		watcher.close();
+	});
+});
+
 describe("queries and routes", () => {
 	it("bounds history limit to 1..1000", async () => {
 		const topic = uniqueTopic();
@@ -170,6 +412,34 @@ describe("queries and routes", () => {
 		for (const q of ["limit=0", "limit=abc", "after=-1", "after=1.5", "after=1e3", "limit=1&limit=2"]) {
 			await expectError(await api(`/v1/topics/${topic}/messages?${q}`), 400, "invalid_request");
 		}
+	});
+
+	it("answers any whole number above a limit with limit_exceeded, however many digits, and anything else with invalid_request", async () => {
+		const topic = uniqueTopic();
+		const big = ["1001", "99999999", "0000000000001001", "9".repeat(400)];
+		const notNumbers = ["abc", "1e3", "-1", "1.5", "+5", " 5", "0x10", ""];
+		const routes: Array<[string, (q: string) => string, string[]]> = [
+			["history limit", (n) => `/v1/topics/${topic}/messages?limit=${n}`, big],
+			["dlq limit", (n) => `/v1/topics/${topic}/groups/g/dlq?limit=${n}`, big],
+			["prefetch", (n) => `/v1/topics/${topic}/ws?group=g&prefetch=${n}`, big],
+			["history after", (n) => `/v1/topics/${topic}/messages?after=${n}`, ["9007199254740992", "9".repeat(20)]],
+			["dlq after", (n) => `/v1/topics/${topic}/groups/g/dlq?after=${n}`, ["9007199254740992", "9".repeat(20)]],
+			["from", (n) => `/v1/topics/${topic}/ws?from=${n}`, ["9007199254740992", "9".repeat(400)]],
+		];
+		for (const [what, path, over] of routes) {
+			for (const n of over) {
+				await expectError(await api(path(n)), 400, "limit_exceeded", /at most/);
+			}
+			for (const n of notNumbers) {
+				const res = await api(path(encodeURIComponent(n)));
+				const body = (await res.json()) as ErrorAnswer;
+				expect(res.status, `${what}=${n}`).toBe(400);
+				expect(body.error.code, `${what}=${n}`).toBe("invalid_request");
+			}
+		}
+		// The largest whole numbers still allowed.
+		expect((await api(`/v1/topics/${topic}/messages?after=9007199254740991&limit=0001000`)).status).toBe(200);
+		await expectError(await api(`/v1/topics/${topic}/ws?from=9007199254740991`), 426, "upgrade_required");
 	});
 
 	it("validates from on sockets", async () => {
