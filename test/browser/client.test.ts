@@ -1,6 +1,6 @@
 /**
- * The browser bundle in real headless Chromium (Debian's, driven by
- * playwright-core) against the real Worker on workerd: IndexedDB outbox,
+ * The browser bundle in real headless Chromium (driven by playwright-core; which
+ * Chromium: scripts/chromium.mjs) against the real Worker on workerd: IndexedDB outbox,
  * offline publishes, reloads, two tabs, and the fallback without IndexedDB.
  *
  * The page and /tidings.js are served by the test (from test/browser/app.html
@@ -13,10 +13,10 @@ import os from "node:os";
 import path from "node:path";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CHROMIUM_ARGS, findChromium } from "../../scripts/chromium.mjs";
 import type { Message } from "../../src/client/index.js";
 import { type DevServer, freePort, startDev } from "../node/wrangler-dev.js";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const state = mkdtempSync(path.join(os.tmpdir(), "tidings-browser-"));
 let server: DevServer;
@@ -26,12 +26,9 @@ const pageErrors: string[] = [];
 beforeAll(async () => {
 	[server, browser] = await Promise.all([
 		startDev(state, await freePort()),
-		chromium.launch({
-			executablePath: CHROMIUM,
-			headless: true,
-			// The test serves the page itself, which Chromium's local-network checks would then treat as a public origin.
-			args: ["--no-sandbox", "--disable-features=LocalNetworkAccessChecks"],
-		}),
+		findChromium().then(({ path: executablePath }) =>
+			chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS }),
+		),
 	]);
 }, 90_000);
 
