@@ -13,6 +13,7 @@ import {
 	TestSocket,
 	topicStub,
 	uniqueTopic,
+	whenClosed,
 } from "./helpers.js";
 
 async function publishMany(topic: string, n: number, tag = "m") {
@@ -115,7 +116,7 @@ describe("live streams", () => {
 
 	it("never sends a socket pending messages from before its start", async () => {
 		const topic = uniqueTopic();
-		const lines = await runInDurableObject(topicStub(topic), async (instance: Topic) => {
+		const lines = await runInDurableObject(topicStub(topic), async (instance: Topic, state) => {
 			const open = async () => {
 				const res = await instance.fetch(
 					new Request("http://tidings.test/ws", { headers: { Upgrade: "websocket", [TOPIC_HEADER]: topic } }),
@@ -131,10 +132,16 @@ describe("live streams", () => {
 			instance.publish(topic, [{ data_json: "2" }]);
 			const ws = await open();
 			const got: string[] = [];
-			ws.addEventListener("message", (e) => got.push(...String(e.data).split("\n")));
+			ws.addEventListener("message", (e) => {
+				got.push(...String(e.data).split("\n"));
+			});
 			instance.publish(topic, [{ data_json: "3" }]);
 			await new Promise((r) => setTimeout(r, 100));
-			for (const w of [ws, ...others]) w.close(1000);
+			// Closed from the object's side, the close handshakes done before this request ends. (Closing
+			// these in-process client ends first makes workerd log "WebSocket peer disconnected".)
+			const closing = [ws, ...others].map(whenClosed);
+			for (const w of state.getWebSockets()) w.close(1000, "done");
+			await Promise.all(closing);
 			return got.map((l) => JSON.parse(l) as { type: string; from?: number; message?: { seq: number } });
 		});
 		expect(lines[0]).toMatchObject({ type: "ready", head_seq: 2, from: 2 });

@@ -55,6 +55,8 @@ describe("RPC entrypoint for other Workers", () => {
 		expect((await rpc.pull(topic, "jobs")).messages.map((m) => [m.seq, m.attempt])).toEqual([[2, 2]]);
 	});
 
+	// workerd also logs each of these as an uncaught exception of the callee, stack and all, as it does for
+	// anything an RPC method throws; test/worker/workerd-logs.ts keeps exactly these out of the output.
 	it("rejects bad input with the error code first, and stores nothing", async () => {
 		const topic = uniqueTopic();
 		expect(String(await rejection(rpc.publish("bad topic", 1)))).toMatch(/^Error: invalid_request: topic/);
