@@ -4,6 +4,7 @@ import { TOPIC_HEADER, type Topic } from "../../src/durable/topic.js";
 import { TUNING } from "../../src/protocol/limits.js";
 import {
 	api,
+	call,
 	eventually,
 	expectConsecutive,
 	history,
@@ -166,11 +167,7 @@ describe("live streams", () => {
 
 	it("sends a gap frame when the resume point is older than the log", async () => {
 		const topic = uniqueTopic();
-		await api(`/v1/topics/${topic}`, {
-			method: "PUT",
-			headers: { "Content-Type": "application/json" },
-			body: JSON.stringify({ max_messages: 10 }),
-		});
+		await call("PUT", `/v1/topics/${topic}`, { max_messages: 10 });
 		await publishMany(topic, 30);
 		// Retention trims in the background, on the alarm.
 		await eventually(async () => (await stats(topic)).first_seq === 21, "retention trim");

@@ -1,6 +1,6 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { api, history, uniqueTopic } from "./helpers.js";
+import { call, history, uniqueTopic } from "./helpers.js";
 
 // `exports.TidingsRpc` is the same loopback a service binding gives another Worker.
 const rpc = exports.TidingsRpc;
@@ -37,11 +37,7 @@ describe("RPC entrypoint for other Workers", () => {
 
 	it("pulls, acks and nacks a group", async () => {
 		const topic = uniqueTopic();
-		const put = await api(`/v1/topics/${topic}/groups/jobs`, {
-			method: "PUT",
-			headers: { "Content-Type": "application/json" },
-			body: JSON.stringify({ retry_delay_ms: 0 }),
-		});
+		const put = await call("PUT", `/v1/topics/${topic}/groups/jobs`, { retry_delay_ms: 0 });
 		expect(put.status).toBe(201);
 		await rpc.publishBatch(topic, [{ data: "a" }, { data: "b" }]);
 		const { lease, messages: leased } = await rpc.pull(topic, "jobs", { max: 10 });

@@ -2,7 +2,7 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import {
 	alarmOf,
-	api,
+	call,
 	captureConsoleErrors,
 	eventually,
 	expectConsecutive,
@@ -16,11 +16,7 @@ import {
 } from "./helpers.js";
 
 function configure(topic: string, settings: unknown) {
-	return api(`/v1/topics/${topic}`, {
-		method: "PUT",
-		headers: { "Content-Type": "application/json" },
-		body: JSON.stringify(settings),
-	});
+	return call("PUT", `/v1/topics/${topic}`, settings);
 }
 
 describe("delayed messages", () => {
@@ -166,7 +162,7 @@ describe("retention", () => {
 			max_sockets: 10_000,
 		});
 		const res = await configure(topic, { max_messages: 50 });
-		expect(await res.json()).toEqual({
+		expect(res.body).toEqual({
 			topic,
 			settings: { max_messages: 50, max_age_ms: 604_800_000, max_sockets: 10_000 },
 		});
