@@ -75,12 +75,8 @@ export function upgrade(topic: string, query = "", as: As & { via?: "header" | "
 }
 
 export async function publish(topic: string, body: unknown, headers: Record<string, string> = {}) {
-	const res = await api(`/v1/topics/${topic}/messages`, {
-		method: "POST",
-		headers: { "Content-Type": "application/json", ...headers },
-		body: JSON.stringify(body),
-	});
-	return { status: res.status, body: (await res.json()) as Record<string, unknown> & { error?: { code: string } } };
+	const res = await call("POST", `/v1/topics/${topic}/messages`, body, { headers });
+	return { status: res.status, body: res.body as Json & { error?: { code: string } } };
 }
 
 export interface StoredMessage {
