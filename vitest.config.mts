@@ -1,5 +1,9 @@
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
+import { dropExpectedWorkerdLogs } from "./test/worker/workerd-logs.js";
+
+// workerd's log entries for what the workerd suite does on purpose, and only those (see the file).
+dropExpectedWorkerdLogs();
 
 // Worker and Durable Object suites run inside workerd, against real SQLite
 // storage, alarms and WebSockets; Node suites drive the real runtime from outside.

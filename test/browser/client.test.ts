@@ -1,6 +1,6 @@
 /**
- * The browser bundle in real headless Chromium (Debian's, driven by
- * playwright-core) against the real Worker on workerd: IndexedDB outbox,
+ * The browser bundle in real headless Chromium (driven by playwright-core; which
+ * Chromium: scripts/chromium.mjs) against the real Worker on workerd: IndexedDB outbox,
  * offline publishes, reloads, two tabs, and the fallback without IndexedDB.
  *
  * The page and /tidings.js are served by the test (from test/browser/app.html
@@ -13,10 +13,11 @@ import os from "node:os";
 import path from "node:path";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CHROMIUM_ARGS, findChromium } from "../../scripts/chromium.mjs";
 import type { Message } from "../../src/client/index.js";
 import { type DevServer, freePort, startDev } from "../node/wrangler-dev.js";
+import { eventually } from "../shared/eventually.js";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const state = mkdtempSync(path.join(os.tmpdir(), "tidings-browser-"));
 let server: DevServer;
@@ -26,12 +27,9 @@ const pageErrors: string[] = [];
 beforeAll(async () => {
 	[server, browser] = await Promise.all([
 		startDev(state, await freePort()),
-		chromium.launch({
-			executablePath: CHROMIUM,
-			headless: true,
-			// The test serves the page itself, which Chromium's local-network checks would then treat as a public origin.
-			args: ["--no-sandbox", "--disable-features=LocalNetworkAccessChecks"],
-		}),
+		findChromium().then(({ path: executablePath }) =>
+			chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS }),
+		),
 	]);
 }, 90_000);
 
@@ -78,14 +76,6 @@ async function history(topic: string): Promise<Message[]> {
 	return ((await res.json()) as { messages: Message[] }).messages;
 }
 
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 20_000, what = "condition") {
-	const deadline = Date.now() + timeoutMs;
-	while (!(await cond())) {
-		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-		await new Promise((r) => setTimeout(r, 50));
-	}
-}
-
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 describe("in Chromium", () => {
@@ -114,7 +104,7 @@ describe("in Chromium", () => {
 		expect(await history("browser.offline")).toHaveLength(0);
 
 		await setOffline(context, false);
-		await until(async () => (await page.evaluate(() => window.got.length)) >= 20, 20_000, "20 deliveries");
+		await eventually(async () => (await page.evaluate(() => window.got.length)) >= 20, "20 deliveries", 20_000);
 		await new Promise((r) => setTimeout(r, 1000)); // anything doubled would arrive by now
 		const got = await page.evaluate(() => window.got);
 		expect(got).toEqual(range(20).map((i) => [i + 1, i]));
@@ -140,9 +130,12 @@ describe("in Chromium", () => {
 			),
 		);
 		await setOffline(context, false);
-		await until(async () => (await history("browser.tabs")).length >= 20, 20_000, "20 stored");
-		await until(async () =>
-			(await Promise.all([a, b].map((p) => p.evaluate(() => window.tidings.outbox.size())))).every((n) => n === 0),
+		await eventually(async () => (await history("browser.tabs")).length >= 20, "20 stored", 20_000);
+		await eventually(
+			async () =>
+				(await Promise.all([a, b].map((p) => p.evaluate(() => window.tidings.outbox.size())))).every((n) => n === 0),
+			"both outboxes empty",
+			20_000,
 		);
 		await new Promise((r) => setTimeout(r, 1000));
 		const stored = (await history("browser.tabs")).map((m) => m.data as string);
@@ -174,7 +167,7 @@ describe("in Chromium", () => {
 		await page.evaluate(() => window.publishMany("browser.noidb", [1, 2, 3]));
 		expect((await page.evaluate(() => window.results)).slice(1).every((r) => "queued" in r)).toBe(true);
 		await setOffline(context, false);
-		await until(async () => (await history("browser.noidb")).length === 4, 20_000, "4 stored");
+		await eventually(async () => (await history("browser.noidb")).length === 4, "4 stored", 20_000);
 		expect((await history("browser.noidb")).map((m) => m.data)).toEqual(["online", 1, 2, 3]);
 		await context.close();
 		expect(pageErrors).toEqual([]);

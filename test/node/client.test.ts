@@ -14,6 +14,7 @@ import {
 	Tidings,
 	TidingsError,
 } from "../../src/client/node.js";
+import { eventually } from "../shared/eventually.js";
 import { type FaultProxy, startFaultProxy } from "./fault-proxy.js";
 import { type DevServer, freePort, startDev } from "./wrangler-dev.js";
 
@@ -51,14 +52,6 @@ function client(extra: Partial<ConstructorParameters<typeof Tidings>[0]> = {}) {
 	return c;
 }
 
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 15_000, what = "condition") {
-	const deadline = Date.now() + timeoutMs;
-	while (!(await cond())) {
-		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-		await new Promise((r) => setTimeout(r, 20));
-	}
-}
-
 /** Publishes straight to the server (not through the proxy or the client). */
 async function publishDirect(topic: string, data: unknown[]) {
 	const res = await fetch(`${server.url}/v1/topics/${topic}/messages`, {
@@ -87,12 +80,12 @@ describe("publish and subscribe", () => {
 		const sub = c.subscribe<{ n: number }>("client.basic", (m) => {
 			got.push(m);
 		});
-		await until(() => sub.state === "open", 10_000, "open");
-		await until(() => sub.lastSeq !== undefined, 10_000, "ready");
+		await eventually(() => sub.state === "open", "open", 10_000);
+		await eventually(() => sub.lastSeq !== undefined, "ready", 10_000);
 		const r = await c.publish("client.basic", { n: 1 }, { attributes: { kind: "a" } });
 		expect("seq" in r && r.seq).toBe(1);
 		expect(r.key).toMatch(/^[0-9a-f-]{36}$/);
-		await until(() => got.length === 1, 10_000, "delivery");
+		await eventually(() => got.length === 1, "delivery", 10_000);
 		expect(got[0]?.data).toEqual({ n: 1 });
 		expect(got[0]?.attributes).toEqual({ kind: "a" });
 		expect(got[0]?.key).toBe(r.key);
@@ -134,7 +127,7 @@ describe("sockets the server refuses", () => {
 		c.on("error", (e) => errors.push(e));
 		const sub = c.subscribe("bad topic!", () => {});
 		const worker = c.consume("client.nogroup", () => {}, { group: "missing" });
-		await until(() => sub.state === "closed" && worker.state === "closed", 10_000, "both to give up");
+		await eventually(() => sub.state === "closed" && worker.state === "closed", "both to give up", 10_000);
 		expect(errors.map((e) => e.code).sort()).toEqual(["invalid_request", "not_found"]);
 		expect(errors.find((e) => e.code === "not_found")?.message).toMatch(/no group missing/);
 		const attempts = proxy.connections;
@@ -158,13 +151,13 @@ describe("reconnect and resume", () => {
 			{ from: "earliest" },
 		);
 		await publishDirect("client.drop", range(1, 20));
-		await until(() => got.length === 20, 10_000, "first 20");
+		await eventually(() => got.length === 20, "first 20", 10_000);
 		proxy.cut();
 		await publishDirect("client.drop", range(21, 40)); // published while the socket is down
-		await until(() => got.length === 40, 10_000, "resume");
+		await eventually(() => got.length === 40, "resume", 10_000);
 		expect(seqsOf(got)).toEqual(range(1, 40));
 		expect(states).toContain("connecting");
-		await until(() => sub.state === "open");
+		await eventually(() => sub.state === "open", "the subscription open again", 15_000);
 		expect(c.state).toBe("connected");
 	});
 
@@ -192,7 +185,7 @@ describe("reconnect and resume", () => {
 		}
 		publishing = false;
 		await storm;
-		await until(() => got.length >= published, 20_000, `all ${published} messages`);
+		await eventually(() => got.length >= published, `all ${published} messages`, 20_000);
 		expect(published).toBeGreaterThan(100);
 		expect(seqsOf(got)).toEqual(range(1, published));
 	});
@@ -207,15 +200,15 @@ describe("reconnect and resume", () => {
 			},
 			{ from: "earliest" },
 		);
-		await until(() => sub.state === "open");
+		await eventually(() => sub.state === "open", "the subscription open", 15_000);
 		proxy.fault = "blackhole";
 		const t0 = Date.now();
-		await until(() => sub.state === "connecting", 5000, "the dead socket to be noticed");
+		await eventually(() => sub.state === "connecting", "the dead socket to be noticed", 5000);
 		const detectedMs = Date.now() - t0;
 		expect(detectedMs).toBeLessThanOrEqual(2 * 300 + 200);
 		await publishDirect("client.dead", ["while dead"]);
 		proxy.fault = "none";
-		await until(() => got.length === 1, 10_000, "the message after reconnect");
+		await eventually(() => got.length === 1, "the message after reconnect", 10_000);
 		expect(got[0]?.data).toBe("while dead");
 	});
 });
@@ -232,12 +225,12 @@ describe("the outbox", () => {
 		expect(results.every((r) => "queued" in r && r.queued)).toBe(true);
 		expect(await c.outbox.size()).toBe(10);
 		expect((await c.outbox.entries()).map((e) => e.message.data)).toEqual(range(1, 10));
-		await until(() => c.state === "offline", 5000, "offline state");
+		await eventually(() => c.state === "offline", "offline state", 5000);
 		proxy.fault = "none";
-		await until(async () => (await c.outbox.size()) === 0, 15_000, "the flush");
+		await eventually(async () => (await c.outbox.size()) === 0, "the flush", 15_000);
 		expect((await history("client.outbox")).map((m) => m.data)).toEqual(range(1, 10));
 		expect(published).toEqual(range(1, 10));
-		await until(() => c.state === "connected", 5000, "connected state");
+		await eventually(() => c.state === "connected", "connected state", 5000);
 	});
 
 	it("with wait: true, resolves only when the message is stored", async () => {
@@ -260,7 +253,7 @@ describe("the outbox", () => {
 		const c = client();
 		proxy.fault = "lose-replies";
 		const p = c.publish("client.idem", { once: true }, { wait: true });
-		await until(async () => (await history("client.idem")).length === 1, 10_000, "the server to store it");
+		await eventually(async () => (await history("client.idem")).length === 1, "the server to store it", 10_000);
 		expect(await c.outbox.size()).toBe(1); // no answer, so still in the outbox
 		proxy.fault = "none";
 		const r = await p;
@@ -281,7 +274,7 @@ describe("the outbox", () => {
 		expect(await outbox.size()).toBe(3);
 		proxy.fault = "none";
 		client({ outbox, name: "second" });
-		await until(async () => (await outbox.size()) === 0, 10_000, "the new client's flush");
+		await eventually(async () => (await outbox.size()) === 0, "the new client's flush", 10_000);
 		expect((await history("client.left")).map((m) => m.data)).toEqual([1, 2, 3]);
 	});
 });
@@ -298,7 +291,7 @@ describe("clients sharing one outbox", () => {
 			a.publish("client.shared", `a${n}`, { wait: true }),
 			b.publish("client.shared", `b${n}`, { wait: true }),
 		]);
-		await until(async () => (await outbox.size()) === 6);
+		await eventually(async () => (await outbox.size()) === 6, "six queued publishes", 15_000);
 		proxy.fault = "none";
 		const results = await Promise.all(pending);
 		expect(results.every((r) => "seq" in r && !("duplicate" in r))).toBe(true);
@@ -323,7 +316,7 @@ describe("closing and clearing", () => {
 			{ from: "earliest" },
 		);
 		await publishDirect("client.selfclose", range(1, 5)); // one batch: packed into one WebSocket message
-		await until(() => got.length >= 2, 10_000, "two messages");
+		await eventually(() => got.length >= 2, "two messages", 10_000);
 		await new Promise((r) => setTimeout(r, 300));
 		expect(got).toEqual([1, 2]);
 		const closing = c.close();
@@ -354,7 +347,7 @@ describe("closing and clearing", () => {
 		const c = client();
 		const waiting = c.publish("client.cleared", 1, { wait: true }).catch((e: unknown) => e);
 		// Once the send failed: a request already in flight cannot be recalled.
-		await until(() => c.state === "offline", 5000, "the failed send");
+		await eventually(() => c.state === "offline", "the failed send", 5000);
 		await c.outbox.clear();
 		expect(await waiting).toMatchObject({ code: "cancelled" });
 		expect(await c.outbox.size()).toBe(0);
@@ -404,10 +397,10 @@ describe("consume", () => {
 			"client.jobs",
 			range(1, 40).map((n) => ({ n })),
 		);
-		await until(() => done.size === 40, 20_000, "40 jobs");
+		await eventually(() => done.size === 40, "40 jobs", 20_000);
 		expect(peak).toBe(4);
 		for (const n of [10, 20, 30, 40]) expect(attempts.get(n)).toBe(2);
-		await until(async () => (await groupCounts("client.jobs", "workers")).acked === 40, 5000, "40 acks");
+		await eventually(async () => (await groupCounts("client.jobs", "workers")).acked === 40, "40 acks", 5000);
 		await worker.stop();
 	});
 
@@ -426,7 +419,7 @@ describe("consume", () => {
 			{ group: "workers", concurrency: 2 },
 		);
 		await publishDirect("client.drain", range(1, 6));
-		await until(() => started === 2, 10_000, "two handlers");
+		await eventually(() => started === 2, "two handlers", 10_000);
 		await worker.stop();
 		expect(finished).toBe(2);
 		expect(started).toBe(2);
@@ -451,10 +444,10 @@ describe("consume", () => {
 			{ group: "workers", concurrency: 2 },
 		);
 		await publishDirect("client.rejoin", range(1, 10));
-		await until(() => seen.length >= 10, 10_000, "first pass");
+		await eventually(() => seen.length >= 10, "first pass", 10_000);
 		proxy.cut();
 		await publishDirect("client.rejoin", range(11, 20));
-		await until(async () => (await groupCounts("client.rejoin", "workers")).acked === 20, 15_000, "20 acks");
+		await eventually(async () => (await groupCounts("client.rejoin", "workers")).acked === 20, "20 acks", 15_000);
 		expect(new Set(seen)).toEqual(new Set(range(1, 20)));
 	});
 });
@@ -473,13 +466,13 @@ describe("gaps and restarts", () => {
 		const gaps: { from: number; to: number }[] = [];
 		const sub = c.subscribe("client.gap", (m) => got.push(m.seq), { from: "earliest", onGap: (g) => gaps.push(g) });
 		await publishDirect("client.gap", [1, 2]);
-		await until(() => got.length === 2, 10_000, "the first two");
+		await eventually(() => got.length === 2, "the first two", 10_000);
 		proxy.fault = "refuse";
 		proxy.cut();
 		await publishDirect("client.gap", range(3, 20)); // retention keeps 16..20, trimming in the background
-		await until(async () => (await history("client.gap"))[0]?.seq === 16, 15_000, "the trim");
+		await eventually(async () => (await history("client.gap"))[0]?.seq === 16, "the trim", 15_000);
 		proxy.fault = "none";
-		await until(() => got.length === 7, 10_000, "the retained five");
+		await eventually(() => got.length === 7, "the retained five", 10_000);
 		expect(gaps).toEqual([{ from: 3, to: 15 }]);
 		expect(got).toEqual([1, 2, 16, 17, 18, 19, 20]);
 		expect(sub.lastSeq).toBe(20);
@@ -490,14 +483,14 @@ describe("gaps and restarts", () => {
 		const got: unknown[] = [];
 		c.subscribe("client.restart", (m) => got.push(m.data), { from: "earliest" });
 		await c.publish("client.restart", 0, { wait: true });
-		await until(() => got.length === 1, 10_000, "the first message");
+		await eventually(() => got.length === 1, "the first message", 10_000);
 		await server.kill9();
 		const queued = [];
 		for (let i = 1; i <= 5; i++) queued.push(await c.publish("client.restart", i));
 		expect(queued.every((r) => "queued" in r)).toBe(true);
 		server = await startDev(state, await freePort()); // same state on disk
 		proxy.upstreamPort = Number(new URL(server.url).port);
-		await until(() => got.length >= 6, 30_000, "all six after the restart");
+		await eventually(() => got.length >= 6, "all six after the restart", 30_000);
 		await new Promise((r) => setTimeout(r, 500));
 		expect(got).toEqual(range(0, 5));
 		expect((await history("client.restart")).map((m) => m.data)).toEqual(range(0, 5));

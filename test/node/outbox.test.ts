@@ -15,6 +15,7 @@ import {
 	type OutboxEntry,
 	Tidings,
 } from "../../src/client/node.js";
+import { eventually } from "../shared/eventually.js";
 
 /** Nothing listens on port 1: every request fails at once with ECONNREFUSED. */
 const NOWHERE = "http://127.0.0.1:1";
@@ -34,14 +35,6 @@ let dbs = 0;
 const dbName = () => `tidings-test-${++dbs}`;
 
 const ids = (entries: OutboxEntry[]) => entries.map((e) => e.id);
-
-async function until(cond: () => boolean, timeoutMs = 5000) {
-	const deadline = Date.now() + timeoutMs;
-	while (!cond()) {
-		if (Date.now() > deadline) throw new Error("timed out");
-		await new Promise((r) => setTimeout(r, 5));
-	}
-}
 
 describe.each([
 	["IndexedDbOutbox", () => new IndexedDbOutbox(dbName())],
@@ -323,7 +316,7 @@ describe("Tidings picks its outbox", () => {
 		expect(kept?.message).toMatchObject({ data: "kept", key: "k-idb" });
 		expect(warnings).toEqual([]);
 		// The new client tries to send it at once; let that attempt fail before closing.
-		await until(() => next.state === "offline");
+		await eventually(() => next.state === "offline", "the failed attempt", 5000);
 		expect(await next.outbox.size()).toBe(1);
 	});
 
@@ -345,7 +338,7 @@ describe("Tidings picks its outbox", () => {
 		});
 		clients.push(c);
 		const published = c.publish("t", 1, { key: "k-flight" });
-		await until(() => calls === 1);
+		await eventually(() => calls === 1, "the request in flight", 5000);
 		// The flush in flight (flush() returns the running one); handled here, so a
 		// rejection fails this test instead of the run.
 		const flushing = c.flush();

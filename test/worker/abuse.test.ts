@@ -6,7 +6,7 @@ import { LIMITS } from "../../src/protocol/limits.js";
 import { mintToken } from "../../src/tokens/index.js";
 import { app } from "../../src/worker/app.js";
 import { pushUrlProblem } from "../../src/worker/push-url.js";
-import { api, TestSocket, uniqueTopic } from "./helpers.js";
+import { api, call, TestSocket, uniqueTopic } from "./helpers.js";
 
 const ADMIN_KEY = "admin-key-for-tests-0123456789";
 const SECRET = "token-secret-for-tests-0123456789";
@@ -78,16 +78,14 @@ describe("push targets", () => {
 
 	it("are checked when a group is configured, with a clear 400", async () => {
 		const topic = uniqueTopic();
-		const res = await app.fetch(
-			new Request(`http://tidings.test/v1/topics/${topic}/groups/g`, {
-				method: "PUT",
-				headers: { Authorization: `Bearer ${ADMIN_KEY}`, "Content-Type": "application/json" },
-				body: JSON.stringify({ push: { url: "https://169.254.169.254/", secret: "a-long-enough-push-secret" } }),
-			}),
-			prod,
+		const res = await call(
+			"PUT",
+			`/v1/topics/${topic}/groups/g`,
+			{ push: { url: "https://169.254.169.254/", secret: "a-long-enough-push-secret" } },
+			{ token: ADMIN_KEY, env: prod },
 		);
 		expect(res.status).toBe(400);
-		expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/public host/);
+		expect((res.body as { error: { message: string } }).error.message).toMatch(/public host/);
 		expect((await api(`/v1/topics/${topic}/groups/g`)).status).toBe(404);
 	});
 });
@@ -118,11 +116,7 @@ describe("CORS", () => {
 describe("sockets per topic", () => {
 	it("refuses sockets past max_sockets with 429", async () => {
 		const topic = uniqueTopic();
-		const put = await api(`/v1/topics/${topic}`, {
-			method: "PUT",
-			headers: { "Content-Type": "application/json" },
-			body: JSON.stringify({ max_sockets: 2 }),
-		});
+		const put = await call("PUT", `/v1/topics/${topic}`, { max_sockets: 2 });
 		expect(put.status).toBe(200);
 		const a = await TestSocket.open(topic);
 		const b = await TestSocket.open(topic);
@@ -142,13 +136,7 @@ describe("rate limits", () => {
 		const e = withTokens;
 		const topic = uniqueTopic();
 		const { token } = await mintToken(SECRET, { topics: { [topic]: ["subscribe"] } });
-		const res = await app.fetch(
-			new Request(`http://tidings.test/v1/topics/${topic}/ws?token=${token}`, { headers: { Upgrade: "websocket" } }),
-			e,
-		);
-		expect(res.status).toBe(101);
-		res.webSocket?.accept();
-		const sock = new TestSocket(res.webSocket as WebSocket);
+		const sock = await TestSocket.open(topic, "", { token, via: "query", env: e });
 		await sock.waitForFrame((f) => f.type === "ready", "ready");
 		// Flood faster than the refill: frames past the burst are dropped with a rate_limited
 		// error (not answered one by one), and a socket that keeps going is closed.
@@ -168,13 +156,7 @@ describe("rate limits", () => {
 	it("limit a token's publishes on a socket too: past the budget, publish frames get rate_limited and store nothing", async () => {
 		const topic = uniqueTopic();
 		const { token } = await mintToken(SECRET, { topics: { [topic]: ["subscribe", "publish"] }, sub: "socket-flooder" });
-		const res = await app.fetch(
-			new Request(`http://tidings.test/v1/topics/${topic}/ws?token=${token}`, { headers: { Upgrade: "websocket" } }),
-			withTokens,
-		);
-		expect(res.status).toBe(101);
-		res.webSocket?.accept();
-		const sock = new TestSocket(res.webSocket as WebSocket);
+		const sock = await TestSocket.open(topic, "", { token, via: "query", env: withTokens });
 		await sock.waitForFrame((f) => f.type === "ready", "ready");
 		const batch = Array.from({ length: 100 }, (_, i) => ({ data: i }));
 		for (let i = 0; i < 25; i++) sock.send({ type: "publish", ref: `b${i}`, messages: batch });
@@ -219,27 +201,24 @@ describe("rate limits", () => {
 		const topic = uniqueTopic();
 		const { token } = await mintToken(SECRET, { topics: { [topic]: ["publish"] }, sub: "flooder" });
 		const post = (credential: string) =>
-			app.fetch(
-				new Request(`http://tidings.test/v1/topics/${topic}/messages`, {
-					method: "POST",
-					headers: { Authorization: `Bearer ${credential}`, "Content-Type": "application/json" },
-					body: JSON.stringify({ messages: Array.from({ length: 100 }, (_, i) => ({ data: i })) }),
-				}),
-				e,
+			call(
+				"POST",
+				`/v1/topics/${topic}/messages`,
+				{ messages: Array.from({ length: 100 }, (_, i) => ({ data: i })) },
+				{ token: credential, env: e },
 			);
 		const statuses: number[] = [];
-		let refused: Response | undefined;
+		let refused: Awaited<ReturnType<typeof post>> | undefined;
 		for (let i = 0; i < 25; i++) {
 			const res = await post(token);
 			statuses.push(res.status);
 			if (res.status === 429) refused ??= res;
-			else await res.arrayBuffer();
 		}
 		expect(statuses.slice(0, 20).every((s) => s === 201)).toBe(true);
 		expect(statuses.indexOf(429)).toBeGreaterThanOrEqual(20);
 		if (!refused) throw new Error("no 429 among the answers");
 		expect(refused.headers.get("Retry-After")).toBe("1");
-		expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("rate_limited");
+		expect((refused.body as { error: { code: string } }).error.code).toBe("rate_limited");
 		for (let i = 0; i < 30; i++) expect((await post(ADMIN_KEY)).status).toBe(201);
 	});
 });

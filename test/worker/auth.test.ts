@@ -14,25 +14,14 @@ import { mintToken } from "../../src/tokens/index.js";
 import { app } from "../../src/worker/app.js";
 import { limitKeyOf } from "../../src/worker/auth.js";
 import type { AppEnv } from "../../src/worker/env.js";
-import { stats, TestSocket, topicStub, uniqueTopic } from "./helpers.js";
+import { call, stats, TestSocket, topicStub, uniqueTopic, upgrade } from "./helpers.js";
 
 const ADMIN_KEY = "admin-key-for-tests-0123456789";
 const SECRET = "token-secret-for-tests-0123456789";
 const prod = { ...env, TIDINGS_ALLOW_ANONYMOUS: undefined, TIDINGS_ADMIN_KEY: ADMIN_KEY, TIDINGS_TOKEN_SECRET: SECRET };
 
-function call(method: string, path: string, credential?: string, body?: unknown, extra: Record<string, string> = {}) {
-	const headers: Record<string, string> = { ...extra };
-	if (credential) headers.Authorization = `Bearer ${credential}`;
-	if (body !== undefined) headers["Content-Type"] = "application/json";
-	return app.fetch(
-		new Request(`http://tidings.test${path}`, {
-			method,
-			headers,
-			...(body === undefined ? {} : { body: JSON.stringify(body) }),
-		}),
-		prod,
-	);
-}
+/** The Worker configured as in production, called with `credential` (or none). */
+const as = (credential?: string) => ({ token: credential, env: prod });
 
 async function token(topics: Record<string, Right[]>, ttl_s = 300) {
 	return (await mintToken(SECRET, { topics, ttl_s })).token;
@@ -61,47 +50,44 @@ function endpoints(topic: string): Array<[string, string, unknown, Right]> {
 describe("rights on every endpoint", () => {
 	it("each right opens exactly its endpoints, on the topics its pattern matches", async () => {
 		const topic = uniqueTopic("auth");
-		expect((await call("PUT", `/v1/topics/${topic}/groups/g`, ADMIN_KEY, {})).status).toBe(201);
+		expect((await call("PUT", `/v1/topics/${topic}/groups/g`, {}, as(ADMIN_KEY))).status).toBe(201);
 		for (const right of ["publish", "subscribe", "consume", "admin"] as Right[]) {
 			const mine = await token({ [`${topic.split(".")[0]}.*`]: [right] });
 			const elsewhere = await token({ "other.*": [right] });
 			for (const [method, path, body, needed] of endpoints(topic)) {
 				// Deleting the group with the right would remove it for the next rounds: checked at the end.
 				if (method === "DELETE" && path.endsWith("/groups/g") && right === "admin") continue;
-				const res = await call(method, path, mine, body);
-				await res.arrayBuffer();
+				const res = await call(method, path, body, as(mine));
 				if (needed === right) {
 					expect(res.status, `${right} → ${method} ${path}`).not.toBe(403);
 					expect(res.status, `${right} → ${method} ${path}`).not.toBe(401);
 				} else expect(res.status, `${right} → ${method} ${path}`).toBe(403);
-				const other = await call(method, path, elsewhere, body);
+				const other = await call(method, path, body, as(elsewhere));
 				expect(other.status, `${right} on other.* → ${method} ${path}`).toBe(403);
-				const answer = (await other.json()) as { error: { code: string; message: string } };
+				const answer = other.body as { error: { code: string; message: string } };
 				expect(answer.error.code).toBe("forbidden");
 			}
 		}
 		// The admin key may do everything.
 		for (const [method, path, body] of endpoints(topic)) {
-			const res = await call(method, path, ADMIN_KEY, body);
+			const res = await call(method, path, body, as(ADMIN_KEY));
 			expect(res.status, `admin key → ${method} ${path}`).toBeLessThan(400);
 		}
 		// And an admin token may delete a group.
-		expect((await call("PUT", `/v1/topics/${topic}/groups/g`, ADMIN_KEY, {})).status).toBe(201);
+		expect((await call("PUT", `/v1/topics/${topic}/groups/g`, {}, as(ADMIN_KEY))).status).toBe(201);
 		const admin = await token({ [`${topic.split(".")[0]}.*`]: ["admin"] });
-		expect((await call("DELETE", `/v1/topics/${topic}/groups/g`, admin)).status).toBeLessThan(300);
+		expect((await call("DELETE", `/v1/topics/${topic}/groups/g`, undefined, as(admin))).status).toBeLessThan(300);
 	});
 
 	it("aims dead letters only at topics the token may publish to (or administer)", async () => {
 		const topic = uniqueTopic("tenant-a");
 		const put = (t: string, dead_letter_topic: string) =>
-			call("PUT", `/v1/topics/${topic}/groups/g`, t, { dead_letter_topic });
+			call("PUT", `/v1/topics/${topic}/groups/g`, { dead_letter_topic }, as(t));
 		const adminHere = await token({ "tenant-a.>": ["admin"] });
 		const denied = await put(adminHere, "tenant-b.dlq");
 		expect(denied.status).toBe(403);
-		expect(((await denied.json()) as { error: { message: string } }).error.message).toMatch(
-			/dead_letter_topic tenant-b\.dlq/,
-		);
-		expect((await call("GET", `/v1/topics/${topic}/groups/g`, ADMIN_KEY)).status).toBe(404); // nothing was created
+		expect((denied.body as { error: { message: string } }).error.message).toMatch(/dead_letter_topic tenant-b\.dlq/);
+		expect((await call("GET", `/v1/topics/${topic}/groups/g`, undefined, as(ADMIN_KEY))).status).toBe(404); // nothing was created
 		expect((await put(adminHere, "tenant-a.dlq")).status).toBe(201);
 		const withPublish = await token({ "tenant-a.>": ["admin"], "tenant-b.dlq": ["publish"] });
 		expect((await put(withPublish, "tenant-b.dlq")).status).toBe(200);
@@ -110,28 +96,25 @@ describe("rights on every endpoint", () => {
 	it("answers 401 without credentials or with bad ones, 403 without the right, and never echoes them", async () => {
 		const topic = uniqueTopic("auth");
 		const path = `/v1/topics/${topic}/messages`;
-		expect((await call("POST", path, undefined, { data: 1 })).status).toBe(401);
-		const bad = await call("POST", path, "not-a-token-xyz", { data: 1 });
+		expect((await call("POST", path, { data: 1 }, as())).status).toBe(401);
+		const bad = await call("POST", path, { data: 1 }, as("not-a-token-xyz"));
 		expect(bad.status).toBe(401);
-		expect(await bad.text()).not.toContain("not-a-token-xyz");
+		expect(bad.text).not.toContain("not-a-token-xyz");
 		const expired = (await mintToken(SECRET, { topics: { ">": ["publish"] }, ttl_s: 1 }, Date.now() - 10_000)).token;
-		const expiredRes = await call("POST", path, expired, { data: 1 });
+		const expiredRes = await call("POST", path, { data: 1 }, as(expired));
 		expect(expiredRes.status).toBe(401);
-		expect(((await expiredRes.json()) as { error: { message: string } }).error.message).toMatch(/expired/);
+		expect((expiredRes.body as { error: { message: string } }).error.message).toMatch(/expired/);
 		const readOnly = await token({ ">": ["subscribe"] });
-		expect((await call("POST", path, readOnly, { data: 1 })).status).toBe(403);
+		expect((await call("POST", path, { data: 1 }, as(readOnly))).status).toBe(403);
 		expect((await stats(topic)).head_seq).toBe(0);
 	});
 
 	it("takes the token from the header, ?token= or the bearer subprotocol", async () => {
 		const topic = uniqueTopic("auth");
 		const t = await token({ [topic]: ["subscribe"] });
-		expect((await call("GET", `/v1/topics/${topic}`, t)).status).toBe(200);
-		expect((await call("GET", `/v1/topics/${topic}?token=${t}`)).status).toBe(200);
-		const ws = await call("GET", `/v1/topics/${topic}/ws`, undefined, undefined, {
-			Upgrade: "websocket",
-			"Sec-WebSocket-Protocol": `tidings, bearer.${t}`,
-		});
+		expect((await call("GET", `/v1/topics/${topic}`, undefined, as(t))).status).toBe(200);
+		expect((await call("GET", `/v1/topics/${topic}?token=${t}`, undefined, as())).status).toBe(200);
+		const ws = await upgrade(topic, "", { ...as(t), via: "subprotocol" });
 		expect(ws.status).toBe(101);
 		// The server selects `tidings`, never echoing the token.
 		expect(ws.headers.get("Sec-WebSocket-Protocol")).toBe("tidings");
@@ -141,15 +124,15 @@ describe("rights on every endpoint", () => {
 
 	it("issues tokens with the admin key only", async () => {
 		const body = { topics: { "jobs.*": ["subscribe"] }, ttl_s: 60 };
-		const issued = await call("POST", "/v1/tokens", ADMIN_KEY, body);
+		const issued = await call("POST", "/v1/tokens", body, as(ADMIN_KEY));
 		expect(issued.status).toBe(201);
-		const { token: t, expires_at } = (await issued.json()) as { token: string; expires_at: number };
+		const { token: t, expires_at } = issued.body as { token: string; expires_at: number };
 		expect(expires_at).toBeGreaterThan(Date.now());
-		expect((await call("GET", "/v1/topics/jobs.1", t)).status).toBe(200);
-		expect((await call("POST", "/v1/tokens", t, body)).status).toBe(403);
+		expect((await call("GET", "/v1/topics/jobs.1", undefined, as(t))).status).toBe(200);
+		expect((await call("POST", "/v1/tokens", body, as(t))).status).toBe(403);
 		const admin = await token({ ">": ["admin"] });
-		expect((await call("POST", "/v1/tokens", admin, body)).status).toBe(403);
-		expect((await call("POST", "/v1/tokens", ADMIN_KEY, { topics: { "a..b": ["publish"] } })).status).toBe(400);
+		expect((await call("POST", "/v1/tokens", body, as(admin))).status).toBe(403);
+		expect((await call("POST", "/v1/tokens", { topics: { "a..b": ["publish"] } }, as(ADMIN_KEY))).status).toBe(400);
 	});
 
 	it("issues and honours tokens for topics named __proto__, constructor and prototype", async () => {
@@ -167,13 +150,13 @@ describe("rights on every endpoint", () => {
 		);
 		expect(issued.status).toBe(201);
 		const { token: t } = (await issued.json()) as { token: string };
-		expect((await call("POST", "/v1/topics/constructor/messages", t, { data: 1 })).status).toBe(201);
-		expect((await call("GET", "/v1/topics/__proto__/messages", t)).status).toBe(200);
-		expect((await call("PUT", "/v1/topics/prototype", t, { max_messages: 100 })).status).toBe(200);
+		expect((await call("POST", "/v1/topics/constructor/messages", { data: 1 }, as(t))).status).toBe(201);
+		expect((await call("GET", "/v1/topics/__proto__/messages", undefined, as(t))).status).toBe(200);
+		expect((await call("PUT", "/v1/topics/prototype", { max_messages: 100 }, as(t))).status).toBe(200);
 		// Nothing more than granted.
-		expect((await call("POST", "/v1/topics/__proto__/messages", t, { data: 1 })).status).toBe(403);
-		expect((await call("GET", "/v1/topics/constructor/messages", t)).status).toBe(403);
-		expect((await call("POST", "/v1/topics/toString/messages", t, { data: 1 })).status).toBe(403);
+		expect((await call("POST", "/v1/topics/__proto__/messages", { data: 1 }, as(t))).status).toBe(403);
+		expect((await call("GET", "/v1/topics/constructor/messages", undefined, as(t))).status).toBe(403);
+		expect((await call("POST", "/v1/topics/toString/messages", { data: 1 }, as(t))).status).toBe(403);
 		// A reserved name is checked like any pattern, and counted.
 		const bad = await issue('{"topics":{"a":["publish"],"constructor":["root"]}}');
 		expect(bad.status).toBe(400);
@@ -196,8 +179,8 @@ describe("token sub", () => {
 			const topic = uniqueTopic("auth");
 			// Signed here, not minted: mintToken refuses the lone surrogate.
 			const t = await sign({ topics: grant(topic), sub, iat: now, exp: now + 60 }, SECRET, "HS256");
-			expect((await call("POST", `/v1/topics/${topic}/messages`, t, { data: 1 })).status).toBe(201);
-			const res = await call("GET", `/v1/topics/${topic}/ws`, t, undefined, { Upgrade: "websocket" });
+			expect((await call("POST", `/v1/topics/${topic}/messages`, { data: 1 }, as(t))).status).toBe(201);
+			const res = await upgrade(topic, "", as(t));
 			expect(res.status).toBe(101);
 			res.webSocket?.accept();
 			const sock = new TestSocket(res.webSocket as WebSocket);
@@ -228,30 +211,33 @@ describe("token sub", () => {
 		const topic = uniqueTopic("auth");
 		const now = Math.floor(Date.now() / 1000);
 		const t = await sign({ topics: { [topic]: ["publish"] }, sub: 42, iat: now, exp: now + 60 }, SECRET, "HS256");
-		expect((await call("POST", `/v1/topics/${topic}/messages`, t, { data: 1 })).status).toBe(201);
+		expect((await call("POST", `/v1/topics/${topic}/messages`, { data: 1 }, as(t))).status).toBe(201);
 	});
 
 	it("with a lone surrogate is refused when minting", async () => {
 		await expect(mintToken(SECRET, { topics: { a: ["publish"] }, sub: "u\udc00" })).rejects.toThrow(
 			/sub: .*lone surrogate/,
 		);
-		const res = await call("POST", "/v1/tokens", ADMIN_KEY, { topics: { a: ["publish"] }, sub: "\ud800" });
+		const res = await call("POST", "/v1/tokens", { topics: { a: ["publish"] }, sub: "\ud800" }, as(ADMIN_KEY));
 		expect(res.status).toBe(400);
-		expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/lone surrogate/);
+		expect((res.body.error as { message: string }).message).toMatch(/lone surrogate/);
 	});
 });
 
 describe("rights on sockets", () => {
+	/** The socket, or the status that refused it. */
 	async function open(topic: string, query: string, t: string) {
-		const res = await call("GET", `/v1/topics/${topic}/ws?${query}`, t, undefined, { Upgrade: "websocket" });
-		if (res.status !== 101 || !res.webSocket) return res.status;
-		res.webSocket.accept();
-		return new TestSocket(res.webSocket);
+		const res = await upgrade(topic, query, as(t));
+		if (res.status !== 101) {
+			await res.body?.cancel();
+			return res.status;
+		}
+		return TestSocket.accept(res);
 	}
 
 	it("needs subscribe for a live socket, consume for a group socket, publish for publish frames", async () => {
 		const topic = uniqueTopic("auth");
-		expect((await call("PUT", `/v1/topics/${topic}/groups/g`, ADMIN_KEY, {})).status).toBe(201);
+		expect((await call("PUT", `/v1/topics/${topic}/groups/g`, {}, as(ADMIN_KEY))).status).toBe(201);
 		const sub = await token({ [topic]: ["subscribe"] });
 		const consume = await token({ [topic]: ["consume"] });
 		expect(await open(topic, "", consume)).toBe(403);
@@ -275,14 +261,13 @@ describe("token expiry on open sockets", () => {
 	it("closes a live socket (4401) when its token has expired, before sending it anything more", async () => {
 		const topic = uniqueTopic("auth");
 		const { token } = await mintToken(SECRET, { topics: { [topic]: ["subscribe"] }, ttl_s: 1 });
-		const res = await call("GET", `/v1/topics/${topic}/ws`, token, undefined, { Upgrade: "websocket" });
-		expect(res.status).toBe(101);
-		res.webSocket?.accept();
-		const sock = new TestSocket(res.webSocket as WebSocket);
+		const sock = await TestSocket.open(topic, "", as(token));
 		await sock.waitForFrame((f) => f.type === "ready", "ready");
 		// Tokens carry whole seconds: wait past the expiry.
 		await new Promise((r) => setTimeout(r, 2100));
-		expect((await call("POST", `/v1/topics/${topic}/messages`, ADMIN_KEY, { data: "after expiry" })).status).toBe(201);
+		expect((await call("POST", `/v1/topics/${topic}/messages`, { data: "after expiry" }, as(ADMIN_KEY))).status).toBe(
+			201,
+		);
 		await sock.waitFor(() => sock.closed, "closed at expiry");
 		expect(sock.closed?.code).toBe(4401);
 		expect(sock.messages()).toHaveLength(0);
@@ -291,10 +276,7 @@ describe("token expiry on open sockets", () => {
 	it("refuses a publish frame after the token expired with unauthorized, stores nothing, and closes with 4401", async () => {
 		const topic = uniqueTopic("auth");
 		const { token } = await mintToken(SECRET, { topics: { [topic]: ["subscribe", "publish"] }, ttl_s: 1 });
-		const res = await call("GET", `/v1/topics/${topic}/ws`, token, undefined, { Upgrade: "websocket" });
-		expect(res.status).toBe(101);
-		res.webSocket?.accept();
-		const sock = new TestSocket(res.webSocket as WebSocket);
+		const sock = await TestSocket.open(topic, "", as(token));
 		await sock.waitForFrame((f) => f.type === "ready", "ready");
 		sock.send({ type: "publish", ref: "before", data: 1 });
 		await sock.waitForFrame((f) => f.type === "published", "published before expiry");
@@ -309,20 +291,17 @@ describe("token expiry on open sockets", () => {
 
 	it("closes a group member (4401) when its token has expired, and gives it nothing more", async () => {
 		const topic = uniqueTopic("auth");
-		expect((await call("PUT", `/v1/topics/${topic}/groups/g`, ADMIN_KEY, {})).status).toBe(201);
+		expect((await call("PUT", `/v1/topics/${topic}/groups/g`, {}, as(ADMIN_KEY))).status).toBe(201);
 		const { token } = await mintToken(SECRET, { topics: { [topic]: ["consume"] }, ttl_s: 1 });
-		const res = await call("GET", `/v1/topics/${topic}/ws?group=g`, token, undefined, { Upgrade: "websocket" });
-		expect(res.status).toBe(101);
-		res.webSocket?.accept();
-		const sock = new TestSocket(res.webSocket as WebSocket);
+		const sock = await TestSocket.open(topic, "group=g", as(token));
 		await sock.waitForFrame((f) => f.type === "ready", "ready");
 		await new Promise((r) => setTimeout(r, 2100));
-		expect((await call("POST", `/v1/topics/${topic}/messages`, ADMIN_KEY, { data: "job" })).status).toBe(201);
+		expect((await call("POST", `/v1/topics/${topic}/messages`, { data: "job" }, as(ADMIN_KEY))).status).toBe(201);
 		await sock.waitFor(() => sock.closed, "closed at expiry");
 		expect(sock.closed?.code).toBe(4401);
 		expect(sock.messages()).toHaveLength(0);
 		// The job waits for a member with a valid token.
-		const info = (await (await call("GET", `/v1/topics/${topic}/groups/g`, ADMIN_KEY)).json()) as {
+		const info = (await call("GET", `/v1/topics/${topic}/groups/g`, undefined, as(ADMIN_KEY))).body as {
 			counts: { pending: number };
 		};
 		expect(info.counts.pending).toBe(1);

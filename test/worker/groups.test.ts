@@ -3,17 +3,18 @@ import { describe, expect, it } from "vitest";
 import { retryDelay } from "../../src/durable/groups/leases.js";
 import { DEFAULT_GROUP_SETTINGS } from "../../src/protocol/limits.js";
 import type { GroupSettings } from "../../src/protocol/message.js";
-import { api, eventually, publish, restartObject, stats, TestSocket, topicStub, uniqueTopic } from "./helpers.js";
-
-type Json = Record<string, unknown>;
-
-async function call(method: string, path: string, body?: unknown) {
-	const res = await api(path, {
-		method,
-		...(body === undefined ? {} : { headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }),
-	});
-	return { status: res.status, body: (await res.json()) as Json };
-}
+import {
+	api,
+	call,
+	eventually,
+	type Json,
+	publish,
+	restartObject,
+	stats,
+	TestSocket,
+	topicStub,
+	uniqueTopic,
+} from "./helpers.js";
 
 const groupPath = (topic: string, group: string, rest = "") => `/v1/topics/${topic}/groups/${group}${rest}`;
 

@@ -1,5 +1,6 @@
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import type { Topic } from "../../src/durable/topic.js";
 import { expectConsecutive, history, publish, restartObject, stats, topicStub, uniqueTopic } from "./helpers.js";
 
 describe("publish over HTTP", () => {
@@ -62,12 +63,13 @@ describe("publish over HTTP", () => {
 				"CREATE TRIGGER fail_third BEFORE INSERT ON messages WHEN NEW.seq = 4 BEGIN SELECT RAISE(ABORT, 'boom'); END",
 			);
 		});
-		const failed = await stub
-			.publish([{ data_json: "1" }, { data_json: "2" }, { data_json: "3" }, { data_json: "4" }])
-			.then(
-				() => undefined,
-				(err: unknown) => err,
-			);
+		// Called inside the object rather than over RPC, where workerd would also log the error, stack and all.
+		const failed = await runInDurableObject(stub, (instance: Topic) =>
+			instance.publish([{ data_json: "1" }, { data_json: "2" }, { data_json: "3" }, { data_json: "4" }]),
+		).then(
+			() => undefined,
+			(err: unknown) => err,
+		);
 		expect(String(failed)).toMatch(/boom/);
 		await runInDurableObject(stub, (_instance, state) => {
 			state.storage.sql.exec("DROP TRIGGER fail_third");

@@ -1,18 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, inject, it } from "vitest";
 import { signPush, verifyPush } from "../../src/protocol/push-signature.js";
-import { api, eventually, publish, uniqueTopic } from "./helpers.js";
+import { call, eventually, type Json, publish, uniqueTopic } from "./helpers.js";
 
-type Json = Record<string, unknown>;
 const SECRET = "a-long-enough-push-secret";
-
-async function call(method: string, path: string, body?: unknown) {
-	const res = await api(path, {
-		method,
-		...(body === undefined ? {} : { headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }),
-	});
-	return { status: res.status, body: (await res.json()) as Json };
-}
 
 interface Received {
 	at: number;
