@@ -8,8 +8,11 @@
  */
 import * as v from "valibot";
 import type { Condition, Filter } from "./filter.js";
+import type { ClientFrame } from "./frames.js";
 import { DEFAULT_PUSH, LIMITS } from "./limits.js";
-import { isPattern, RIGHTS } from "./rights.js";
+import type { GroupSettings, PublishInput, PushSettings, TopicSettings } from "./message.js";
+import { type Grants, isPattern, RIGHTS } from "./rights.js";
+import { type IsExact, typeAssert } from "./type-assert.js";
 
 /**
  * Checks whose failure means "too large" (413) rather than "invalid" (400).
@@ -101,7 +104,7 @@ const AttributeValue = v.union(
 type KeySchema = v.GenericSchema<string, string>;
 
 /** A record that keeps every own key: see {@link ownRecord}. */
-export interface OwnRecordSchema<TKey extends KeySchema, TValue extends v.GenericSchema>
+interface OwnRecordSchema<TKey extends KeySchema, TValue extends v.GenericSchema>
 	extends v.BaseSchema<
 		Record<string, v.InferInput<TValue>>,
 		Record<string, v.InferOutput<TValue>>,
@@ -128,7 +131,7 @@ export interface OwnRecordSchema<TKey extends KeySchema, TValue extends v.Generi
  * Issues carry the same path items and requirements as valibot's record, so
  * error codes (`limit_exceeded`, `payload_too_large`) and messages stay the same.
  */
-export function ownRecord<const TKey extends KeySchema, const TValue extends v.GenericSchema>(
+function ownRecord<const TKey extends KeySchema, const TValue extends v.GenericSchema>(
 	key: TKey,
 	value: TValue,
 	message?: string,
@@ -251,16 +254,6 @@ const publishFields = {
 	baggage: v.optional(BaggageSchema),
 };
 
-/** What the object stores for one publish: `data` already serialized once, here. */
-export interface PublishRecord {
-	data_json: string;
-	attributes?: Record<string, string | number | boolean>;
-	delay_ms?: number;
-	key?: string;
-	traceparent?: string;
-	baggage?: string;
-}
-
 function serializeData<T extends { data?: unknown }>(item: T) {
 	const { data, ...rest } = item;
 	let data_json: string;
@@ -299,10 +292,7 @@ export const PublishBatchSchema = v.strictObject({
 	),
 });
 
-/** A publish body is one message, or `{messages: [...]}`. */
-export const PublishBodySchema = v.union([PublishBatchSchema, PublishItemSchema]);
-
-/** Chooses the schema by shape, so a bad batch reports the batch's error, not a union's. */
+/** A publish body is one message, or `{messages: [...]}`: chooses the schema by shape, so a bad batch reports the batch's error, not a union's. */
 export function publishBodySchemaFor(body: unknown) {
 	return body !== null && typeof body === "object" && "messages" in body ? PublishBatchSchema : PublishItemSchema;
 }
@@ -456,7 +446,7 @@ function wholeMs(name: string, min: number, max: number, maxText: string) {
 	return wholeNumber(name, min, max, " of milliseconds", maxText);
 }
 
-/** Push target of a group. Stricter rules for production URLs come with the security work. */
+/** Push target of a group. Which hosts production may push to is checked by the Worker (src/worker/push-url.ts). */
 export const PushSchema = v.pipe(
 	v.strictObject(
 		{
@@ -581,10 +571,7 @@ export const TokenRequestSchema = v.strictObject({
 // --- WebSocket ---------------------------------------------------------------
 
 /** `from` of a live subscription: a seq to resume after, `latest` or `earliest`. */
-export const FromSchema = v.union(
-	[v.picklist(["latest", "earliest"]), SeqString],
-	'from is a seq, "latest" or "earliest"',
-);
+const FromSchema = v.union([v.picklist(["latest", "earliest"]), SeqString], 'from is a seq, "latest" or "earliest"');
 
 export const LiveQuerySchema = v.looseObject({
 	from: v.optional(FromSchema, "latest"),
@@ -709,16 +696,43 @@ export function parseClientFrame(text: string): FrameParseResult {
 	return { ok: false, ...describeIssues(result.issues), ...(ref === undefined ? {} : { ref }) };
 }
 
-export type PublishBody = v.InferOutput<typeof PublishBodySchema>;
-export type PublishFrame = v.InferOutput<typeof PublishFrameSchema>;
-export type AckFrame = v.InferOutput<typeof AckFrameSchema>;
-export type NackFrame = v.InferOutput<typeof NackFrameSchema>;
-export type ReceivedFrame = v.InferOutput<typeof ReceivedFrameSchema>;
-export type DrainFrame = v.InferOutput<typeof DrainFrameSchema>;
-export type ClientFrameParsed = PublishFrame | AckFrame | NackFrame | ReceivedFrame | DrainFrame;
+// --- Types --------------------------------------------------------------------------
+// Inferred where a schema makes the value; the hand-written wire types of the
+// type-only modules (which the client bundle imports without valibot) are tied
+// to their schemas by compile-time assertions.
+
+/** What the object stores for one publish: `data` serialized once, here, as `data_json`. */
+export type PublishRecord = v.InferOutput<typeof PublishItemSchema>;
+export type ClientFrameParsed = v.InferOutput<
+	| typeof PublishFrameSchema
+	| typeof AckFrameSchema
+	| typeof NackFrameSchema
+	| typeof ReceivedFrameSchema
+	| typeof DrainFrameSchema
+>;
 export type GroupSettingsInput = v.InferOutput<typeof GroupSettingsSchema>;
-export type TokenRequest = v.InferInput<typeof TokenRequestSchema>;
-export type LiveQuery = v.InferOutput<typeof LiveQuerySchema>;
-export type HistoryQuery = v.InferOutput<typeof HistoryQuerySchema>;
 export type TopicSettingsInput = v.InferOutput<typeof TopicSettingsSchema>;
+export type TokenRequest = v.InferInput<typeof TokenRequestSchema>;
 export type { Condition };
+
+typeAssert<IsExact<Omit<PublishInput, "data">, Omit<PublishRecord, "data_json">>>();
+typeAssert<IsExact<Required<TopicSettingsInput>, TopicSettings>>();
+typeAssert<IsExact<v.InferOutput<typeof PushSchema>, PushSettings>>();
+typeAssert<IsExact<v.InferOutput<typeof ConditionSchema>, Condition>>();
+typeAssert<IsExact<v.InferOutput<typeof GrantsSchema>, Grants>>();
+/** Every setting a group can be given, as stored: `null` (remove) is not a stored value. */
+typeAssert<
+	IsExact<{ [K in keyof GroupSettingsInput]-?: NonNullable<GroupSettingsInput[K]> }, Required<GroupSettings>>
+>();
+/** The frames a client sends, as it writes them and as the object parses them (`data` becomes `data_json`). */
+type Sent<F> = F extends { data: unknown }
+	? Omit<F, "data">
+	: F extends { messages: infer M extends unknown[] }
+		? Omit<F, "messages"> & { messages: Sent<M[number]>[] }
+		: F;
+type Parsed<F> = F extends { data_json: string }
+	? Omit<F, "data_json">
+	: F extends { messages: infer M extends unknown[] }
+		? Omit<F, "messages"> & { messages: Parsed<M[number]>[] }
+		: F;
+typeAssert<IsExact<Sent<ClientFrame>, Parsed<ClientFrameParsed>>>();
