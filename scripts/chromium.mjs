@@ -4,7 +4,8 @@
 //   1. CHROMIUM_PATH, when set (a Chromium or Chrome binary; it must exist);
 //   2. a system Chromium: `chromium` on the PATH, or /usr/bin/chromium;
 //   3. the headless Chromium packaged in @sparticuz/chromium (a devDependency),
-//      unpacked on first use to the temp directory: nothing to install but `npm ci`.
+//      unpacked on first use to the temp directory: nothing to install but `npm ci`
+//      (Linux x64 only: elsewhere, set CHROMIUM_PATH).
 import { accessSync, constants, existsSync, rmSync } from "node:fs";
 import path from "node:path";
 
@@ -50,6 +51,12 @@ export async function findChromium() {
 	}
 	const system = onPath("chromium") ?? (executable("/usr/bin/chromium") ? "/usr/bin/chromium" : undefined);
 	if (system) return { path: system, source: "system" };
+	// The package ships a Linux x64 build only.
+	if (process.platform !== "linux" || process.arch !== "x64") {
+		throw new Error(
+			`no Chromium found, and the packaged one (@sparticuz/chromium) runs on Linux x64 only, not ${process.platform} ${process.arch}. Install Chromium or Chrome and set CHROMIUM_PATH to its binary.`,
+		);
+	}
 	let packaged;
 	try {
 		packaged = (await import("@sparticuz/chromium")).default;

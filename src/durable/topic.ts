@@ -28,7 +28,7 @@ import { Retention, TIMER_RETENTION } from "./log/retention.js";
 import { renderMessage, TopicLog } from "./log/topic-log.js";
 import { AbuseLimits, PUBLISH_LIMIT_MESSAGE } from "./sockets/abuse.js";
 import { closeQuietly } from "./sockets/attachments.js";
-import { frameTable, receiveFrame } from "./sockets/frames.js";
+import { frameReceiver } from "./sockets/frames.js";
 import { openSocket } from "./sockets/gate.js";
 import { Meta } from "./storage/meta.js";
 import { migrate } from "./storage/migrations.js";
@@ -49,7 +49,7 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 	readonly #live: LiveStreams;
 	readonly #groups: ConsumerGroups;
 	readonly #abuse = new AbuseLimits();
-	readonly #frames: ReturnType<typeof frameTable>;
+	readonly #receive: ReturnType<typeof frameReceiver>;
 	readonly #transaction: Transaction;
 	/** Whether the topic name is in storage (an alarm may wake the object without one). */
 	#named: boolean;
@@ -68,7 +68,7 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 		this.#settings = new Settings(this.#meta);
 		this.#log = new TopicLog(sql, this.#meta);
 		const dedupe = new Dedupe(sql);
-		this.#scheduler = new Scheduler(ctx.storage, () => this.#reload());
+		this.#scheduler = new Scheduler(ctx.storage, transaction);
 		this.#live = new LiveStreams(ctx, this.#log, this.#topic, this.#topicJson);
 		this.#groups = new ConsumerGroups({
 			ctx,
@@ -94,7 +94,7 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 			[TIMER_RETENTION]: (_t, now) => this.#retention.run(now),
 			...this.#groups.timers(),
 		});
-		this.#frames = frameTable({
+		this.#receive = frameReceiver({
 			live: this.#live,
 			members: this.#groups.members,
 			abuse: this.#abuse,
@@ -111,7 +111,7 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 	// --- RPC (TopicApi) -------------------------------------------------------------
 
 	publish(records: PublishRecord[], limitKey?: string): Result<PublishResult[]> {
-		if (!this.#abuse.takePublishes(limitKey, records.length)) return fail("rate_limited", PUBLISH_LIMIT_MESSAGE);
+		if (!this.#abuse.takePublishes(limitKey, records.length)) return fail("rate_limited", PUBLISH_LIMIT_MESSAGE, 1);
 		return ok(this.#publish(records));
 	}
 
@@ -197,7 +197,7 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 	}
 
 	override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
-		receiveFrame(this.#frames, this.#abuse, ws, message);
+		this.#receive(ws, message);
 	}
 
 	override webSocketClose(ws: WebSocket, code: number, reason: string): void {
@@ -239,7 +239,8 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 
 	/** Stores the topic name on the first write: an alarm may wake the object where `ctx.id.name` is not known. */
 	#remember(): void {
-		if (this.#named) return;
+		// An object reached without a name (not through `getByName`) has none to keep.
+		if (this.#named || this.#topic === "") return;
 		if (this.#meta.get("topic") === undefined) this.#meta.set("topic", this.#topic);
 		this.#named = true;
 	}

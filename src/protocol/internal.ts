@@ -9,7 +9,7 @@
  * @module
  */
 import { ERROR_STATUS, type ErrorBody, type ErrorCode } from "./errors.js";
-import type { GroupInfo, PublishResult, TopicSettings, TopicStats } from "./message.js";
+import type { DeadLetter, GroupInfo, PublishResult, TopicSettings, TopicStats } from "./message.js";
 import { RIGHTS, type Right } from "./rights.js";
 import type { GroupSettingsInput, PublishRecord, TopicSettingsInput } from "./schema.js";
 
@@ -17,14 +17,16 @@ import type { GroupSettingsInput, PublishRecord, TopicSettingsInput } from "./sc
 
 /**
  * A refusal that crosses from the object to the Worker: a named code and a
- * message that says what to do, as in the HTTP error contract. The Worker
- * maps it to an HTTP error (`src/worker/errors.ts`) and the RPC entrypoint to
- * a thrown `Error` (`src/worker/rpc.ts`), each in one place. Faults (storage
- * errors, an overloaded object) are not refusals: they stay exceptions.
+ * message that says what to do, as in the HTTP error contract. It becomes an
+ * HTTP answer in one place (`failureResponse`, below) and an RPC error in one
+ * place (`rpcError` in src/worker/rpc.ts). Faults (storage errors, an
+ * overloaded object) are not refusals: they stay exceptions.
  */
 export interface Failure {
 	ok: false;
 	error: { code: ErrorCode; message: string };
+	/** When a retry may succeed, in seconds: sent as `Retry-After`. */
+	retryAfterS?: number;
 }
 export type Result<T> = { ok: true; value: T } | Failure;
 
@@ -32,8 +34,8 @@ export function ok<T>(value: T): { ok: true; value: T } {
 	return { ok: true, value };
 }
 
-export function fail(code: ErrorCode, message: string): Failure {
-	return { ok: false, error: { code, message } };
+export function fail(code: ErrorCode, message: string, retryAfterS?: number): Failure {
+	return { ok: false, error: { code, message }, ...(retryAfterS === undefined ? {} : { retryAfterS }) };
 }
 
 /** The one text for a group that does not exist, wherever it is asked for. */
@@ -73,11 +75,7 @@ export interface TopicApi extends Rpc.DurableObjectBranded {
 	pull(group: string, max: number, ackTimeoutMs?: number): Result<string>;
 	ack(group: string, seqs: number[], lease?: string): Result<{ acked: number[] }>;
 	nack(group: string, seqs: number[], options: NackOptions): Result<{ nacked: number[]; dead: number[] }>;
-	deadLetters(
-		group: string,
-		after: number,
-		limit: number,
-	): Result<{ count: number; messages: import("./message.js").DeadLetter[] }>;
+	deadLetters(group: string, after: number, limit: number): Result<{ count: number; messages: DeadLetter[] }>;
 	redrive(group: string, seqs?: number[]): Result<{ redriven: number }>;
 	purgeDeadLetters(group: string, seqs?: number[]): Result<{ purged: number }>;
 }
@@ -155,17 +153,14 @@ export const OWNER_PREFIX = {
 
 // --- Failures as HTTP ------------------------------------------------------------------
 
-/** Codes whose answer says when to come back. */
-const RETRY_AFTER: ReadonlySet<ErrorCode> = new Set(["rate_limited", "unavailable"]);
-
 /**
  * A failure as the HTTP error contract: `{"error": {code, message}}` with
  * the status its code implies. The one mapping from failures to HTTP, used
  * by the Worker and by the object's socket gate alike.
  */
-export function failureResponse({ error }: Failure): Response {
+export function failureResponse({ error, retryAfterS }: Failure): Response {
 	return Response.json({ error } satisfies ErrorBody, {
 		status: ERROR_STATUS[error.code],
-		...(RETRY_AFTER.has(error.code) ? { headers: { "Retry-After": "1" } } : {}),
+		...(retryAfterS === undefined ? {} : { headers: { "Retry-After": String(retryAfterS) } }),
 	});
 }

@@ -10,23 +10,24 @@ import { HTTPException } from "hono/http-exception";
 import { ERROR_STATUS, type ErrorCode } from "../protocol/errors.js";
 import { type Failure, fail, failureResponse, type Result } from "../protocol/internal.js";
 
-export function errorResponse(code: ErrorCode, message: string): Response {
-	return failureResponse(fail(code, message));
+export function errorResponse(code: ErrorCode, message: string, retryAfterS?: number): Response {
+	return failureResponse(fail(code, message, retryAfterS));
 }
 
-/** Thrown by handlers and middleware; rendered by `onError`. */
+/** Thrown by handlers and middleware (a code and message, or an object's refusal); rendered by `onError`. */
 export class ApiError extends Error {
 	readonly failure: Failure;
-	constructor(code: ErrorCode, message: string) {
-		super(message);
-		this.failure = fail(code, message);
+	constructor(...args: [code: ErrorCode, message: string] | [failure: Failure]) {
+		const failure = args.length === 1 ? args[0] : fail(...args);
+		super(failure.error.message);
+		this.failure = failure;
 	}
 }
 
-/** The value of an object's answer, or its refusal thrown as the HTTP error it maps to. */
-export function unwrap<T>(result: Result<T>): T {
+/** The value of an object's answer, or its refusal thrown, to be answered as HTTP by `onError`. */
+export function orHttpError<T>(result: Result<T>): T {
 	if (result.ok) return result.value;
-	throw new ApiError(result.error.code, result.error.message);
+	throw new ApiError(result);
 }
 
 export function onError(err: Error, _c: Context): Response {
@@ -41,10 +42,14 @@ export function onError(err: Error, _c: Context): Response {
 	// back-off (429), a transient failure for a retry (503).
 	const flags = err as { overloaded?: boolean; retryable?: boolean };
 	if (flags.overloaded) {
-		return errorResponse("rate_limited", "this topic is overloaded; retry with back-off, or spread load over topics");
+		return errorResponse(
+			"rate_limited",
+			"this topic is overloaded; retry with back-off, or spread load over topics",
+			1,
+		);
 	}
 	if (flags.retryable) {
-		return errorResponse("unavailable", "the topic is briefly unavailable; retry (with the same key, if any)");
+		return errorResponse("unavailable", "the topic is briefly unavailable; retry (with the same key, if any)", 1);
 	}
 	// Never echo internals (they may hold request data); the log has the details.
 	console.error("tidings: unhandled error", err);

@@ -40,7 +40,7 @@ function rpcError({ error }: Failure): Error {
 	return new Error(`${error.code}: ${error.message}`);
 }
 
-function unwrap<T>(result: Result<T>): T {
+function orRpcError<T>(result: Result<T>): T {
 	if (result.ok) return result.value;
 	throw rpcError(result);
 }
@@ -66,14 +66,14 @@ export class TidingsRpc extends WorkerEntrypoint<Env> {
 			{ data, ...rest, ...(delayMs === undefined ? {} : { delay_ms: delayMs }) },
 			"message",
 		);
-		const [result] = unwrap(await stub.publish([record]));
+		const [result] = orRpcError(await stub.publish([record]));
 		return result as PublishResult;
 	}
 
 	/** Publishes up to 100 messages atomically, with consecutive seqs. */
 	async publishBatch(topic: string, messages: unknown[]): Promise<PublishResult[]> {
 		const stub = this.#topic(topic);
-		return unwrap(await stub.publish(parse(PublishBatchSchema, { messages }, "batch").messages));
+		return orRpcError(await stub.publish(parse(PublishBatchSchema, { messages }, "batch").messages));
 	}
 
 	/** Leases up to `max` messages of a group; pass `lease` to ack or nack them so only this pull's leases settle. */
@@ -89,7 +89,10 @@ export class TidingsRpc extends WorkerEntrypoint<Env> {
 			{ max: options.max, ...(options.ackTimeoutMs === undefined ? {} : { ack_timeout_ms: options.ackTimeoutMs }) },
 			"pull",
 		);
-		return JSON.parse(unwrap(await stub.pull(g, max, ack_timeout_ms))) as { lease: string; messages: GroupDelivery[] };
+		return JSON.parse(orRpcError(await stub.pull(g, max, ack_timeout_ms))) as {
+			lease: string;
+			messages: GroupDelivery[];
+		};
 	}
 
 	/** Settles leased messages; answers the seqs that were settled. */
@@ -101,7 +104,7 @@ export class TidingsRpc extends WorkerEntrypoint<Env> {
 			{ seqs, ...(options.lease === undefined ? {} : { lease: options.lease }) },
 			"ack",
 		);
-		return unwrap(await stub.ack(g, body.seqs, body.lease)).acked;
+		return orRpcError(await stub.ack(g, body.seqs, body.lease)).acked;
 	}
 
 	/** Fails leased attempts: retried after `delayMs` (or the group's backoff), or dead-lettered. */
@@ -123,6 +126,6 @@ export class TidingsRpc extends WorkerEntrypoint<Env> {
 			},
 			"nack",
 		);
-		return unwrap(await stub.nack(g, valid, rest));
+		return orRpcError(await stub.nack(g, valid, rest));
 	}
 }

@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { Socket } from "../../src/client/link.js";
 import { type ConnectionState, MemoryOutbox, Tidings } from "../../src/client/node.js";
+import { eventually } from "../shared/eventually.js";
 
 /** Opens on the next microtask; closing answers on the next task, like a server would. */
 class FakeSocket implements Socket {
@@ -38,14 +39,6 @@ function network() {
 		return Response.json({ messages: stored }, { status: 201 });
 	};
 	return { net, fetch };
-}
-
-async function until(cond: () => boolean, what: string) {
-	const deadline = Date.now() + 5000;
-	while (!cond()) {
-		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-		await new Promise((r) => setTimeout(r, 5));
-	}
 }
 
 const clients: Tidings[] = [];
@@ -95,13 +88,13 @@ describe("connection state", () => {
 				}),
 			{ group: "g" },
 		);
-		await until(() => worker.state === "open", "the socket");
+		await eventually(() => worker.state === "open", "the socket", 5000, 5);
 		const socket = FakeSocket.last as FakeSocket;
 		expect(await c.publish("t", 1)).toMatchObject({ queued: true });
-		await until(() => c.state === "offline", "the failed send");
+		await eventually(() => c.state === "offline", "the failed send", 5000, 5);
 		const message = { id: "m1", seq: 1, topic: "t", data: 1, attributes: {}, ts: 0, group: "g", attempt: 1 };
 		socket.onmessage?.({ data: JSON.stringify({ type: "message", message }) });
-		await until(() => worker.busy === 1, "the handler");
+		await eventually(() => worker.busy === 1, "the handler", 5000, 5);
 
 		const closing = c.close();
 		// The consumer's handler still runs: publishes still go, and the network is still down.

@@ -168,7 +168,7 @@ export class ConsumerGroups {
 
 	/** Leases up to `max` messages under a lease id of this pull's own, for consumers that cannot hold a socket. */
 	pull(group: string, max: number, ackTimeoutMs?: number): Result<string> {
-		return this.#call(group, false, (settings, now) => {
+		return this.#call(group, { dispatch: false }, (settings, now) => {
 			const lease = `${OWNER_PREFIX.pull}${crypto.randomUUID()}`;
 			const leased = this.#leases.take(group, lease, max, ackTimeoutMs ?? settings.ack_timeout_ms, now);
 			return `{"lease":"${lease}","messages":[${leased.map((d) => d.json).join(",")}]}`;
@@ -177,12 +177,12 @@ export class ConsumerGroups {
 
 	/** Acks pulled messages: of one pull when `lease` is given, else of any pull (never a socket's or push's). */
 	ack(group: string, seqs: number[], lease?: string): Result<{ acked: number[] }> {
-		return this.#call(group, true, () => ({ acked: this.#leases.ack(group, seqs, pullOwner(lease)) }));
+		return this.#call(group, { dispatch: true }, () => ({ acked: this.#leases.ack(group, seqs, pullOwner(lease)) }));
 	}
 
 	nack(group: string, seqs: number[], options: NackOptions): Result<{ nacked: number[]; dead: number[] }> {
 		const { delay_ms, error, lease } = options;
-		return this.#call(group, true, (_s, now) => {
+		return this.#call(group, { dispatch: true }, (_s, now) => {
 			const { done, dead } = this.#leases.nack(group, seqs, now, {
 				owner: pullOwner(lease),
 				...(delay_ms === undefined ? {} : { delayMs: delay_ms }),
@@ -193,19 +193,25 @@ export class ConsumerGroups {
 	}
 
 	deadLetters(group: string, after: number, limit: number): Result<{ count: number; messages: DeadLetter[] }> {
-		return this.#call(group, false, () => this.#deadLetters.list(group, after, limit));
+		return this.#call(group, { dispatch: false }, () => this.#deadLetters.list(group, after, limit));
 	}
 
 	redrive(group: string, seqs?: number[]): Result<{ redriven: number }> {
-		return this.#call(group, true, (_s, now) => ({ redriven: this.#deadLetters.redrive(group, now, seqs) }));
+		return this.#call(group, { dispatch: true }, (_s, now) => ({
+			redriven: this.#deadLetters.redrive(group, now, seqs),
+		}));
 	}
 
 	purge(group: string, seqs?: number[]): Result<{ purged: number }> {
-		return this.#call(group, false, () => ({ purged: this.#deadLetters.purge(group, seqs) }));
+		return this.#call(group, { dispatch: false }, () => ({ purged: this.#deadLetters.purge(group, seqs) }));
 	}
 
 	/** The shape of every group call: see the module comment. */
-	#call<T>(group: string, dispatch: boolean, fn: (settings: GroupSettings, now: number) => T): Result<T> {
+	#call<T>(
+		group: string,
+		{ dispatch }: { dispatch: boolean },
+		fn: (settings: GroupSettings, now: number) => T,
+	): Result<T> {
 		const settings = this.#registry.settings(group);
 		if (!settings) return noGroup(this.#topic, group);
 		const value = this.#transaction(() => fn(settings, Date.now()));

@@ -16,8 +16,8 @@
 import { matchesFilter } from "../../protocol/filter.js";
 import { OWNER_PREFIX } from "../../protocol/internal.js";
 import { TUNING } from "../../protocol/limits.js";
-import type { Attributes, DeadLetter, GroupSettings } from "../../protocol/message.js";
-import { type LogRow, renderMessage, type TopicLog } from "../log/topic-log.js";
+import type { DeadLetter, GroupSettings } from "../../protocol/message.js";
+import { attributesOf, renderMessage, type TopicLog } from "../log/topic-log.js";
 import type { Scheduler } from "../storage/scheduler.js";
 import type { DeadLetters } from "./dead-letters.js";
 import type { GroupRegistry } from "./registry.js";
@@ -325,10 +325,6 @@ export class Leases {
 		const [row] = this.log.read(seq - 1, 1);
 		return row && row.seq === seq ? renderMessage(this.topicJson(), row) : undefined;
 	}
-}
-
-function attributesOf(row: LogRow): Attributes {
-	return row.attributes === null ? {} : (JSON.parse(row.attributes) as Attributes);
 }
 
 function delivery(messageJson: string, group: string, seq: number, attempt: number): Leased {

@@ -14,7 +14,7 @@ import { matchesFilter } from "../../protocol/filter.js";
 import { LIVE_TAG, type SocketGrant } from "../../protocol/internal.js";
 import { TUNING } from "../../protocol/limits.js";
 import type { Attributes } from "../../protocol/message.js";
-import type { LogRow, TopicLog } from "../log/topic-log.js";
+import { attributesOf, type LogRow, type TopicLog } from "../log/topic-log.js";
 import { attach, attachmentOf, closeQuietly, send } from "../sockets/attachments.js";
 import { closeIfExpired } from "../sockets/grant.js";
 import { FlowControl } from "./flow-control.js";
@@ -27,9 +27,9 @@ export interface Outgoing {
 	attributes?: Attributes | undefined;
 }
 
-function attributesOf(o: Outgoing): Attributes {
-	if (o.attributes === undefined)
-		o.attributes = o.row.attributes === null ? {} : (JSON.parse(o.row.attributes) as Attributes);
+/** An outgoing message's attributes, parsed once for every socket's filter. */
+function outgoingAttributes(o: Outgoing): Attributes {
+	o.attributes ??= attributesOf(o.row);
 	return o.attributes;
 }
 
@@ -101,7 +101,7 @@ export class LiveStreams {
 				const frames: string[] = [];
 				let last = cursor;
 				for (const row of rows) {
-					if (!filter || matchesFilter(filter, attributesOf({ row }))) {
+					if (!filter || matchesFilter(filter, attributesOf(row))) {
 						frames.push(messageFrame(this.topicJson, row));
 						last = row.seq;
 					}
@@ -180,7 +180,7 @@ export class LiveStreams {
 			let last = 0;
 			pending.forEach((m, i) => {
 				if (floor !== undefined && m.row.seq <= floor) return;
-				if (filter && !matchesFilter(filter, attributesOf(m))) return;
+				if (filter && !matchesFilter(filter, outgoingAttributes(m))) return;
 				mine.push(frames[i] as string);
 				last = m.row.seq;
 			});

@@ -6,6 +6,7 @@
  * second row write on the hot path.)
  * @module
  */
+import type { Attributes } from "../../protocol/message.js";
 import type { PublishRecord } from "../../protocol/schema.js";
 import type { Meta } from "../storage/meta.js";
 
@@ -164,6 +165,11 @@ export class TopicLog {
 		this.first = upTo + 1;
 		return { deleted, more: wanted > upTo || (aged !== undefined && aged === window) };
 	}
+}
+
+/** A stored row's attributes, parsed (filters need them; the text is what is stored and sent). */
+export function attributesOf(row: LogRow): Attributes {
+	return row.attributes === null ? {} : (JSON.parse(row.attributes) as Attributes);
 }
 
 /** Renders a stored row as message JSON without parsing `data` back. */

@@ -36,7 +36,13 @@ const WRONG_SOCKET = {
 	member: (type: string) => `${type} is for consumer group sockets (?group=)`,
 };
 
-export function frameTable(rooms: FrameRooms): Table {
+/** The handler of every WebSocket message from a client. */
+export function frameReceiver(rooms: FrameRooms): (ws: WebSocket, message: string | ArrayBuffer) => void {
+	const table = frameTable(rooms);
+	return (ws, message) => receive(table, rooms.abuse, ws, message);
+}
+
+function frameTable(rooms: FrameRooms): Table {
 	const { live, members, abuse } = rooms;
 	return {
 		received: { on: "live", run: (ws, f) => live.received(ws, f.seq) },
@@ -90,8 +96,7 @@ export function frameTable(rooms: FrameRooms): Table {
 	};
 }
 
-/** Handles one WebSocket message from a client. */
-export function receiveFrame(table: Table, abuse: AbuseLimits, ws: WebSocket, message: string | ArrayBuffer): void {
+function receive(table: Table, abuse: AbuseLimits, ws: WebSocket, message: string | ArrayBuffer): void {
 	const att = attachmentOf(ws);
 	if (!abuse.admitFrame(ws, att.grant.limitKey)) return;
 	if (typeof message !== "string") {

@@ -11,6 +11,7 @@
  * @module
  */
 import { TUNING } from "../../protocol/limits.js";
+import type { Transaction } from "./transaction.js";
 
 export type Timer = {
 	kind: string;
@@ -32,8 +33,8 @@ export class Scheduler {
 
 	constructor(
 		private readonly storage: DurableObjectStorage,
-		/** Called when a handler's transaction rolled back, so in-memory mirrors can reload. */
-		private readonly onRollback: () => void = () => {},
+		/** The object's transaction: a handler that throws rolls back, and the mirrors in memory reload. */
+		private readonly transaction: Transaction,
 	) {}
 
 	/** Registers the handlers of some timer kinds. */
@@ -122,7 +123,7 @@ export class Scheduler {
 			const handler = this.#handlers[head.kind];
 			const timer = head as Timer;
 			try {
-				const effect = this.storage.transactionSync(() => {
+				const effect = this.transaction(() => {
 					timer.payload =
 						this.sql
 							.exec<{ payload: string | null }>(
@@ -137,7 +138,6 @@ export class Scheduler {
 				});
 				if (effect) after.push(effect);
 			} catch (err) {
-				this.onRollback();
 				const delay = Math.min(TUNING.timerRetryBaseMs * 2 ** timer.attempts, TUNING.timerRetryMaxMs);
 				console.error(`tidings: timer ${timer.kind}/${timer.key} failed (attempt ${timer.attempts + 1})`, err);
 				this.sql.exec(

@@ -18,7 +18,7 @@ import {
 } from "../../protocol/schema.js";
 import { isDevelopment, requireRight, rightsOf } from "../auth.js";
 import { type AppEnv, topicStub } from "../env.js";
-import { ApiError, unwrap } from "../errors.js";
+import { ApiError, orHttpError } from "../errors.js";
 import { pushUrlProblem } from "../push-url.js";
 import { requireJson, validate } from "../validate.js";
 
@@ -46,17 +46,17 @@ export const groups = new Hono<AppEnv>()
 			}
 			const problem = settings.push && pushUrlProblem(settings.push.url, isDevelopment(c.env));
 			if (problem) throw new ApiError("invalid_request", problem);
-			const result = unwrap(await topicStub(c.env, topic).configureGroup(group, settings));
+			const result = orHttpError(await topicStub(c.env, topic).configureGroup(group, settings));
 			return c.json(result.info, result.created ? 201 : 200);
 		},
 	)
 	.get("/:topic/groups/:group", validate("param", GroupParams), requireRight("consume"), async (c) => {
 		const { topic, group } = c.req.valid("param");
-		return c.json(unwrap(await topicStub(c.env, topic).group(group)));
+		return c.json(orHttpError(await topicStub(c.env, topic).group(group)));
 	})
 	.delete("/:topic/groups/:group", validate("param", GroupParams), requireRight("admin"), async (c) => {
 		const { topic, group } = c.req.valid("param");
-		return c.json(unwrap(await topicStub(c.env, topic).deleteGroup(group)));
+		return c.json(orHttpError(await topicStub(c.env, topic).deleteGroup(group)));
 	})
 	.post(
 		"/:topic/groups/:group/pull",
@@ -67,7 +67,7 @@ export const groups = new Hono<AppEnv>()
 		async (c) => {
 			const { topic, group } = c.req.valid("param");
 			const { max, ack_timeout_ms } = c.req.valid("json");
-			const page = unwrap(await topicStub(c.env, topic).pull(group, max, ack_timeout_ms));
+			const page = orHttpError(await topicStub(c.env, topic).pull(group, max, ack_timeout_ms));
 			return c.body(page, 200, { "Content-Type": "application/json" });
 		},
 	)
@@ -80,7 +80,7 @@ export const groups = new Hono<AppEnv>()
 		async (c) => {
 			const { topic, group } = c.req.valid("param");
 			const { seqs, lease } = c.req.valid("json");
-			return c.json(unwrap(await topicStub(c.env, topic).ack(group, seqs, lease)));
+			return c.json(orHttpError(await topicStub(c.env, topic).ack(group, seqs, lease)));
 		},
 	)
 	.post(
@@ -92,7 +92,7 @@ export const groups = new Hono<AppEnv>()
 		async (c) => {
 			const { topic, group } = c.req.valid("param");
 			const { seqs, ...opts } = c.req.valid("json");
-			return c.json(unwrap(await topicStub(c.env, topic).nack(group, seqs, opts)));
+			return c.json(orHttpError(await topicStub(c.env, topic).nack(group, seqs, opts)));
 		},
 	)
 	.get(
@@ -103,7 +103,7 @@ export const groups = new Hono<AppEnv>()
 		async (c) => {
 			const { topic, group } = c.req.valid("param");
 			const { after, limit } = c.req.valid("query");
-			return c.json(unwrap(await topicStub(c.env, topic).deadLetters(group, after, limit)));
+			return c.json(orHttpError(await topicStub(c.env, topic).deadLetters(group, after, limit)));
 		},
 	)
 	.post(
@@ -114,10 +114,10 @@ export const groups = new Hono<AppEnv>()
 		validate("json", RedriveBodySchema),
 		async (c) => {
 			const { topic, group } = c.req.valid("param");
-			return c.json(unwrap(await topicStub(c.env, topic).redrive(group, c.req.valid("json").seqs)));
+			return c.json(orHttpError(await topicStub(c.env, topic).redrive(group, c.req.valid("json").seqs)));
 		},
 	)
 	.delete("/:topic/groups/:group/dlq", validate("param", GroupParams), requireRight("admin"), async (c) => {
 		const { topic, group } = c.req.valid("param");
-		return c.json(unwrap(await topicStub(c.env, topic).purgeDeadLetters(group)));
+		return c.json(orHttpError(await topicStub(c.env, topic).purgeDeadLetters(group)));
 	});

@@ -23,7 +23,7 @@ import {
 } from "../../protocol/schema.js";
 import { limitKeyOf, offeredProtocols, requireRight, rightsOf } from "../auth.js";
 import { type AppEnv, topicStub } from "../env.js";
-import { ApiError, errorResponse, unwrap } from "../errors.js";
+import { ApiError, errorResponse, orHttpError } from "../errors.js";
 import { requireJson, validate } from "../validate.js";
 
 const TopicParam = v.object({ topic: TopicName });
@@ -74,7 +74,7 @@ export const topics = new Hono<AppEnv>()
 				traceparent: m.traceparent ?? headers.traceparent,
 				baggage: m.baggage ?? headers.baggage,
 			}));
-			const results = unwrap(await topicStub(c.env, topic).publish(records, limitKeyOf(c)));
+			const results = orHttpError(await topicStub(c.env, topic).publish(records, limitKeyOf(c)));
 			return c.json(batch ? { messages: results } : results[0], statusOf(results));
 		},
 	)
