@@ -114,7 +114,7 @@ describe("CORS", () => {
 });
 
 describe("sockets per topic", () => {
-	it("refuses sockets past max_sockets with 429", async () => {
+	it("refuses sockets past max_sockets with 429, without Retry-After", async () => {
 		const topic = uniqueTopic();
 		const put = await call("PUT", `/v1/topics/${topic}`, { max_sockets: 2 });
 		expect(put.status).toBe(200);
@@ -122,6 +122,8 @@ describe("sockets per topic", () => {
 		const b = await TestSocket.open(topic);
 		const third = await api(`/v1/topics/${topic}/ws`, { headers: { Upgrade: "websocket" } });
 		expect(third.status).toBe(429);
+		// A place frees when a socket closes, not after a second: no Retry-After (docs/http-api.md).
+		expect(third.headers.get("Retry-After")).toBeNull();
 		expect(((await third.json()) as { error: { code: string } }).error.code).toBe("rate_limited");
 		a.close();
 		await a.waitFor(() => a.closed, "closed");
