@@ -6,7 +6,7 @@ import { LIMITS } from "../../src/protocol/limits.js";
 import { app } from "../../src/worker/app.js";
 import { onError } from "../../src/worker/errors.js";
 import { requireJson, validate } from "../../src/worker/validate.js";
-import { api, history, publish, stats, TestSocket, uniqueTopic } from "./helpers.js";
+import { api, call, history, publish, stats, TestSocket, uniqueTopic } from "./helpers.js";
 
 type ErrorAnswer = { error: { code: string; message: string } };
 
@@ -245,15 +245,7 @@ describe("bodies that are not UTF-8", () => {
 			400,
 			"invalid_json",
 		);
-		expect(
-			(
-				await api(`/v1/topics/${topic}/groups/g`, {
-					method: "PUT",
-					headers: { "Content-Type": "application/json" },
-					body: "{}",
-				})
-			).status,
-		).toBe(201);
+		expect((await call("PUT", `/v1/topics/${topic}/groups/g`, {})).status).toBe(201);
 		await expectError(
 			await send("POST", `/v1/topics/${topic}/groups/g/nack`, bytes('{"seqs":[1],"error":"@"}', bad)),
 			400,
