@@ -7,7 +7,7 @@
  */
 import type { ServerFrame } from "../protocol/frames.js";
 import { LIMITS } from "../protocol/limits.js";
-import type { GroupDelivery } from "../protocol/message.js";
+import type { GroupDelivery, SeqList } from "../protocol/message.js";
 import { connectionOf } from "./connection.js";
 import { DEFAULTS } from "./defaults.js";
 import { TidingsError } from "./errors.js";
@@ -51,6 +51,10 @@ export class Consumer<T = unknown> {
 	#stopped = false;
 	#stopping?: Promise<void>;
 	#drained?: () => void;
+	/** Acks waiting to go as one frame, and the socket generation they belong to. */
+	#acks: number[] = [];
+	#acksGeneration = 0;
+	#ackTimer: ReturnType<typeof setTimeout> | undefined;
 
 	constructor(
 		client: Tidings,
@@ -124,17 +128,56 @@ export class Consumer<T = unknown> {
 		const { seq } = message;
 		try {
 			await this.#handler(message);
-			this.#link.send({ type: "ack", seq }, generation);
+			this.#ack(seq, generation);
 		} catch (e) {
 			const error = String((e as Error)?.message ?? e).slice(0, LIMITS.errorMaxLength);
 			this.#link.send({ type: "nack", seq, error }, generation);
 		}
 		this.#running--;
 		this.#pump();
+		// Nothing else running: no ack to wait for.
+		if (this.#running === 0) this.#flushAcks();
 		this.#settleIdle();
+	}
+
+	/** Queues an ack; acks of handlers that finish close together go as one frame. */
+	#ack(seq: number, generation: number) {
+		// Acks for a socket that has since dropped are void: the server gave those messages back.
+		if (generation !== this.#acksGeneration) this.#acks = [];
+		this.#acksGeneration = generation;
+		this.#acks.push(seq);
+		if (this.#acks.length >= LIMITS.settleMaxSeqs) this.#flushAcks();
+		else this.#ackTimer ??= setTimeout(() => this.#flushAcks(), DEFAULTS.ackBatchMs);
+	}
+
+	#flushAcks() {
+		if (this.#ackTimer !== undefined) clearTimeout(this.#ackTimer);
+		this.#ackTimer = undefined;
+		const seqs = this.#acks;
+		if (seqs.length === 0) return;
+		this.#acks = [];
+		this.#link.send(
+			seqs.length === 1 ? { type: "ack", seq: seqs[0] } : { type: "ack", seqs: ranges(seqs) },
+			this.#acksGeneration,
+		);
 	}
 
 	#settleIdle() {
 		if (this.#stopped && !this.#running) this.#drained?.();
 	}
+}
+
+/** Seqs as a `seqs` list: runs of consecutive seqs become `[first, last]`. */
+export function ranges(seqs: number[]): SeqList {
+	const sorted = [...seqs].sort((a, b) => a - b);
+	const out: SeqList = [];
+	let i = 0;
+	while (i < sorted.length) {
+		const first = sorted[i] as number;
+		let last = first;
+		while (i + 1 < sorted.length && (sorted[i + 1] as number) <= last + 1) last = sorted[++i] as number;
+		out.push(first === last ? first : [first, last]);
+		i++;
+	}
+	return out;
 }

@@ -24,6 +24,12 @@ export const DEFAULTS = {
 	outboxEntries: 1000,
 	/** Handlers a consumer runs at once. */
 	concurrency: 1,
+	/**
+	 * While other handlers still run, a consumer's acks wait at most this long
+	 * to go as one frame: the server settles a frame in one statement,
+	 * whatever its size. With no handler running they go at once.
+	 */
+	ackBatchMs: 5,
 } as const;
 
 /** How the outbox is sent: consecutive entries for one topic go as one batch request. */

@@ -4,7 +4,7 @@
  * @module
  */
 import type { ErrorCode } from "./errors.js";
-import type { Message, PublishInput, PublishResult } from "./message.js";
+import type { Message, PublishInput, PublishResult, SeqList } from "./message.js";
 
 export type ServerFrame =
 	| {
@@ -23,13 +23,20 @@ export type ServerFrame =
 	| { type: "published"; ref: string; messages: PublishResult[] }
 	| { type: "error"; code: ErrorCode; message: string; ref?: string };
 
+/** The seqs an ack or nack settles: one, or a list of seqs and inclusive `[first, last]` ranges. */
+export type SettledSeqs = { seq: number; seqs?: never } | { seqs: SeqList; seq?: never };
+
 export type ClientFrame =
 	| ({ type: "publish"; ref: string } & PublishInput)
 	| { type: "publish"; ref: string; messages: PublishInput[] }
-	/** Group members: settle a delivered message; `ref`, if given, comes back on an error. */
-	| { type: "ack"; seq: number; ref?: string }
-	/** Group members: fail this attempt; retried after `delay_ms` (or the group's backoff), or dead-lettered. */
-	| { type: "nack"; seq: number; delay_ms?: number; error?: string; ref?: string }
+	/**
+	 * Group members: settle delivered messages, one `seq` or several `seqs`
+	 * (numbers or inclusive `[first, last]` ranges); `ref`, if given, comes
+	 * back on an error.
+	 */
+	| ({ type: "ack"; ref?: string } & SettledSeqs)
+	/** Group members: fail these attempts; retried after `delay_ms` (or the group's backoff), or dead-lettered. */
+	| ({ type: "nack"; delay_ms?: number; error?: string; ref?: string } & SettledSeqs)
 	/**
 	 * Live sockets: every message up to `seq` has been read. A socket that
 	 * sends these is closed with `slowConsumer` when it falls

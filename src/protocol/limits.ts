@@ -84,8 +84,10 @@ export const LIMITS = {
 	ackTimeoutMaxMs: 12 * HOUR,
 	/** Unacknowledged messages one group member may hold. */
 	prefetchMax: 1000,
-	/** Messages one pull may lease, and seqs one ack or nack may settle. */
+	/** Messages one pull may lease. */
 	pullMaxMessages: 100,
+	/** Seqs one ack, nack or redrive may name (a range counts every seq in it): a member's largest prefetch. */
+	settleMaxSeqs: 1000,
 	/** Length of the `error` text a nack records. */
 	errorMaxLength: 1024,
 	/** Push: secret length bounds, request timeout bounds, requests in flight per group. */

@@ -152,3 +152,6 @@ export interface DeadLetter {
 	dead_at: number;
 	message: Message;
 }
+
+/** Seqs to settle: single seqs and inclusive `[first, last]` ranges (contiguous acks travel as two numbers). */
+export type SeqList = (number | [number, number])[];

@@ -388,13 +388,38 @@ export const GroupSettingsSchema = v.strictObject(
 	"group settings are {max_retries?, retry_delay_ms?, backoff?, max_retry_delay_ms?, jitter?, ack_timeout_ms?, start?, filter?, dead_letter_topic?, push?}",
 );
 
+const SeqValue = v.pipe(v.number("seq must be a number"), v.safeInteger("seq must be a whole number"), v.minValue(1));
+
+/** One seq, or an inclusive `[first, last]` range of them: contiguous acks travel as two numbers. */
+type SeqOrRange = number | [number, number];
+const SEQ_OR_RANGE = "seqs are whole numbers ≥ 1 or [first, last] ranges of them";
+function isSeqOrRange(x: unknown): x is SeqOrRange {
+	const seq = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 1;
+	return seq(x) || (Array.isArray(x) && x.length === 2 && seq(x[0]) && seq(x[1]) && x[0] <= x[1]);
+}
+/** Seqs a list names, counted before any range is expanded (a range can name a billion). */
+function seqCount(list: SeqOrRange[]): number {
+	let n = 0;
+	for (const x of list) n += typeof x === "number" ? 1 : x[1] - x[0] + 1;
+	return n;
+}
+/** The list as single seqs, each once, in the order first named. */
+function expandSeqs(list: SeqOrRange[]): number[] {
+	const out = new Set<number>();
+	for (const x of list) {
+		if (typeof x === "number") out.add(x);
+		else for (let s = x[0]; s <= x[1]; s++) out.add(s);
+	}
+	return [...out];
+}
 const Seqs = v.pipe(
-	v.array(
-		v.pipe(v.number("seqs are numbers"), v.safeInteger("seqs are whole numbers"), v.minValue(1)),
-		"seqs must be an array",
-	),
+	v.array(v.custom<SeqOrRange>(isSeqOrRange, SEQ_OR_RANGE), "seqs must be an array"),
 	v.minLength(1, "seqs must not be empty"),
-	limitCheck((a) => a.length <= LIMITS.pullMaxMessages, `at most ${LIMITS.pullMaxMessages} seqs at a time`),
+	limitCheck(
+		(a: SeqOrRange[]) => seqCount(a) <= LIMITS.settleMaxSeqs,
+		`at most ${LIMITS.settleMaxSeqs} seqs at a time`,
+	),
+	v.transform(expandSeqs),
 );
 /**
  * Free text, not an identity: a lone surrogate (a message cut in the middle of
@@ -500,15 +525,27 @@ const PublishOneFrameSchema = v.pipe(
 );
 export const PublishFrameSchema = v.union([PublishBatchFrameSchema, PublishOneFrameSchema]);
 
-const SeqValue = v.pipe(v.number("seq must be a number"), v.safeInteger("seq must be a whole number"), v.minValue(1));
-export const AckFrameSchema = v.strictObject({ type: v.literal("ack"), seq: SeqValue, ref: v.optional(Ref) });
-export const NackFrameSchema = v.strictObject({
-	type: v.literal("nack"),
-	seq: SeqValue,
-	ref: v.optional(Ref),
-	delay_ms: v.optional(NackDelay),
-	error: v.optional(ErrorText),
-});
+const settleFields = { seq: v.optional(SeqValue), seqs: v.optional(Seqs), ref: v.optional(Ref) };
+const ONE_OF_SEQ_SEQS = "give seq or seqs, not both";
+/** `seq` or `seqs` (never both) become one `seqs` list. */
+function settledSeqs<F extends { seq?: number | undefined; seqs?: number[] | undefined }>({ seq, seqs, ...rest }: F) {
+	return { ...rest, seqs: seqs ?? [seq as number] };
+}
+export const AckFrameSchema = v.pipe(
+	v.strictObject({ type: v.literal("ack"), ...settleFields }),
+	v.check((f) => (f.seq === undefined) !== (f.seqs === undefined), ONE_OF_SEQ_SEQS),
+	v.transform(settledSeqs),
+);
+export const NackFrameSchema = v.pipe(
+	v.strictObject({
+		type: v.literal("nack"),
+		...settleFields,
+		delay_ms: v.optional(NackDelay),
+		error: v.optional(ErrorText),
+	}),
+	v.check((f) => (f.seq === undefined) !== (f.seqs === undefined), ONE_OF_SEQ_SEQS),
+	v.transform(settledSeqs),
+);
 
 /** Live sockets: "I have read every message up to `seq`" (flow control, docs/protocol.md#flow-control). */
 export const ReceivedFrameSchema = v.strictObject({
@@ -625,11 +662,13 @@ typeAssert<
 	IsExact<{ [K in keyof GroupSettingsInput]-?: NonNullable<GroupSettingsInput[K]> }, Required<GroupSettings>>
 >();
 /** The frames a client sends, as it writes them and as the object parses them (`data` becomes `data_json`). */
-type Sent<F> = F extends { data: unknown }
-	? Omit<F, "data">
-	: F extends { messages: infer M extends unknown[] }
-		? Omit<F, "messages"> & { messages: Sent<M[number]>[] }
-		: F;
+type Sent<F> = F extends { type: "ack" | "nack" }
+	? Omit<F, "seq" | "seqs"> & { seqs: number[] }
+	: F extends { data: unknown }
+		? Omit<F, "data">
+		: F extends { messages: infer M extends unknown[] }
+			? Omit<F, "messages"> & { messages: Sent<M[number]>[] }
+			: F;
 type Parsed<F> = F extends { data_json: string }
 	? Omit<F, "data_json">
 	: F extends { messages: infer M extends unknown[] }

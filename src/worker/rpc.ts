@@ -19,7 +19,7 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
 import * as v from "valibot";
 import { type Failure, fail, type Result } from "../protocol/internal.js";
-import type { GroupDelivery, PublishOptions, PublishResult } from "../protocol/message.js";
+import type { GroupDelivery, PublishOptions, PublishResult, SeqList } from "../protocol/message.js";
 import {
 	AckBodySchema,
 	describeIssues,
@@ -95,8 +95,8 @@ export class TidingsRpc extends WorkerEntrypoint<Env> {
 		};
 	}
 
-	/** Settles leased messages; answers the seqs that were settled. */
-	async ack(topic: string, group: string, seqs: number[], options: { lease?: string } = {}): Promise<number[]> {
+	/** Settles leased messages (seqs, or inclusive `[first, last]` ranges); answers the seqs that were settled. */
+	async ack(topic: string, group: string, seqs: SeqList, options: { lease?: string } = {}): Promise<number[]> {
 		const stub = this.#topic(topic);
 		const g = parse(GroupName, group, "group");
 		const body = parse(
@@ -111,7 +111,7 @@ export class TidingsRpc extends WorkerEntrypoint<Env> {
 	async nack(
 		topic: string,
 		group: string,
-		seqs: number[],
+		seqs: SeqList,
 		options: { delayMs?: number; error?: string; lease?: string } = {},
 	): Promise<{ nacked: number[]; dead: number[] }> {
 		const stub = this.#topic(topic);

@@ -197,9 +197,11 @@ export class ConsumerGroups {
 	}
 
 	redrive(group: string, seqs?: number[]): Result<{ redriven: number }> {
-		return this.#call(group, { dispatch: true }, (_s, now) => ({
-			redriven: this.#deadLetters.redrive(group, now, seqs),
-		}));
+		return this.#call(group, { dispatch: true }, (_s, now) => {
+			const redriven = this.#deadLetters.redrive(group, now, seqs);
+			this.#leases.retriesChanged(group);
+			return { redriven };
+		});
 	}
 
 	purge(group: string, seqs?: number[]): Result<{ purged: number }> {

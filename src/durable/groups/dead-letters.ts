@@ -91,7 +91,7 @@ export class DeadLetters {
 		const { where, args } = seqFilter(seqs);
 		const n = this.#count(group, where, args);
 		this.sql.exec(
-			`INSERT INTO group_messages (grp, seq, attempt, state, available_at, payload)
+			`INSERT INTO group_messages (grp, seq, attempt, state, due_at, payload)
 			 SELECT grp, seq, 0, 'ready', ?, message FROM dead_letters WHERE grp = ?${where}
 			 ON CONFLICT (grp, seq) DO NOTHING`,
 			now,
@@ -115,15 +115,18 @@ export class DeadLetters {
 		this.sql.exec("DELETE FROM dead_letters WHERE grp = ?", group);
 	}
 
-	#count(group: string, where: string, args: number[]): number {
+	#count(group: string, where: string, args: string[]): number {
 		return this.sql
 			.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM dead_letters WHERE grp = ?${where}`, group, ...args)
 			.one().n;
 	}
 }
 
-function seqFilter(seqs: number[] | undefined): { where: string; args: number[] } {
-	return seqs ? { where: ` AND seq IN (${seqs.map(() => "?").join(",")})`, args: seqs } : { where: "", args: [] };
+/** The seqs as one JSON parameter: a statement's bound parameters are limited, a list of seqs is not. */
+function seqFilter(seqs: number[] | undefined): { where: string; args: string[] } {
+	return seqs
+		? { where: " AND seq IN (SELECT value FROM json_each(?))", args: [JSON.stringify(seqs)] }
+		: { where: "", args: [] };
 }
 
 /**

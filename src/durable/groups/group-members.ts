@@ -2,14 +2,15 @@
  * WebSocket members of consumer groups: hibernatable sockets tagged with
  * their group, each holding at most `prefetch` unacknowledged messages.
  * Deliveries go round-robin over the members that have room, as RabbitMQ
- * spreads a queue over its consumers, not all to the first one.
+ * spreads a queue over its consumers, not all to the first one; each turn
+ * is a batch, an even share of what is available.
  * @module
  */
 import { memberTag, OWNER_PREFIX, type SocketGrant } from "../../protocol/internal.js";
 import { attach, closeQuietly, type MemberAttachment, memberOf, send, sendRaw } from "../sockets/attachments.js";
 import { closeIfExpired } from "../sockets/grant.js";
 import type { Transaction } from "../storage/transaction.js";
-import type { Leases } from "./leases.js";
+import type { Leased, Leases } from "./leases.js";
 import type { GroupRegistry } from "./registry.js";
 
 export class GroupMembers {
@@ -44,7 +45,13 @@ export class GroupMembers {
 		return ids;
 	}
 
-	/** Hands out ready messages to members with room, one at a time, round-robin. */
+	/**
+	 * Hands out what the group has ready to members with room, round-robin in
+	 * batches: each turn gives a member its share of what is available (and
+	 * no more than its room), so a burst spreads evenly over the members and
+	 * a backlog goes out a batch, not a message, per lease statement. One
+	 * transaction for the pass; the frames go out after it commits.
+	 */
 	dispatch(group: string, leaving?: WebSocket): void {
 		const sockets = this.ctx.getWebSockets(memberTag(group)).filter((ws) => ws !== leaving);
 		if (sockets.length === 0) return;
@@ -55,26 +62,39 @@ export class GroupMembers {
 			const att = memberOf(ws);
 			// An expired member gets nothing more; its close hands its leases back.
 			if (!att || closeIfExpired(ws, att.grant, now)) return [];
-			return [{ ws, att, room: att.prefetch - this.leases.inFlight(group, att.id) }];
+			const room = att.prefetch - this.leases.inFlight(group, att.id);
+			return room > 0 ? [{ ws, att, room }] : [];
 		});
 		if (members.length === 0) return;
+		const available = this.leases.available(group, now);
+		if (available === 0) return;
 		const n = members.length;
-		let i = (this.#next.get(group) ?? 0) % n;
-		let idle = 0;
-		while (idle < n) {
-			const m = members[i % n] as (typeof members)[number];
-			i = (i + 1) % n;
-			if (m.room <= 0) {
-				idle++;
-				continue;
+		const share = Math.max(1, Math.ceil(available / n));
+		const start = (this.#next.get(group) ?? 0) % n;
+		const sends: { ws: WebSocket; batch: Leased[] }[] = [];
+		let next = start;
+		this.transaction(() => {
+			let i = start;
+			let idle = 0;
+			while (idle < n) {
+				const m = members[i % n] as (typeof members)[number];
+				i = (i + 1) % n;
+				if (m.room <= 0) {
+					idle++;
+					continue;
+				}
+				const batch = this.leases.take(group, m.att.id, Math.min(m.room, share), settings.ack_timeout_ms, now);
+				if (batch.length === 0) break;
+				sends.push({ ws: m.ws, batch });
+				m.room -= batch.length;
+				next = i;
+				idle = 0;
 			}
-			const [d] = this.transaction(() => this.leases.take(group, m.att.id, 1, settings.ack_timeout_ms, now));
-			if (!d) break;
-			sendRaw(m.ws, `{"type":"message","message":${d.json}}`);
-			m.room--;
-			idle = 0;
+		});
+		this.#next.set(group, next);
+		for (const { ws, batch } of sends) {
+			for (const d of batch) sendRaw(ws, `{"type":"message","message":${d.json}}`);
 		}
-		this.#next.set(group, i);
 	}
 
 	/** A member stopping: no more deliveries to it (its prefetch becomes 0, kept across hibernation). */
@@ -82,21 +102,21 @@ export class GroupMembers {
 		attach(ws, { ...att, prefetch: 0 });
 	}
 
-	ack(ws: WebSocket, att: MemberAttachment, seq: number, ref?: string): void {
-		const done = this.transaction(() => this.leases.ack(att.group, [seq], att.id));
-		if (done.length === 0) notLeased(ws, seq, ref);
+	ack(ws: WebSocket, att: MemberAttachment, seqs: number[], ref?: string): void {
+		const done = this.transaction(() => this.leases.ack(att.group, seqs, att.id));
+		if (done.length < seqs.length) notLeased(ws, seqs, done, ref);
 	}
 
-	nack(ws: WebSocket, att: MemberAttachment, seq: number, delayMs?: number, error?: string, ref?: string): void {
+	nack(ws: WebSocket, att: MemberAttachment, seqs: number[], delayMs?: number, error?: string, ref?: string): void {
 		const now = Date.now();
 		const { done } = this.transaction(() =>
-			this.leases.nack(att.group, [seq], now, {
+			this.leases.nack(att.group, seqs, now, {
 				owner: att.id,
 				...(delayMs === undefined ? {} : { delayMs }),
 				...(error === undefined ? {} : { error }),
 			}),
 		);
-		if (done.length === 0) notLeased(ws, seq, ref);
+		if (done.length < seqs.length) notLeased(ws, seqs, done, ref);
 	}
 
 	closeAll(group: string, code: number, reason: string): void {
@@ -109,11 +129,15 @@ export class GroupMembers {
 	}
 }
 
-function notLeased(ws: WebSocket, seq: number, ref: string | undefined): void {
+/** Names the first few seqs of `asked` that were not settled (a member settles up to 1,000 at a time). */
+function notLeased(ws: WebSocket, asked: number[], done: number[], ref: string | undefined): void {
+	const settled = new Set(done);
+	const missing = asked.filter((seq) => !settled.has(seq));
+	const named = missing.slice(0, 10).join(", ") + (missing.length > 10 ? ` and ${missing.length - 10} more` : "");
 	send(ws, {
 		type: "error",
 		code: "not_found",
-		message: `seq ${seq} is not leased to this member (settled already, or its ack timeout ran out)`,
+		message: `seq${missing.length === 1 ? "" : "s"} ${named} ${missing.length === 1 ? "is" : "are"} not leased to this member (settled already, or its ack timeout ran out)`,
 		...(ref === undefined ? {} : { ref }),
 	});
 }

@@ -5,8 +5,8 @@
  * `max_retries` failed retries.
  *
  * A message a group takes gets a row in `group_messages` (leased to an owner
- * until a deadline, or ready for a retry at a time) until it is acked or
- * dead-lettered. Every delivery counts as an attempt; a nack, an ack timeout
+ * until `due_at`, or ready for a retry at `due_at`) until it is acked or
+ * dead-lettered; batches are leased and settled a statement at a time. Every delivery counts as an attempt; a nack, an ack timeout
  * and a member that goes away with the message all end the attempt as
  * failed. Attempt `max_retries + 1` failing dead-letters the message, once.
  * Lease deadlines and retry times are timers on the object's one scheduler:
@@ -17,7 +17,7 @@ import { matchesFilter } from "../../protocol/filter.js";
 import { OWNER_PREFIX } from "../../protocol/internal.js";
 import { TUNING } from "../../protocol/limits.js";
 import type { DeadLetter, GroupSettings } from "../../protocol/message.js";
-import { attributesOf, renderMessage, type TopicLog } from "../log/topic-log.js";
+import { attributesOf, type LogRow, renderMessage, type TopicLog } from "../log/topic-log.js";
 import type { Scheduler } from "../storage/scheduler.js";
 import type { DeadLetters } from "./dead-letters.js";
 import type { GroupRegistry } from "./registry.js";
@@ -60,9 +60,30 @@ export function retryDelay(s: GroupSettings, attempt: number, random = Math.rand
 	return s.jitter ? Math.round(d / 2 + random() * (d / 2)) : d;
 }
 
+/**
+ * A JSON array of seqs, bound as one parameter: one statement settles or
+ * leases a whole batch. Statements that also test `state` write it `+state`:
+ * otherwise SQLite picks the `(grp, state, due_at)` index and scans every
+ * leased row of the group for each ack, instead of finding each seq by key.
+ */
+const IN_SEQS = "seq IN (SELECT value FROM json_each(?))";
+
+/**
+ * Counts of leased messages per owner, for one group: dispatch asks for every
+ * member's room on every publish and ack, so the counts live in memory,
+ * loaded from storage once and moved with every lease and settle.
+ */
+type Held = Map<string, number>;
+
 export class Leases {
 	/** When each group's sweep timer is due, as far as this instance set it (a lower bound is fine: a sweep re-arms). */
 	readonly #sweepAt = new Map<string, number>();
+	readonly #held = new Map<string, Held>();
+	/**
+	 * When each group's earliest retry is due (null: none waiting), mirrored
+	 * so that dispatch asks storage for retries only when one may be due.
+	 */
+	readonly #retryAt = new Map<string, number | null>();
 
 	constructor(
 		private readonly sql: SqlStorage,
@@ -73,128 +94,144 @@ export class Leases {
 		private readonly topicJson: () => string,
 	) {}
 
-	/** Drops cached sweep times, after a rolled-back transaction. */
+	/** Drops what is mirrored in memory, after a rolled-back transaction. */
 	forget(): void {
 		this.#sweepAt.clear();
+		this.#held.clear();
+		this.#retryAt.clear();
+	}
+
+	/** Retries were added behind this instance's back (a redrive): ask storage next time. */
+	retriesChanged(group: string): void {
+		this.#retryAt.delete(group);
 	}
 
 	/** Messages `owner` holds in `group`; with `prefix`, every owner whose id starts with it. */
 	inFlight(group: string, owner: string, prefix = false): number {
-		return this.sql
-			.exec<{ n: number }>(
-				`SELECT COUNT(*) AS n FROM group_messages WHERE grp = ? AND state = 'leased' AND ${prefix ? "owner LIKE ? || '%'" : "owner = ?"}`,
-				group,
-				owner,
-			)
-			.one().n;
+		const held = this.#heldOf(group);
+		if (!prefix) return held.get(owner) ?? 0;
+		let n = 0;
+		for (const [o, count] of held) if (o.startsWith(owner)) n += count;
+		return n;
+	}
+
+	/** Messages a group could hand out now or soon: an upper bound (a filter may skip some). */
+	available(group: string, now: number): number {
+		const ready = this.#retryDue(group, now)
+			? this.sql
+					.exec<{ n: number }>(
+						"SELECT COUNT(*) AS n FROM group_messages WHERE grp = ? AND state = 'ready' AND due_at <= ?",
+						group,
+						now,
+					)
+					.one().n
+			: 0;
+		return ready + Math.max(0, this.log.head - Math.max(this.groups.cursor(group), this.log.first - 1));
 	}
 
 	/**
 	 * Leases up to `max` messages to `owner` until `now + leaseMs`: due retries
-	 * first (lowest seq first), then the log after the cursor. Call inside a
-	 * transaction.
+	 * first (lowest seq first), then the log after the cursor. A handful of
+	 * statements per batch, whatever its size. Call inside a transaction.
 	 */
 	take(group: string, owner: string, max: number, leaseMs: number, now: number): Leased[] {
 		const settings = this.groups.settings(group);
-		if (!settings) return [];
+		if (!settings || max <= 0) return [];
 		const out: Leased[] = [];
 		const until = now + leaseMs;
-		const retries = this.sql
-			.exec<PendingRow>(
-				`SELECT seq, attempt, state, owner, payload FROM group_messages
-				 WHERE grp = ? AND state = 'ready' AND available_at <= ? ORDER BY seq LIMIT ?`,
-				group,
-				now,
-				max,
-			)
-			.toArray();
-		for (const r of retries) {
-			const json = this.#messageJson(r.seq, r.payload);
-			if (json === undefined) {
+		const retries = this.#retryDue(group, now)
+			? this.sql
+					.exec<PendingRow>(
+						`SELECT seq, attempt, state, owner, payload FROM group_messages
+						 WHERE grp = ? AND state = 'ready' AND due_at <= ? ORDER BY seq LIMIT ?`,
+						group,
+						now,
+						max,
+					)
+					.toArray()
+			: [];
+		if (retries.length > 0) {
+			this.#retryAt.delete(group);
+			const gone: number[] = [];
+			for (const r of retries) {
+				const json = this.#messageJson(r.seq, r.payload);
 				// Neither in the log nor kept: nothing left to deliver.
-				this.sql.exec("DELETE FROM group_messages WHERE grp = ? AND seq = ?", group, r.seq);
-				continue;
+				if (json === undefined) gone.push(r.seq);
+				else out.push(delivery(json, group, r.seq, r.attempt + 1));
+				this.scheduler.cancel(TIMER_RETRY, timerKey(group, r.seq));
 			}
-			this.sql.exec(
-				"UPDATE group_messages SET state = 'leased', owner = ?, lease_until = ?, attempt = attempt + 1 WHERE grp = ? AND seq = ?",
-				owner,
-				until,
-				group,
-				r.seq,
-			);
-			this.scheduler.cancel(TIMER_RETRY, timerKey(group, r.seq));
-			this.#armSweep(group, until);
-			out.push(delivery(json, group, r.seq, r.attempt + 1));
-		}
-		if (out.length >= max) return out;
-
-		const startCursor = this.groups.cursor(group);
-		let cursor = startCursor;
-		let filtered = 0;
-		let expired = 0;
-		if (cursor < this.log.first - 1) {
-			expired = this.log.first - 1 - cursor;
-			cursor = this.log.first - 1;
-		}
-		while (out.length < max && cursor < this.log.head) {
-			const rows = this.log.read(cursor, Math.min(TUNING.replayPageSize, (max - out.length) * 4));
-			if (rows.length === 0) break;
-			for (const row of rows) {
-				if (out.length >= max) break;
-				cursor = row.seq;
-				if (settings.filter && !matchesFilter(settings.filter, attributesOf(row))) {
-					filtered++;
-					continue;
-				}
+			if (gone.length > 0) {
+				this.sql.exec(`DELETE FROM group_messages WHERE grp = ? AND ${IN_SEQS}`, group, JSON.stringify(gone));
+			}
+			if (out.length > 0) {
 				this.sql.exec(
-					"INSERT INTO group_messages (grp, seq, attempt, state, owner, lease_until, available_at) VALUES (?, ?, 1, 'leased', ?, ?, ?)",
-					group,
-					row.seq,
+					`UPDATE group_messages SET state = 'leased', owner = ?, due_at = ?, attempt = attempt + 1 WHERE grp = ? AND ${IN_SEQS}`,
 					owner,
 					until,
-					now,
+					group,
+					JSON.stringify(out.map((d) => d.seq)),
 				);
-				this.#armSweep(group, until);
-				out.push(delivery(renderMessage(this.topicJson(), row), group, row.seq, 1));
 			}
 		}
-		if (cursor !== startCursor || filtered > 0 || expired > 0) {
+
+		const fresh = out.length < max ? this.#takeFromLog(group, settings, max - out.length) : [];
+		if (fresh.length > 0) {
 			this.sql.exec(
-				"UPDATE groups SET cursor = ?, filtered = filtered + ?, expired = expired + ? WHERE name = ?",
-				cursor,
-				filtered,
-				expired,
+				`INSERT INTO group_messages (grp, seq, attempt, state, owner, due_at)
+				 SELECT ?, value, 1, 'leased', ?, ? FROM json_each(?)`,
 				group,
+				owner,
+				until,
+				JSON.stringify(fresh.map((row) => row.seq)),
 			);
+			const topicJson = this.topicJson();
+			for (const row of fresh) out.push(delivery(renderMessage(topicJson, row), group, row.seq, 1));
+		}
+		if (out.length > 0) {
+			this.#armSweep(group, until);
+			this.#move(group, owner, out.length);
 		}
 		return out;
 	}
 
 	/** Settles leased messages held by `owner`. Returns the seqs settled. */
 	ack(group: string, seqs: number[], owner: Owner): number[] {
-		const done: number[] = [];
-		for (const seq of seqs) {
-			if (!this.#leased(group, seq, owner)) continue;
-			// The lease sweep finds nothing for it later: no timer row to delete per message.
-			this.sql.exec("DELETE FROM group_messages WHERE grp = ? AND seq = ?", group, seq);
-			done.push(seq);
-		}
-		if (done.length > 0) this.sql.exec("UPDATE groups SET acked = acked + ? WHERE name = ?", done.length, group);
-		return done;
+		if (seqs.length === 0) return [];
+		// The lease sweep finds nothing for them later: no timer row to delete per message.
+		const rows = this.sql
+			.exec<{ seq: number; owner: string }>(
+				`DELETE FROM group_messages WHERE grp = ? AND ${IN_SEQS} AND +state = 'leased' AND ${ownerMatch(owner)} RETURNING seq, owner`,
+				group,
+				JSON.stringify(seqs),
+				ownerArg(owner),
+			)
+			.toArray();
+		if (rows.length === 0) return [];
+		for (const r of rows) this.#move(group, r.owner, -1);
+		this.groups.count(group, "acked", rows.length);
+		return rows.map((r) => r.seq);
 	}
 
 	/** Ends leased attempts as failed: retried after a delay, or dead-lettered. Returns the seqs settled. */
 	nack(group: string, seqs: number[], now: number, opts: { delayMs?: number; error?: string; owner: Owner }) {
-		const done: number[] = [];
 		const dead: DeadLetter[] = [];
-		for (const seq of seqs) {
-			const row = this.#leased(group, seq, opts.owner);
-			if (!row) continue;
+		const rows =
+			seqs.length === 0
+				? []
+				: this.sql
+						.exec<PendingRow>(
+							`SELECT seq, attempt, state, owner, payload FROM group_messages
+							 WHERE grp = ? AND ${IN_SEQS} AND +state = 'leased' AND ${ownerMatch(opts.owner)}`,
+							group,
+							JSON.stringify(seqs),
+							ownerArg(opts.owner),
+						)
+						.toArray();
+		for (const row of rows) {
 			const d = this.#fail(group, row, now, opts.error ?? null, opts.delayMs);
 			if (d) dead.push(d);
-			done.push(seq);
 		}
-		return { done, dead };
+		return { done: rows.map((r) => r.seq), dead };
 	}
 
 	/**
@@ -203,11 +240,11 @@ export class Leases {
 	 */
 	expireDue(group: string, now: number): number {
 		this.#sweepAt.delete(group);
-		const rows = this.#select("state = 'leased' AND lease_until <= ?", group, now);
+		const rows = this.#select("state = 'leased' AND due_at <= ?", group, now);
 		for (const row of rows) this.#fail(group, row, now, "ack timeout", undefined);
 		const next = this.sql
 			.exec<{ t: number | null }>(
-				"SELECT MIN(lease_until) AS t FROM group_messages WHERE grp = ? AND state = 'leased'",
+				"SELECT MIN(due_at) AS t FROM group_messages WHERE grp = ? AND state = 'leased'",
 				group,
 			)
 			.one().t;
@@ -218,7 +255,8 @@ export class Leases {
 	/** A holder went away: every message it held is a failed attempt, retried at once. */
 	release(group: string, owner: string, now: number): DeadLetter[] {
 		const dead: DeadLetter[] = [];
-		for (const row of this.#select("owner = ? AND state = 'leased'", group, owner)) {
+		if (this.inFlight(group, owner) === 0) return dead;
+		for (const row of this.#select("state = 'leased' AND owner = ?", group, owner)) {
 			const d = this.#fail(group, row, now, "consumer disconnected", 0);
 			if (d) dead.push(d);
 		}
@@ -245,11 +283,16 @@ export class Leases {
 
 	/** A group is deleted: its deliveries and their timers go with it. */
 	deleteGroup(group: string): void {
-		for (const { seq } of this.sql.exec<{ seq: number }>("SELECT seq FROM group_messages WHERE grp = ?", group)) {
+		for (const { seq } of this.sql.exec<{ seq: number }>(
+			"SELECT seq FROM group_messages WHERE grp = ? AND state = 'ready'",
+			group,
+		)) {
 			this.scheduler.cancel(TIMER_RETRY, timerKey(group, seq));
 		}
 		this.scheduler.cancel(TIMER_LEASE, group);
 		this.#sweepAt.delete(group);
+		this.#held.delete(group);
+		this.#retryAt.delete(group);
 		this.sql.exec("DELETE FROM group_messages WHERE grp = ?", group);
 	}
 
@@ -267,6 +310,74 @@ export class Leases {
 				this.sql.exec("UPDATE group_messages SET payload = ? WHERE seq = ? AND payload IS NULL", json, seq);
 			}
 		}
+	}
+
+	/**
+	 * The next `max` messages of the log after the group's cursor that pass
+	 * its filter; moves the cursor past them (and past what the filter
+	 * skipped or retention trimmed), in one write.
+	 */
+	#takeFromLog(group: string, settings: GroupSettings, max: number): LogRow[] {
+		const start = this.groups.cursor(group);
+		let cursor = start;
+		let filtered = 0;
+		let expired = 0;
+		if (cursor < this.log.first - 1) {
+			expired = this.log.first - 1 - cursor;
+			cursor = this.log.first - 1;
+		}
+		const taken: LogRow[] = [];
+		while (taken.length < max && cursor < this.log.head) {
+			const want = max - taken.length;
+			const rows = this.log.read(cursor, settings.filter ? Math.min(TUNING.replayPageSize, want * 4) : want);
+			if (rows.length === 0) break;
+			for (const row of rows) {
+				if (taken.length >= max) break;
+				cursor = row.seq;
+				if (settings.filter && !matchesFilter(settings.filter, attributesOf(row))) filtered++;
+				else taken.push(row);
+			}
+		}
+		if (cursor !== start || filtered > 0 || expired > 0) this.groups.advance(group, cursor, filtered, expired);
+		return taken;
+	}
+
+	/** Whether a retry of the group may be due at `now`. */
+	#retryDue(group: string, now: number): boolean {
+		let at = this.#retryAt.get(group);
+		if (at === undefined) {
+			at = this.sql
+				.exec<{ t: number | null }>(
+					"SELECT MIN(due_at) AS t FROM group_messages WHERE grp = ? AND state = 'ready'",
+					group,
+				)
+				.one().t;
+			this.#retryAt.set(group, at);
+		}
+		return at !== null && at <= now;
+	}
+
+	#heldOf(group: string): Held {
+		let held = this.#held.get(group);
+		if (!held) {
+			held = new Map();
+			for (const r of this.sql.exec<{ owner: string; n: number }>(
+				"SELECT owner, COUNT(*) AS n FROM group_messages WHERE grp = ? AND state = 'leased' GROUP BY owner",
+				group,
+			)) {
+				held.set(r.owner, r.n);
+			}
+			this.#held.set(group, held);
+		}
+		return held;
+	}
+
+	/** Moves `owner`'s count of held messages by `by`. */
+	#move(group: string, owner: string, by: number): void {
+		const held = this.#heldOf(group);
+		const n = (held.get(owner) ?? 0) + by;
+		if (n > 0) held.set(owner, n);
+		else held.delete(owner);
 	}
 
 	/** Keeps the group's one sweep timer at or before `deadline`; writes only when it must move sooner. */
@@ -287,15 +398,10 @@ export class Leases {
 			.toArray();
 	}
 
-	#leased(group: string, seq: number, owner: Owner): PendingRow | undefined {
-		const [row] = this.#select("seq = ?", group, seq);
-		if (row?.state !== "leased") return undefined;
-		const mine = typeof owner === "string" ? row.owner === owner : row.owner?.startsWith(owner.prefix);
-		return mine ? row : undefined;
-	}
-
+	/** Ends a leased attempt as failed. */
 	#fail(group: string, row: PendingRow, now: number, error: string | null, delayMs: number | undefined) {
 		const settings = this.groups.settings(group) as GroupSettings;
+		if (row.owner !== null) this.#move(group, row.owner, -1);
 		if (row.attempt >= settings.max_retries + 1) {
 			const json = this.#messageJson(row.seq, row.payload) ?? "null";
 			this.sql.exec("DELETE FROM group_messages WHERE grp = ? AND seq = ?", group, row.seq);
@@ -308,13 +414,15 @@ export class Leases {
 		}
 		const at = now + (delayMs ?? retryDelay(settings, row.attempt));
 		this.sql.exec(
-			"UPDATE group_messages SET state = 'ready', owner = NULL, lease_until = NULL, available_at = ?, last_error = ? WHERE grp = ? AND seq = ?",
+			"UPDATE group_messages SET state = 'ready', owner = NULL, due_at = ?, last_error = ? WHERE grp = ? AND seq = ?",
 			at,
 			error,
 			group,
 			row.seq,
 		);
-		this.sql.exec("UPDATE groups SET retried = retried + 1 WHERE name = ?", group);
+		this.groups.count(group, "retried", 1);
+		const retryAt = this.#retryAt.get(group);
+		if (retryAt !== undefined) this.#retryAt.set(group, retryAt === null ? at : Math.min(retryAt, at));
 		// Wakes the group's holders when the retry is due.
 		this.scheduler.schedule(TIMER_RETRY, timerKey(group, row.seq), at);
 		return undefined;
@@ -325,6 +433,13 @@ export class Leases {
 		const [row] = this.log.read(seq - 1, 1);
 		return row && row.seq === seq ? renderMessage(this.topicJson(), row) : undefined;
 	}
+}
+
+function ownerMatch(owner: Owner): string {
+	return typeof owner === "string" ? "owner = ?" : "owner LIKE ? || '%'";
+}
+function ownerArg(owner: Owner): string {
+	return typeof owner === "string" ? owner : owner.prefix;
 }
 
 function delivery(messageJson: string, group: string, seq: number, attempt: number): Leased {

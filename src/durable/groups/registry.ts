@@ -25,6 +25,8 @@ export class GroupRegistry {
 	readonly #settings = new Map<string, GroupSettings>();
 	/** Group names, mirrored from storage: every publish wakes each group. */
 	#names: string[];
+	/** Cursors, mirrored from storage: every dispatch reads them. */
+	readonly #cursors = new Map<string, number>();
 
 	constructor(
 		private readonly sql: SqlStorage,
@@ -36,6 +38,7 @@ export class GroupRegistry {
 	/** Drops what is cached, after a rolled-back transaction. */
 	forget(): void {
 		this.#settings.clear();
+		this.#cursors.clear();
 		this.#names = this.#readNames();
 	}
 
@@ -83,6 +86,7 @@ export class GroupRegistry {
 	delete(group: string): boolean {
 		const existed = this.sql.exec("DELETE FROM groups WHERE name = ?", group).rowsWritten > 0;
 		this.#settings.delete(group);
+		this.#cursors.delete(group);
 		this.#names = this.#readNames();
 		return existed;
 	}
@@ -109,7 +113,29 @@ export class GroupRegistry {
 	}
 
 	cursor(group: string): number {
-		return this.sql.exec<{ cursor: number }>("SELECT cursor FROM groups WHERE name = ?", group).one().cursor;
+		let cursor = this.#cursors.get(group);
+		if (cursor === undefined) {
+			cursor = this.sql.exec<{ cursor: number }>("SELECT cursor FROM groups WHERE name = ?", group).one().cursor;
+			this.#cursors.set(group, cursor);
+		}
+		return cursor;
+	}
+
+	/** Moves the cursor to `cursor`, counting what the filter skipped and what retention trimmed first. */
+	advance(group: string, cursor: number, filtered: number, expired: number): void {
+		this.sql.exec(
+			"UPDATE groups SET cursor = ?, filtered = filtered + ?, expired = expired + ? WHERE name = ?",
+			cursor,
+			filtered,
+			expired,
+			group,
+		);
+		this.#cursors.set(group, cursor);
+	}
+
+	/** Adds to one of the group's settle counters. */
+	count(group: string, counter: "acked" | "retried", n: number): void {
+		this.sql.exec(`UPDATE groups SET ${counter} = ${counter} + ? WHERE name = ?`, n, group);
 	}
 
 	#readNames(): string[] {

@@ -50,14 +50,14 @@ function frameTable(rooms: FrameRooms): Table {
 		ack: {
 			on: "member",
 			run: (ws, f, att) => {
-				members.ack(ws, att, f.seq, f.ref);
+				members.ack(ws, att, f.seqs, f.ref);
 				rooms.dispatch(att.group);
 			},
 		},
 		nack: {
 			on: "member",
 			run: (ws, f, att) => {
-				members.nack(ws, att, f.seq, f.delay_ms, f.error, f.ref);
+				members.nack(ws, att, f.seqs, f.delay_ms, f.error, f.ref);
 				rooms.dispatch(att.group);
 			},
 		},

@@ -70,6 +70,17 @@ const STEPS: string[] = [
 	 );`,
 	// One lease sweep per group finds what ran out by deadline.
 	`CREATE INDEX IF NOT EXISTS group_messages_lease ON group_messages (grp, state, lease_until);`,
+	// One time per row and one index: a leased row's deadline and a ready
+	// row's retry time are both \`due_at\`. Each index more is one b-tree
+	// more to write on every lease and every ack; the owner index went
+	// because held counts live in memory.
+	`DROP INDEX IF EXISTS group_messages_owner;
+	 DROP INDEX IF EXISTS group_messages_lease;
+	 DROP INDEX IF EXISTS group_messages_ready;
+	 UPDATE group_messages SET available_at = lease_until WHERE state = 'leased';
+	 ALTER TABLE group_messages DROP COLUMN lease_until;
+	 ALTER TABLE group_messages RENAME COLUMN available_at TO due_at;
+	 CREATE INDEX IF NOT EXISTS group_messages_due ON group_messages (grp, state, due_at);`,
 ];
 
 export function migrate(sql: SqlStorage): void {
