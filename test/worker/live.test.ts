@@ -147,9 +147,9 @@ describe("live streams", () => {
 		expect(lines.slice(1).map((f) => f.message?.seq)).toEqual([3]);
 	});
 
-	it("packs a burst into few WebSocket messages, one frame per line", async () => {
+	it("packs a burst into few WebSocket messages, one frame per line, for a socket that asks", async () => {
 		const topic = uniqueTopic();
-		const sock = await TestSocket.open(topic);
+		const sock = await TestSocket.open(topic, "pack=1");
 		await sock.waitForFrame((f) => f.type === "ready", "ready");
 		await publish(topic, { messages: Array.from({ length: 100 }, (_, i) => ({ data: i })) });
 		const got = await sock.waitForMessages(100);

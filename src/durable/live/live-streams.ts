@@ -15,10 +15,10 @@ import { LIVE_TAG, type SocketGrant } from "../../protocol/internal.js";
 import { TUNING } from "../../protocol/limits.js";
 import type { Attributes } from "../../protocol/message.js";
 import { attributesOf, type LogRow, type TopicLog } from "../log/topic-log.js";
-import { attach, attachmentOf, closeQuietly, send } from "../sockets/attachments.js";
+import { attach, attachmentOf, closeQuietly, FrameBatch, send } from "../sockets/attachments.js";
 import { closeIfExpired } from "../sockets/grant.js";
 import { FlowControl } from "./flow-control.js";
-import { messageFrame, pack } from "./pack.js";
+import { messageFrame } from "./pack.js";
 
 /** A message appended to the log, waiting to fan out. */
 export interface Outgoing {
@@ -66,9 +66,15 @@ export class LiveStreams {
 	 * Accepts a live socket: `ready`, then `gap` if the resume point is gone,
 	 * then the replay, then live messages.
 	 */
-	accept(ws: WebSocket, from: number | "latest" | "earliest", filter: Filter | undefined, grant: SocketGrant): void {
+	accept(
+		ws: WebSocket,
+		from: number | "latest" | "earliest",
+		filter: Filter | undefined,
+		grant: SocketGrant,
+		pack: boolean,
+	): void {
 		this.ctx.acceptWebSocket(ws, [LIVE_TAG]);
-		attach(ws, { kind: "live", grant, ...(filter ? { filter } : {}) });
+		attach(ws, { kind: "live", grant, ...(filter ? { filter } : {}), ...(pack ? { pack } : {}) });
 		const head = this.log.head;
 		let after = from === "latest" ? head : from === "earliest" ? this.log.first - 1 : Math.min(from, head);
 		send(ws, { type: "ready", topic: this.topic, head_seq: head, from: after });
@@ -107,7 +113,7 @@ export class LiveStreams {
 					}
 					cursor = row.seq;
 				}
-				this.#flow.send(ws, pack(frames), last);
+				this.#flow.send(ws, frames, last);
 				if (cursor >= this.log.head) {
 					// Live from here, in this same synchronous step: nothing can slip between.
 					this.#floors.set(ws, cursor);
@@ -162,8 +168,8 @@ export class LiveStreams {
 		this.#lastFlush = Date.now();
 		if (pending.length === 0 || sockets.length === 0) return;
 		const frames = pending.map((m) => messageFrame(this.topicJson, m.row));
-		/** The packed messages for a socket with no filter and no floor: the same for all of them. */
-		let shared: string[] | undefined;
+		/** What a socket with no filter and no floor gets: the same for all of them. */
+		const shared = new FrameBatch(frames);
 		const lastSeq = (pending[pending.length - 1] as Outgoing).row.seq;
 		const now = Date.now();
 		for (const ws of sockets) {
@@ -172,7 +178,6 @@ export class LiveStreams {
 			const filter = filterOf(ws);
 			const floor = floors.get(ws);
 			if (!filter && floor === undefined) {
-				shared ??= pack(frames);
 				this.#flow.send(ws, shared, lastSeq);
 				continue;
 			}
@@ -184,7 +189,7 @@ export class LiveStreams {
 				mine.push(frames[i] as string);
 				last = m.row.seq;
 			});
-			this.#flow.send(ws, pack(mine), last);
+			this.#flow.send(ws, mine, last);
 		}
 	}
 
