@@ -119,12 +119,15 @@ describe("live streams", () => {
 		const topic = uniqueTopic();
 		const lines = await runInDurableObject(topicStub(topic), async (instance: Topic, state) => {
 			const open = async () => {
-				const res = await instance.fetch(new Request("http://tidings.test/ws", { headers: { Upgrade: "websocket" } }));
+				// Packing sockets: only they make fan-out wait for company.
+				const res = await instance.fetch(
+					new Request("http://tidings.test/ws?pack=1", { headers: { Upgrade: "websocket" } }),
+				);
 				const ws = res.webSocket as WebSocket;
 				ws.accept();
 				return ws;
 			};
-			// Enough subscribers that fan-out coalesces.
+			// Enough packing subscribers that fan-out coalesces.
 			const others = await Promise.all(Array.from({ length: TUNING.coalesceMinSockets }, open));
 			instance.publish([{ data_json: "1" }]);
 			// Within the coalescing window: this one waits for the next flush.

@@ -7,6 +7,7 @@ import { runInDurableObject } from "cloudflare:test";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { SocketAttachment } from "../../src/durable/sockets/attachments.js";
+import type { Topic } from "../../src/durable/topic.js";
 import { LIVE_TAG } from "../../src/protocol/internal.js";
 import { TUNING } from "../../src/protocol/limits.js";
 import {
@@ -18,6 +19,7 @@ import {
 	topicStub,
 	uniqueTopic,
 	upgrade,
+	whenClosed,
 } from "./helpers.js";
 
 /** Every WebSocket message after `ready`, each parsed as one JSON value: throws on one that is not. */
@@ -194,6 +196,32 @@ describe("packed frames, asked for", () => {
 		expect(stored.sort()).toEqual(["live:false", "live:true", "member:false", "member:true", "member:true"]);
 		expect(await runInDurableObject(topicStub(topic), (_i, state) => state.getWebSockets(LIVE_TAG).length)).toBe(2);
 		for (const s of socks) s.close();
+	});
+
+	it("sends the first publish at once, and lets publishes that come while the object is busy share one message", async () => {
+		const topic = uniqueTopic();
+		const raw = await runInDurableObject(topicStub(topic), async (instance: Topic, state) => {
+			const sockets = await Promise.all(
+				Array.from({ length: TUNING.coalesceMinSockets }, async () => {
+					const res = await instance.fetch(
+						new Request("http://tidings.test/ws?pack=1", { headers: { Upgrade: "websocket" } }),
+					);
+					const ws = res.webSocket as WebSocket;
+					const got: string[] = [];
+					ws.addEventListener("message", (e) => got.push(String(e.data)));
+					ws.accept();
+					return { ws, got };
+				}),
+			);
+			// Three publishes in one turn: the object is busy from the first to the last.
+			for (const n of [1, 2, 3]) instance.publish([{ data_json: String(n) }]);
+			await new Promise((r) => setTimeout(r, 100));
+			const closing = sockets.map((s) => whenClosed(s.ws));
+			for (const w of state.getWebSockets()) w.close(1000, "done");
+			await Promise.all(closing);
+			return sockets.map((s) => s.got.slice(1).map((text) => text.split("\n").map((l) => JSON.parse(l).message.seq)));
+		});
+		for (const messages of raw) expect(messages).toEqual([[1], [2, 3]]);
 	});
 
 	it("refuses a pack value other than 0 or 1 before upgrading", async () => {

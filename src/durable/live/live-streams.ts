@@ -50,6 +50,8 @@ export class LiveStreams {
 	#pending: Outgoing[] = [];
 	#flushTimer: ReturnType<typeof setTimeout> | undefined;
 	#lastFlush = 0;
+	/** Live sockets that read packed messages; counted again after a wake, or when one came or went. */
+	#packing: number | undefined;
 
 	constructor(
 		private readonly ctx: DurableObjectState,
@@ -75,6 +77,7 @@ export class LiveStreams {
 	): void {
 		this.ctx.acceptWebSocket(ws, [LIVE_TAG]);
 		attach(ws, { kind: "live", grant, ...(filter ? { filter } : {}), ...(pack ? { pack } : {}) });
+		this.#packing = undefined;
 		const head = this.log.head;
 		let after = from === "latest" ? head : from === "earliest" ? this.log.first - 1 : Math.min(from, head);
 		send(ws, { type: "ready", topic: this.topic, head_seq: head, from: after });
@@ -133,10 +136,15 @@ export class LiveStreams {
 	}
 
 	/**
-	 * Queues new messages for every live socket. When idle they go out at
-	 * once; under load with many sockets, sends within `TUNING.coalesceMs` of
-	 * the last flush wait for the next one, so each socket gets one packed
-	 * message per flush instead of one per publish.
+	 * Queues new messages for every live socket, and sends them at once
+	 * unless waiting pays: only sockets that read packed messages save a
+	 * WebSocket message per publish that shares their flush, and only
+	 * publishes that come while the object is busy can share it. So when
+	 * `TUNING.coalesceMinSockets` or more sockets pack and the last flush was
+	 * less than `TUNING.coalesceMs` ago, the flush is left to a zero-delay
+	 * timer: it runs as soon as the object has nothing else to do, after the
+	 * publishes already queued behind this one have joined it. An idle
+	 * object runs it at once; a busy one, with a flush for many publishes.
 	 */
 	broadcast(messages: Outgoing[]): void {
 		if (messages.length === 0) return;
@@ -144,15 +152,17 @@ export class LiveStreams {
 		// Nobody to tell: a socket that comes later replays from the log.
 		if (sockets.length === 0 && this.#pending.length === 0) return;
 		for (const m of messages) this.#pending.push(m);
-		const wait = this.#lastFlush + TUNING.coalesceMs - Date.now();
 		// A timer can run late behind a busy object, so a publish that finds
-		// the window passed flushes by itself. Few sockets gain nothing from
-		// packing: send at once.
-		if (wait <= 0 || sockets.length < TUNING.coalesceMinSockets) {
-			this.flush(sockets);
-			return;
-		}
-		this.#flushTimer ??= setTimeout(() => this.flush(), wait);
+		// the window passed flushes by itself.
+		const late = Date.now() - this.#lastFlush >= TUNING.coalesceMs;
+		if (!late && this.#flushTimer !== undefined) return;
+		if (late || this.#packingCount(sockets) < TUNING.coalesceMinSockets) this.flush(sockets);
+		else this.#flushTimer = setTimeout(() => this.flush(), 0);
+	}
+
+	#packingCount(sockets: WebSocket[]): number {
+		this.#packing ??= sockets.reduce((n, ws) => (attachmentOf(ws).pack ? n + 1 : n), 0);
+		return this.#packing;
 	}
 
 	/** Sends everything pending now. */
@@ -201,5 +211,6 @@ export class LiveStreams {
 	/** The socket closed or failed. */
 	forget(ws: WebSocket): void {
 		this.#replaying.delete(ws);
+		this.#packing = undefined;
 	}
 }
