@@ -53,6 +53,34 @@ export const PONG = "pong";
 /** The subprotocol a client offers (and the server echoes), beside which a browser may offer its token. */
 export const SUBPROTOCOL = "tidings";
 /**
+ * Offered instead of (or beside) `SUBPROTOCOL`, it asks for packed messages:
+ * several frames in one WebSocket message, one per line. The server echoes it
+ * when it packs, so a client can tell from `WebSocket.protocol`.
+ */
+export const PACK_SUBPROTOCOL = "tidings.pack";
+/** The query parameter that asks for packed messages where subprotocols are awkward: `?pack=1`. */
+export const PACK_PARAM = "pack";
+
+/**
+ * The subprotocol the server answers to an offer (`Sec-WebSocket-Protocol`,
+ * split on commas): `PACK_SUBPROTOCOL` where offered, else `SUBPROTOCOL` where
+ * offered, else none. Never a `bearer.` one, which would echo the token in a
+ * response header; and never one not offered, which a client must refuse.
+ */
+export function chooseSubprotocol(offered: readonly string[]): string | undefined {
+	if (offered.includes(PACK_SUBPROTOCOL)) return PACK_SUBPROTOCOL;
+	if (offered.includes(SUBPROTOCOL)) return SUBPROTOCOL;
+	return undefined;
+}
+
+/** The protocols of a `Sec-WebSocket-Protocol` header. */
+export function splitProtocols(header: string | null): string[] {
+	return (header ?? "")
+		.split(",")
+		.map((p) => p.trim())
+		.filter(Boolean);
+}
+/**
  * A browser's WebSocket cannot set headers, so it offers its token as a
  * subprotocol: `new WebSocket(url, [SUBPROTOCOL, BEARER_SUBPROTOCOL_PREFIX + token])`.
  */

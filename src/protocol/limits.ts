@@ -166,9 +166,14 @@ export const TUNING = /* @__PURE__ */ table(
 			replayPageMaxBytes: 1 * MiB,
 			/** Message frames packed into one WebSocket message, up to about this many characters. */
 			packMaxChars: 64 * KiB,
-			/** Under load, fan-out waits at most this long so one packed message carries many frames. */
+			/**
+			 * A publish within this long of the last fan-out, with enough sockets
+			 * packing, leaves its fan-out to run once the object is idle, so that
+			 * the publishes queued meanwhile share one packed message per socket;
+			 * past it, a publish fans out by itself, however busy the object.
+			 */
 			coalesceMs: 2,
-			/** Below this many live sockets, fan-out never waits: packing would save little. */
+			/** Below this many live sockets that read packed messages, fan-out never waits: it would save little. */
 			coalesceMinSockets: 16,
 			/** A timer whose handler throws is retried after this, doubling, capped below. */
 			timerRetryBaseMs: 1 * SECOND,

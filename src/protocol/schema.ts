@@ -503,6 +503,14 @@ export const LiveQuerySchema = v.looseObject({
 	filter: v.optional(FilterJsonSchema),
 	group: v.optional(GroupName),
 	prefetch: v.optional(Prefetch, "1"),
+	/** `1`: several frames per WebSocket message, one per line (as the `tidings.pack` subprotocol asks). */
+	pack: v.optional(
+		v.pipe(
+			v.picklist(["0", "1"], "pack is 1 (several frames per message, one per line) or 0 (one frame per message)"),
+			v.transform((p) => p === "1"),
+		),
+		"0",
+	),
 });
 
 const Ref = v.pipe(

@@ -11,7 +11,7 @@
  * @module
  */
 import type { Context, MiddlewareHandler } from "hono";
-import { BEARER_SUBPROTOCOL_PREFIX } from "../protocol/frames.js";
+import { BEARER_SUBPROTOCOL_PREFIX, splitProtocols } from "../protocol/frames.js";
 import { RIGHTS, type Right, rightsOn } from "../protocol/rights.js";
 import { type TokenClaims, TokenError, verifyToken } from "../tokens/index.js";
 import type { AppEnv } from "./env.js";
@@ -42,10 +42,7 @@ export function safeEqual(a: string, b: string): boolean {
 }
 
 export function offeredProtocols(req: Request): string[] {
-	return (req.headers.get("Sec-WebSocket-Protocol") ?? "")
-		.split(",")
-		.map((p) => p.trim())
-		.filter(Boolean);
+	return splitProtocols(req.headers.get("Sec-WebSocket-Protocol"));
 }
 
 /** The credential of a request: bearer header, then `?token=`, then a `bearer.` subprotocol. */

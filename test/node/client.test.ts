@@ -6,7 +6,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import type { Message } from "../../src/client/index.js";
+import type { SocketClass } from "../../src/client/link.js";
 import {
 	type ConnectionState,
 	type GroupDelivery,
@@ -91,6 +93,32 @@ describe("publish and subscribe", () => {
 		expect(got[0]?.key).toBe(r.key);
 		expect(await c.outbox.size()).toBe(0);
 		expect(c.state).toBe("connected");
+	});
+
+	it("asks for packed messages, and reads a burst that arrives packed", async () => {
+		/** Node's `ws`, recording the subprotocol the server chose and every WebSocket message. */
+		class Recording extends WebSocket {
+			static last: Recording | undefined;
+			readonly texts: string[] = [];
+			constructor(url: string, protocols: string[]) {
+				super(url, protocols);
+				Recording.last = this;
+				this.on("message", (data) => this.texts.push(String(data)));
+			}
+		}
+		const c = client({ WebSocket: Recording as unknown as SocketClass });
+		const got: Message[] = [];
+		const sub = c.subscribe("client.packed", (m) => {
+			got.push(m);
+		});
+		await eventually(() => sub.lastSeq !== undefined, "ready", 10_000);
+		await publishDirect("client.packed", range(1, 20));
+		await eventually(() => got.length === 20, "20 messages", 10_000);
+		expect(seqsOf(got)).toEqual(range(1, 20));
+		const ws = Recording.last as Recording;
+		expect(ws.protocol).toBe("tidings.pack");
+		// ready, then the batch in one message.
+		expect(ws.texts).toHaveLength(2);
 	});
 
 	it("rejects a refused publish with a typed error and removes it from the outbox", async () => {

@@ -119,12 +119,15 @@ describe("live streams", () => {
 		const topic = uniqueTopic();
 		const lines = await runInDurableObject(topicStub(topic), async (instance: Topic, state) => {
 			const open = async () => {
-				const res = await instance.fetch(new Request("http://tidings.test/ws", { headers: { Upgrade: "websocket" } }));
+				// Packing sockets: only they make fan-out wait for company.
+				const res = await instance.fetch(
+					new Request("http://tidings.test/ws?pack=1", { headers: { Upgrade: "websocket" } }),
+				);
 				const ws = res.webSocket as WebSocket;
 				ws.accept();
 				return ws;
 			};
-			// Enough subscribers that fan-out coalesces.
+			// Enough packing subscribers that fan-out coalesces.
 			const others = await Promise.all(Array.from({ length: TUNING.coalesceMinSockets }, open));
 			instance.publish([{ data_json: "1" }]);
 			// Within the coalescing window: this one waits for the next flush.
@@ -147,9 +150,9 @@ describe("live streams", () => {
 		expect(lines.slice(1).map((f) => f.message?.seq)).toEqual([3]);
 	});
 
-	it("packs a burst into few WebSocket messages, one frame per line", async () => {
+	it("packs a burst into few WebSocket messages, one frame per line, for a socket that asks", async () => {
 		const topic = uniqueTopic();
-		const sock = await TestSocket.open(topic);
+		const sock = await TestSocket.open(topic, "pack=1");
 		await sock.waitForFrame((f) => f.type === "ready", "ready");
 		await publish(topic, { messages: Array.from({ length: 100 }, (_, i) => ({ data: i })) });
 		const got = await sock.waitForMessages(100);

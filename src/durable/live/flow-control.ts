@@ -11,7 +11,7 @@
  */
 import { CLOSE_CODES } from "../../protocol/errors.js";
 import { LIMITS } from "../../protocol/limits.js";
-import { closeQuietly, sendRaw } from "../sockets/attachments.js";
+import { closeQuietly, type FrameBatch, sendFrames } from "../sockets/attachments.js";
 
 interface Account {
 	/** Characters sent since the account started. */
@@ -44,9 +44,13 @@ export class FlowControl {
 		}
 	}
 
-	/** Sends texts ending with message `lastSeq`; false if that took the socket past its unread bound (it is then closed). */
-	send(ws: WebSocket, texts: string[], lastSeq: number): boolean {
-		for (const text of texts) sendRaw(ws, text);
+	/**
+	 * Sends message frames ending with message `lastSeq`, as the socket reads
+	 * them (`sendFrames`); false if that took the socket past its unread bound
+	 * (it is then closed).
+	 */
+	send(ws: WebSocket, frames: readonly string[] | FrameBatch, lastSeq: number): boolean {
+		const texts = sendFrames(ws, frames);
 		const account = this.#accounts.get(ws);
 		if (!account || texts.length === 0) return true;
 		for (const text of texts) account.sent += text.length;

@@ -15,10 +15,10 @@ import { LIVE_TAG, type SocketGrant } from "../../protocol/internal.js";
 import { TUNING } from "../../protocol/limits.js";
 import type { Attributes } from "../../protocol/message.js";
 import { attributesOf, type LogRow, type TopicLog } from "../log/topic-log.js";
-import { attach, attachmentOf, closeQuietly, send } from "../sockets/attachments.js";
+import { attach, attachmentOf, closeQuietly, FrameBatch, send } from "../sockets/attachments.js";
 import { closeIfExpired } from "../sockets/grant.js";
 import { FlowControl } from "./flow-control.js";
-import { messageFrame, pack } from "./pack.js";
+import { messageFrame } from "./pack.js";
 
 /** A message appended to the log, waiting to fan out. */
 export interface Outgoing {
@@ -50,6 +50,8 @@ export class LiveStreams {
 	#pending: Outgoing[] = [];
 	#flushTimer: ReturnType<typeof setTimeout> | undefined;
 	#lastFlush = 0;
+	/** Live sockets that read packed messages; counted again after a wake, or when one came or went. */
+	#packing: number | undefined;
 
 	constructor(
 		private readonly ctx: DurableObjectState,
@@ -66,9 +68,16 @@ export class LiveStreams {
 	 * Accepts a live socket: `ready`, then `gap` if the resume point is gone,
 	 * then the replay, then live messages.
 	 */
-	accept(ws: WebSocket, from: number | "latest" | "earliest", filter: Filter | undefined, grant: SocketGrant): void {
+	accept(
+		ws: WebSocket,
+		from: number | "latest" | "earliest",
+		filter: Filter | undefined,
+		grant: SocketGrant,
+		pack: boolean,
+	): void {
 		this.ctx.acceptWebSocket(ws, [LIVE_TAG]);
-		attach(ws, { kind: "live", grant, ...(filter ? { filter } : {}) });
+		attach(ws, { kind: "live", grant, ...(filter ? { filter } : {}), ...(pack ? { pack } : {}) });
+		this.#packing = undefined;
 		const head = this.log.head;
 		let after = from === "latest" ? head : from === "earliest" ? this.log.first - 1 : Math.min(from, head);
 		send(ws, { type: "ready", topic: this.topic, head_seq: head, from: after });
@@ -107,7 +116,7 @@ export class LiveStreams {
 					}
 					cursor = row.seq;
 				}
-				this.#flow.send(ws, pack(frames), last);
+				this.#flow.send(ws, frames, last);
 				if (cursor >= this.log.head) {
 					// Live from here, in this same synchronous step: nothing can slip between.
 					this.#floors.set(ws, cursor);
@@ -127,10 +136,15 @@ export class LiveStreams {
 	}
 
 	/**
-	 * Queues new messages for every live socket. When idle they go out at
-	 * once; under load with many sockets, sends within `TUNING.coalesceMs` of
-	 * the last flush wait for the next one, so each socket gets one packed
-	 * message per flush instead of one per publish.
+	 * Queues new messages for every live socket, and sends them at once
+	 * unless waiting pays: only sockets that read packed messages save a
+	 * WebSocket message per publish that shares their flush, and only
+	 * publishes that come while the object is busy can share it. So when
+	 * `TUNING.coalesceMinSockets` or more sockets pack and the last flush was
+	 * less than `TUNING.coalesceMs` ago, the flush is left to a zero-delay
+	 * timer: it runs as soon as the object has nothing else to do, after the
+	 * publishes already queued behind this one have joined it. An idle
+	 * object runs it at once; a busy one, with a flush for many publishes.
 	 */
 	broadcast(messages: Outgoing[]): void {
 		if (messages.length === 0) return;
@@ -138,15 +152,17 @@ export class LiveStreams {
 		// Nobody to tell: a socket that comes later replays from the log.
 		if (sockets.length === 0 && this.#pending.length === 0) return;
 		for (const m of messages) this.#pending.push(m);
-		const wait = this.#lastFlush + TUNING.coalesceMs - Date.now();
 		// A timer can run late behind a busy object, so a publish that finds
-		// the window passed flushes by itself. Few sockets gain nothing from
-		// packing: send at once.
-		if (wait <= 0 || sockets.length < TUNING.coalesceMinSockets) {
-			this.flush(sockets);
-			return;
-		}
-		this.#flushTimer ??= setTimeout(() => this.flush(), wait);
+		// the window passed flushes by itself.
+		const late = Date.now() - this.#lastFlush >= TUNING.coalesceMs;
+		if (!late && this.#flushTimer !== undefined) return;
+		if (late || this.#packingCount(sockets) < TUNING.coalesceMinSockets) this.flush(sockets);
+		else this.#flushTimer = setTimeout(() => this.flush(), 0);
+	}
+
+	#packingCount(sockets: WebSocket[]): number {
+		this.#packing ??= sockets.reduce((n, ws) => (attachmentOf(ws).pack ? n + 1 : n), 0);
+		return this.#packing;
 	}
 
 	/** Sends everything pending now. */
@@ -162,8 +178,8 @@ export class LiveStreams {
 		this.#lastFlush = Date.now();
 		if (pending.length === 0 || sockets.length === 0) return;
 		const frames = pending.map((m) => messageFrame(this.topicJson, m.row));
-		/** The packed messages for a socket with no filter and no floor: the same for all of them. */
-		let shared: string[] | undefined;
+		/** What a socket with no filter and no floor gets: the same for all of them. */
+		const shared = new FrameBatch(frames);
 		const lastSeq = (pending[pending.length - 1] as Outgoing).row.seq;
 		const now = Date.now();
 		for (const ws of sockets) {
@@ -172,7 +188,6 @@ export class LiveStreams {
 			const filter = filterOf(ws);
 			const floor = floors.get(ws);
 			if (!filter && floor === undefined) {
-				shared ??= pack(frames);
 				this.#flow.send(ws, shared, lastSeq);
 				continue;
 			}
@@ -184,7 +199,7 @@ export class LiveStreams {
 				mine.push(frames[i] as string);
 				last = m.row.seq;
 			});
-			this.#flow.send(ws, pack(mine), last);
+			this.#flow.send(ws, mine, last);
 		}
 	}
 
@@ -196,5 +211,6 @@ export class LiveStreams {
 	/** The socket closed or failed. */
 	forget(ws: WebSocket): void {
 		this.#replaying.delete(ws);
+		this.#packing = undefined;
 	}
 }

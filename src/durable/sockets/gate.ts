@@ -9,10 +9,12 @@
  * @module
  */
 import * as v from "valibot";
+import { chooseSubprotocol, PACK_SUBPROTOCOL, splitProtocols } from "../../protocol/frames.js";
 import { decodeGrant, fail, failureResponse, GRANT_HEADER, noGroup } from "../../protocol/internal.js";
 import { describeIssues, LiveQuerySchema } from "../../protocol/schema.js";
 import type { ConsumerGroups } from "../groups/consumer-groups.js";
 import type { LiveStreams } from "../live/live-streams.js";
+import { attach, attachmentOf } from "./attachments.js";
 
 export interface GateRooms {
 	topic: string;
@@ -32,6 +34,8 @@ export function openSocket(request: Request, rooms: GateRooms): Response {
 		return failureResponse(fail(code, message));
 	}
 	const { group, prefetch, from, filter } = query.output;
+	const protocol = chooseSubprotocol(splitProtocols(request.headers.get("Sec-WebSocket-Protocol")));
+	const pack = query.output.pack || protocol === PACK_SUBPROTOCOL;
 	if (group !== undefined && !rooms.groups.exists(group)) return failureResponse(noGroup(topic, group));
 	const sockets = rooms.sockets();
 	if (sockets.open >= sockets.max) {
@@ -48,9 +52,11 @@ export function openSocket(request: Request, rooms: GateRooms): Response {
 	const pair = new WebSocketPair();
 	const [client, server] = [pair[0], pair[1]];
 	const grant = decodeGrant(request.headers.get(GRANT_HEADER));
-	if (group !== undefined) rooms.groups.accept(server, group, prefetch, grant);
-	else rooms.live.accept(server, from, filter, grant);
-	const protocol = request.headers.get("Sec-WebSocket-Protocol");
+	if (group !== undefined) {
+		rooms.groups.accept(server, group, prefetch, grant);
+		// Set after the member's own attachment; until then its frames go one per message, which a packed reader reads too.
+		if (pack) attach(server, { ...attachmentOf(server), pack });
+	} else rooms.live.accept(server, from, filter, grant, pack);
 	return new Response(null, {
 		status: 101,
 		webSocket: client,

@@ -6,7 +6,7 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import * as v from "valibot";
-import { SUBPROTOCOL } from "../../protocol/frames.js";
+import { chooseSubprotocol } from "../../protocol/frames.js";
 import { encodeGrant, GRANT_HEADER } from "../../protocol/internal.js";
 import { LIMITS } from "../../protocol/limits.js";
 import type { PublishResult } from "../../protocol/message.js";
@@ -118,8 +118,10 @@ export const topics = new Hono<AppEnv>()
 					...(limitKey === undefined ? {} : { limitKey }),
 				}),
 			);
+			// Only the protocol the object will answer goes on: never a bearer token.
 			headers.delete("Sec-WebSocket-Protocol");
-			if (offeredProtocols(c.req.raw).includes(SUBPROTOCOL)) headers.set("Sec-WebSocket-Protocol", SUBPROTOCOL);
+			const protocol = chooseSubprotocol(offeredProtocols(c.req.raw));
+			if (protocol) headers.set("Sec-WebSocket-Protocol", protocol);
 			return topicStub(c.env, topic).fetch(new Request(c.req.raw.url, { headers }));
 		},
 	)
