@@ -47,6 +47,25 @@ describe("batched dispatch", () => {
 		for (const m of members) m.close();
 	});
 
+	it("sends a member's batch packed in one WebSocket message only when it asked for packing", async () => {
+		const topic = uniqueTopic();
+		await createGroup(topic, "g");
+		const plain = await member(topic, "g", 10);
+		const packed = await TestSocket.open(topic, "group=g&prefetch=10&pack=1");
+		await packed.waitForFrame((f) => f.type === "ready", "ready");
+		await publishN(topic, 10);
+		await eventually(() => plain.messages().length + packed.messages().length === 10, "10 delivered");
+		const deliveries = (m: TestSocket) => m.raw.filter((t) => t.includes('"type":"message"'));
+		// Every plain message is one frame a reader can JSON.parse whole.
+		for (const text of deliveries(plain)) expect(JSON.parse(text)).toMatchObject({ type: "message" });
+		expect(deliveries(plain)).toHaveLength(plain.messages().length);
+		expect(plain.messages().length).toBeGreaterThan(1);
+		expect(deliveries(packed)).toHaveLength(1);
+		expect(packed.messages().length).toBeGreaterThan(1);
+		plain.close();
+		packed.close();
+	});
+
 	it("gives each member of a group a fair part of a long run of publishes", async () => {
 		const topic = uniqueTopic();
 		await createGroup(topic, "g");

@@ -126,8 +126,8 @@ export class ConsumerGroups {
 		return this.#members;
 	}
 
-	accept(ws: WebSocket, group: string, prefetch: number, grant: SocketGrant): void {
-		this.#members.accept(ws, this.#topic, group, prefetch, this.context.log.head, grant);
+	accept(ws: WebSocket, group: string, prefetch: number, grant: SocketGrant, pack: boolean): void {
+		this.#members.accept(ws, this.#topic, group, prefetch, this.context.log.head, grant, pack);
 	}
 
 	/** A socket closed or failed: a member's leases go to the others. */

@@ -7,7 +7,7 @@
  * @module
  */
 import { memberTag, OWNER_PREFIX, type SocketGrant } from "../../protocol/internal.js";
-import { attach, closeQuietly, type MemberAttachment, memberOf, send, sendRaw } from "../sockets/attachments.js";
+import { attach, closeQuietly, type MemberAttachment, memberOf, send, sendFrames } from "../sockets/attachments.js";
 import { closeIfExpired } from "../sockets/grant.js";
 import type { Transaction } from "../storage/transaction.js";
 import type { Leased, Leases } from "./leases.js";
@@ -28,9 +28,18 @@ export class GroupMembers {
 		return this.ctx.getWebSockets(memberTag(group)).length;
 	}
 
-	accept(ws: WebSocket, topic: string, group: string, prefetch: number, head: number, grant: SocketGrant): void {
+	accept(
+		ws: WebSocket,
+		topic: string,
+		group: string,
+		prefetch: number,
+		head: number,
+		grant: SocketGrant,
+		pack: boolean,
+	): void {
 		this.ctx.acceptWebSocket(ws, [memberTag(group)]);
-		attach(ws, { kind: "member", group, prefetch, id: `${OWNER_PREFIX.member}${crypto.randomUUID()}`, grant });
+		const id = `${OWNER_PREFIX.member}${crypto.randomUUID()}`;
+		attach(ws, { kind: "member", group, prefetch, id, grant, ...(pack ? { pack } : {}) });
 		send(ws, { type: "ready", topic, group, head_seq: head, from: this.groups.cursor(group) });
 		this.dispatch(group);
 	}
@@ -92,9 +101,11 @@ export class GroupMembers {
 			}
 		});
 		this.#next.set(group, next);
-		for (const { ws, batch } of sends) {
-			for (const d of batch) sendRaw(ws, `{"type":"message","message":${d.json}}`);
-		}
+		for (const { ws, batch } of sends)
+			sendFrames(
+				ws,
+				batch.map((d) => `{"type":"message","message":${d.json}}`),
+			);
 	}
 
 	/** A member stopping: no more deliveries to it (its prefetch becomes 0, kept across hibernation). */

@@ -14,7 +14,6 @@ import { decodeGrant, fail, failureResponse, GRANT_HEADER, noGroup } from "../..
 import { describeIssues, LiveQuerySchema } from "../../protocol/schema.js";
 import type { ConsumerGroups } from "../groups/consumer-groups.js";
 import type { LiveStreams } from "../live/live-streams.js";
-import { attach, attachmentOf } from "./attachments.js";
 
 export interface GateRooms {
 	topic: string;
@@ -52,11 +51,8 @@ export function openSocket(request: Request, rooms: GateRooms): Response {
 	const pair = new WebSocketPair();
 	const [client, server] = [pair[0], pair[1]];
 	const grant = decodeGrant(request.headers.get(GRANT_HEADER));
-	if (group !== undefined) {
-		rooms.groups.accept(server, group, prefetch, grant);
-		// Set after the member's own attachment; until then its frames go one per message, which a packed reader reads too.
-		if (pack) attach(server, { ...attachmentOf(server), pack });
-	} else rooms.live.accept(server, from, filter, grant, pack);
+	if (group !== undefined) rooms.groups.accept(server, group, prefetch, grant, pack);
+	else rooms.live.accept(server, from, filter, grant, pack);
 	return new Response(null, {
 		status: 101,
 		webSocket: client,
