@@ -188,6 +188,16 @@ describe("redeliveries", () => {
 		expect(counts.duplicates.get("ack timeout")).toBe(1);
 	});
 
+	it("after the ack timeout counted from a blackhole that held the first delivery back: explained", () => {
+		const h = redelivered();
+		h.rec.faults.push({ kind: "blackhole", at: T - 2500, until: T });
+		const d = h.rec.deliveries.at(-1) as { at: number };
+		d.at = T + 600; // 600 ms after the first arrived, 3,100 ms after the blackhole began
+		expect(violations(h)).toEqual([]);
+		h.rec.faults[0] = { kind: "blackhole", at: T - 1000, until: T };
+		expect(violations(h)).toContainEqual(expect.stringMatching(/^unexplained redelivery: seq 1/));
+	});
+
 	it("with an attempt number that did not go up", () => {
 		const h = redelivered();
 		(h.rec.deliveries.at(-1) as { attempt: number }).attempt = 1;

@@ -105,6 +105,17 @@ export function closeCause(
 /** The `last_error` of an attempt a fault ended (docs/groups.md, "Ending an attempt"). */
 const FAULT_ERRORS = new Set(["consumer disconnected", "ack timeout"]);
 
+/**
+ * The earliest the server may have sent a delivery, whose lease started
+ * then: when it arrived, unless it arrived during or right after a
+ * blackhole, which held it back since the blackhole began.
+ */
+export function sentBy(d: Delivery, faults: FaultEvent[]): number {
+	let t = d.at;
+	for (const f of faults) if (f.kind === "blackhole" && d.at >= f.at && d.at <= f.until + 500) t = Math.min(t, f.at);
+	return t;
+}
+
 const bump = <K>(m: Map<K, number>, k: K, by = 1) => m.set(k, (m.get(k) ?? 0) + by);
 
 /** At most `max` violations of one kind are listed; the rest are counted. */
@@ -244,7 +255,7 @@ export function judge(
 					continue;
 				}
 				cause = c;
-			} else if (cur.at - prev.at >= settings.ack_timeout_ms - 250) cause = "ack timeout";
+			} else if (cur.at - sentBy(prev, rec.faults) >= settings.ack_timeout_ms - 250) cause = "ack timeout";
 			else {
 				v.add(
 					"unexplained redelivery",
