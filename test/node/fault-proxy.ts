@@ -3,6 +3,13 @@
  * breaks in the field: cut every connection, refuse new ones (server down),
  * swallow traffic while sockets stay open (a dead link nobody closed), or
  * lose the answers to requests the server has already carried out.
+ *
+ * A blackhole holds traffic back rather than dropping it, as TCP does across
+ * a partition: nothing arrives while it lasts, and what was sent meanwhile
+ * arrives, intact and in order, once it lifts (TCP's retransmission), unless
+ * an end gave up on the connection first. Dropping bytes and then forwarding
+ * again would hand a peer a stream with a hole in it, which TCP never does
+ * (a WebSocket would read garbage frames).
  */
 import { connect, createServer, type Server, type Socket } from "node:net";
 
@@ -22,9 +29,16 @@ export interface FaultProxy {
 
 export async function startFaultProxy(upstreamPort: number): Promise<FaultProxy> {
 	const open = new Set<Socket>();
+	let fault: Fault = "none";
 	const proxy: FaultProxy = {
 		url: "",
-		fault: "none",
+		get fault() {
+			return fault;
+		},
+		set fault(f: Fault) {
+			fault = f;
+			for (const s of open) f === "blackhole" ? s.pause() : s.resume();
+		},
 		upstreamPort,
 		connections: 0,
 		cut() {
@@ -48,10 +62,14 @@ export async function startFaultProxy(upstreamPort: number): Promise<FaultProxy>
 			open.delete(client);
 			open.delete(upstream);
 		};
-		client.on("data", (d) => proxy.fault !== "blackhole" && upstream.write(d));
+		if (proxy.fault === "blackhole") {
+			client.pause();
+			upstream.pause();
+		}
+		client.on("data", (d) => upstream.write(d));
 		upstream.on("data", (d) => {
 			if (proxy.fault === "lose-replies") return end();
-			if (proxy.fault !== "blackhole") client.write(d);
+			client.write(d);
 		});
 		client.on("close", end).on("error", end);
 		upstream.on("close", end).on("error", end);
