@@ -165,7 +165,13 @@ export class Link {
 			for (const line of String(data).split("\n")) {
 				// A handler may have closed this link (or the client) mid-message.
 				if (generation !== this.generation) return;
-				const frame = JSON.parse(line) as ServerFrame;
+				let frame: ServerFrame;
+				try {
+					frame = JSON.parse(line) as ServerFrame;
+				} catch {
+					// A corrupt stream (a broken proxy): what follows cannot be trusted either. Resume on a new socket.
+					return this.#lost(ws);
+				}
 				if (frame.type === "ready") this.#failures = 0;
 				this.#onFrame(frame);
 			}

@@ -121,6 +121,33 @@ describe("publish and subscribe", () => {
 		expect(ws.texts).toHaveLength(2);
 	});
 
+	it("drops a socket whose stream is corrupt and resumes on a new one, losing and repeating nothing", async () => {
+		/** Node's `ws`, with the first socket's second message (after `ready`) garbled, as a broken proxy would. */
+		class Garbling extends WebSocket {
+			static opened = 0;
+			readonly #first: boolean;
+			#messages = 0;
+			constructor(url: string, protocols: string[]) {
+				super(url, protocols);
+				this.#first = ++Garbling.opened === 1;
+			}
+			override emit(event: string | symbol, ...args: unknown[]): boolean {
+				if (event === "message" && this.#first && ++this.#messages === 2) args[0] = Buffer.from('{"type":"mess');
+				return super.emit(event, ...args);
+			}
+		}
+		await publishDirect("client.garbled", range(1, 5));
+		const c = client({ WebSocket: Garbling as unknown as SocketClass });
+		const got: Message[] = [];
+		const sub = c.subscribe("client.garbled", (m) => void got.push(m), { from: "earliest" });
+		await eventually(() => sub.lastSeq !== undefined, "ready", 10_000);
+		await publishDirect("client.garbled", range(6, 10));
+		await eventually(() => got.length >= 10, "10 messages", 10_000);
+		await new Promise((r) => setTimeout(r, 200));
+		expect(seqsOf(got)).toEqual(range(1, 10));
+		expect(Garbling.opened).toBeGreaterThanOrEqual(2);
+	});
+
 	it("rejects a refused publish with a typed error and removes it from the outbox", async () => {
 		const c = client();
 		const rejected: string[] = [];
