@@ -359,7 +359,9 @@ export function queueSummary(t: ImplResults, parts: readonly Part[]): QueueSumma
 		});
 		rows.push({
 			row: "  its p99 round trip, worst sample (ms; vs idle)",
-			tidings: s ? `${s.p99AtLeast ? "≥ " : ""}${s.p99Ms.toLocaleString("en-US")}` : undefined,
+			tidings: s
+				? `${s.p99AtLeast ? "≥ " : ""}${s.p99Ms.toLocaleString("en-US", { maximumFractionDigits: s.p99Ms >= 100 ? 0 : 2 })}`
+				: undefined,
 			baseline: s?.idleP99Ms,
 			ratio: s?.idleP99Ms ? round(s.p99Ms / s.idleP99Ms) : Number.NaN,
 			target: "reported",
