@@ -30,18 +30,47 @@ export const CONFIG = {
 	 * members acking on receipt while this many lanes publish HTTP batches.
 	 */
 	groups: { consumers: [1, 8], prefetch: [1, 32], publishConcurrency: 4 },
+	/**
+	 * The peer: BullMQ on a local Redis, started by the bench once per
+	 * persistence setting. Processing rows are [workers, concurrency], keyed
+	 * like the tidings group rows they are compared with.
+	 */
+	peer: {
+		persistence: ["aof", "none"],
+		process: [
+			[1, 1],
+			[1, 32],
+			[8, 32],
+		],
+	},
+	/**
+	 * No starvation: HTTP single publishes (at the single row's concurrency)
+	 * while this many members drain a backlog published before they connect.
+	 * Retention is raised to hold it, as a user holding a backlog would.
+	 */
+	starvation: { backlog: 50_000, consumers: 8, prefetch: 32, maxMessages: 100_000 },
+	/** Memory: workerd's RSS with this many pending messages and member sockets that never ack. */
+	memory: { pending: 50_000, members: 1_000, prefetch: 1, maxMessages: 100_000 },
 	openChunk: 100,
 	/** Open-loop sends beyond this many unanswered are skipped (and counted), not queued. */
 	maxInFlight: 256,
 	drainIdleMs: 2_000,
 	drainMaxMs: 15_000,
 	settleMaxMs: 15_000,
-	/** The whole run normally takes about two minutes; past this something hangs. */
-	watchdogMs: 6 * 60_000,
+	/** The whole run normally takes about six minutes; past this something hangs. */
+	watchdogMs: 12 * 60_000,
 } as const;
 
 export const TARGETS = {
 	singleRatio: 0.8,
 	batchPerSecond: 20_000,
 	p99At100Ms: 25,
+	/** tidings / BullMQ (AOF everysec) for the enqueue and processing rows compared. */
+	peerRatio: 1.0,
+	/** What the 8 × 32 row aims for, printed beside its target. */
+	peerAim: 1.5,
+	/** Each member's share of the acks, over the mean share, in every sample of a row with equal members. */
+	fairness: { min: 0.67, max: 1.5 },
+	/** Single publishes while a backlog drains, over the idle single-publish rate of the same run. */
+	starvationRatio: 0.5,
 } as const;

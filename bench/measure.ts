@@ -5,10 +5,11 @@
  * @module
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import type { MemoryResult, StarvationResult } from "./backlog.js";
 import { CONFIG, IMPLS, type Impl } from "./config.js";
 import { type CpuShare, cpuSpan } from "./lib/cpu.js";
 import { closedLoop, fixedRate, HttpClient, type Outcomes } from "./lib/http.js";
-import { round } from "./lib/stats.js";
+import { Histogram, round } from "./lib/stats.js";
 import { GroupConsumers, Subscribers, wsPublish, wsUrl } from "./lib/ws.js";
 
 export type ThroughputKind = "httpSingle" | "httpBatch" | "wsPublish";
@@ -72,6 +73,8 @@ export interface ThroughputSample {
 	cpu: CpuShare;
 	/** Time tidings' background retention needed afterwards, waited out before the next sample. */
 	settleMs: number;
+	/** HTTP rows: the p99 round trip of the requests answered in the window, in ms. */
+	p99Ms?: number;
 }
 
 /** msg/s are messages received and acked by the members; requests are publish batches. */
@@ -90,6 +93,8 @@ export interface ThroughputResult<S extends ThroughputSample = ThroughputSample>
 	maxMessagesPerSecond: number;
 	failed: number;
 	cpu: CpuShare;
+	/** HTTP rows: the worst sample's p99 round trip, in ms. */
+	p99Ms?: number;
 	samples: S[];
 }
 
@@ -127,6 +132,10 @@ export type ImplResults = Partial<Record<ThroughputKind, ThroughputResult>> & {
 	latency: Record<string, LatencyResult>;
 	/** By group row key; tidings only. */
 	groups?: Record<string, GroupResult>;
+	/** Publishing while a backlog drains; tidings only. */
+	starvation?: StarvationResult;
+	/** workerd's RSS with a backlog pending and a thousand members; tidings only. */
+	memory?: MemoryResult;
 };
 
 const BATCH_BODY = JSON.stringify({
@@ -140,11 +149,11 @@ function failuresOf(o: Outcomes): Failures {
 	return { failed: o.failed, byKind: o.failures };
 }
 
-function sum(xs: number[]): number {
+export function sum(xs: number[]): number {
 	return xs.reduce((a, b) => a + b, 0);
 }
 
-function mean(xs: number[]): number {
+export function mean(xs: number[]): number {
 	return sum(xs) / xs.length;
 }
 
@@ -152,8 +161,9 @@ function meanOrNull(xs: (number | null)[]): number | null {
 	return xs.some((x) => x === null) ? null : mean(xs as number[]);
 }
 
-function aggregate<S extends ThroughputSample>(samples: S[]): ThroughputResult<S> {
+export function aggregate<S extends ThroughputSample>(samples: S[]): ThroughputResult<S> {
 	const rates = samples.map((s) => s.messagesPerSecond);
+	const p99s = samples.flatMap((s) => (s.p99Ms === undefined ? [] : [s.p99Ms]));
 	return {
 		messagesPerSecond: round(mean(rates), 0),
 		requestsPerSecond: round(mean(samples.map((s) => s.requestsPerSecond)), 0),
@@ -165,6 +175,7 @@ function aggregate<S extends ThroughputSample>(samples: S[]): ThroughputResult<S
 			loadGenerator: mean(samples.map((s) => s.cpu.loadGenerator)),
 			steal: meanOrNull(samples.map((s) => s.cpu.steal)),
 		},
+		...(p99s.length > 0 ? { p99Ms: Math.max(...p99s) } : {}),
 		samples,
 	};
 }
@@ -172,7 +183,7 @@ function aggregate<S extends ThroughputSample>(samples: S[]): ThroughputResult<S
 export class Bench {
 	readonly results: Record<Impl, ImplResults> = { tidings: { latency: {}, groups: {} }, ceiling: { latency: {} } };
 	readonly errors: string[] = [];
-	readonly #runId = Date.now().toString(36);
+	readonly runId = Date.now().toString(36);
 	readonly #samples = new Map<string, ThroughputSample[]>();
 
 	constructor(
@@ -194,11 +205,11 @@ export class Bench {
 		}
 	}
 
-	#topic(impl: Impl, row: string): string {
-		return `bench.${this.#runId}.${impl}.${row}`;
+	topic(impl: Impl, row: string): string {
+		return `bench.${this.runId}.${impl}.${row}`;
 	}
 
-	#path(topic: string): string {
+	path(topic: string): string {
 		return `/v1/topics/${topic}/messages`;
 	}
 
@@ -206,7 +217,7 @@ export class Bench {
 	 * A fresh keep-alive pool per row: connections an earlier row left idle
 	 * can be closed by workerd just as they are reused (ECONNRESET).
 	 */
-	async #withClient<T>(impl: Impl, fn: (client: HttpClient) => Promise<T>): Promise<T> {
+	async withClient<T>(impl: Impl, fn: (client: HttpClient) => Promise<T>): Promise<T> {
 		const client = new HttpClient(this.urls[impl], CONFIG.maxInFlight);
 		try {
 			return await fn(client);
@@ -221,10 +232,10 @@ export class Bench {
 	 * ceiling's: both run on workerd's one JavaScript thread). The ceiling
 	 * keeps everything and has nothing to wait for.
 	 */
-	async #settle(impl: Impl, topic: string): Promise<number> {
+	async settle(impl: Impl, topic: string): Promise<number> {
 		if (impl !== "tidings") return 0;
 		const t0 = performance.now();
-		return this.#withClient(impl, async (client) => {
+		return this.withClient(impl, async (client) => {
 			while (performance.now() - t0 < CONFIG.settleMaxMs) {
 				const reply = await client.request("GET", `/v1/topics/${topic}`);
 				if (reply.status !== 200) throw new Error(`stats answered ${reply.status}: ${reply.body.slice(0, 200)}`);
@@ -248,24 +259,27 @@ export class Bench {
 			return { requestsPerSecond: r.publishesPerSecond, perRequest: 1, failures: { failed: r.errors, byKind } };
 		}
 		const batch = kind === "httpBatch";
-		const r = await this.#withClient(impl, (client) =>
-			closedLoop(client, this.#path(topic), {
+		const latency = new Histogram();
+		const r = await this.withClient(impl, (client) =>
+			closedLoop(client, this.path(topic), {
 				concurrency: batch ? CONFIG.batchConcurrency : CONFIG.singleConcurrency,
 				warmupMs,
 				durationMs,
 				body: batch ? () => BATCH_BODY : (i) => `{"data":{"i":${i}}}`,
+				latency,
 			}),
 		);
 		return {
 			requestsPerSecond: r.requestsPerSecond,
 			perRequest: batch ? CONFIG.batchSize : 1,
 			failures: failuresOf(r.outcomes),
+			p99Ms: round(latency.quantile(0.99)),
 		};
 	}
 
 	/** One sample of a throughput row: warm-up, then a measured window, on a fresh topic. */
 	async throughput(kind: ThroughputKind, impl: Impl, repeat: number): Promise<void> {
-		const topic = this.#topic(impl, `${kind}-${repeat}`);
+		const topic = this.topic(impl, `${kind}-${repeat}`);
 		const end = cpuSpan(this.workerdPids);
 		const r = await this.#runThroughput(kind, impl, topic, CONFIG.warmupMs, CONFIG.durationMs);
 		const cpu = end();
@@ -276,7 +290,8 @@ export class Bench {
 			requestsPerSecond: round(r.requestsPerSecond, 0),
 			failures: r.failures,
 			cpu,
-			settleMs: await this.#settle(impl, topic),
+			settleMs: await this.settle(impl, topic),
+			...("p99Ms" in r && !Number.isNaN(r.p99Ms) ? { p99Ms: r.p99Ms } : {}),
 		});
 		this.#samples.set(key, samples);
 		this.results[impl][kind] = aggregate(samples);
@@ -287,11 +302,11 @@ export class Bench {
 	 * each message on receipt while HTTP batches publish at full speed.
 	 */
 	async group(row: GroupRow, repeat: number): Promise<void> {
-		const topic = this.#topic("tidings", `group-${row.key}-${repeat}`);
+		const topic = this.topic("tidings", `group-${row.key}-${repeat}`);
 		const consumers = new GroupConsumers();
 		let sample: GroupSample;
 		try {
-			const created = await this.#withClient("tidings", (client) =>
+			const created = await this.withClient("tidings", (client) =>
 				client.request("PUT", `/v1/topics/${topic}/groups/${GROUP}`, GROUP_SETTINGS),
 			);
 			if (created.status !== 201)
@@ -300,8 +315,8 @@ export class Bench {
 			await consumers.open(url, row.consumers);
 			const end = cpuSpan(this.workerdPids);
 			consumers.window(CONFIG.warmupMs, CONFIG.durationMs);
-			const r = await this.#withClient("tidings", (client) =>
-				closedLoop(client, this.#path(topic), {
+			const r = await this.withClient("tidings", (client) =>
+				closedLoop(client, this.path(topic), {
 					concurrency: CONFIG.groups.publishConcurrency,
 					warmupMs: CONFIG.warmupMs,
 					durationMs: CONFIG.durationMs,
@@ -328,7 +343,7 @@ export class Bench {
 		} finally {
 			await consumers.close();
 		}
-		sample.settleMs = await this.#settle("tidings", topic);
+		sample.settleMs = await this.settle("tidings", topic);
 		const samples = [...(this.results.tidings.groups?.[row.key]?.samples ?? []), sample];
 		const shares = samples.flatMap((s) => s.shares);
 		const result: GroupResult = {
@@ -349,9 +364,9 @@ export class Bench {
 	 */
 	async warm(impl: Impl): Promise<void> {
 		for (const kind of Object.keys(THROUGHPUT_ROWS) as ThroughputKind[]) {
-			const topic = this.#topic(impl, `warm-${kind}`);
+			const topic = this.topic(impl, `warm-${kind}`);
 			await this.#runThroughput(kind, impl, topic, 0, CONFIG.warmupMs);
-			await this.#settle(impl, topic);
+			await this.settle(impl, topic);
 		}
 	}
 
@@ -369,15 +384,15 @@ export class Bench {
 	/** Publish→deliver latency with `row.subscribers` sockets while publishing over HTTP at `rate`. */
 	async latency(impl: Impl, row: LatencyRow, rate: number): Promise<void> {
 		const { subscribers } = row;
-		const topic = this.#topic(impl, `latency-${row.key.replace("@", "at")}`);
+		const topic = this.topic(impl, `latency-${row.key.replace("@", "at")}`);
 		const subs = new Subscribers();
 		try {
 			const t0 = performance.now();
 			await subs.open(wsUrl(this.urls[impl], topic), subscribers, CONFIG.openChunk);
 			const openMs = round(performance.now() - t0, 0);
 			const end = cpuSpan(this.workerdPids);
-			const r = await this.#withClient(impl, (client) =>
-				fixedRate(client, this.#path(topic), {
+			const r = await this.withClient(impl, (client) =>
+				fixedRate(client, this.path(topic), {
 					ratePerSecond: rate,
 					durationMs: CONFIG.latencyMs,
 					maxInFlight: CONFIG.maxInFlight,
@@ -411,6 +426,6 @@ export class Bench {
 			await subs.close();
 		}
 		const result = this.results[impl].latency[row.key];
-		if (result) result.settleMs = await this.#settle(impl, topic);
+		if (result) result.settleMs = await this.settle(impl, topic);
 	}
 }

@@ -1,8 +1,9 @@
 /**
  * `npm run bench`: tidings against a ceiling (a bare SQLite Durable Object
  * speaking the same wire protocol), both in one workerd started through
- * Miniflare's API, driven by the same load generator over loopback. Prints
- * two tables and writes bench/results.json.
+ * Miniflare's API, driven by the same load generator over loopback; and,
+ * as a peer, BullMQ on a redis-server the bench starts itself. Prints the
+ * tables and writes bench/results.json. `-- --only groups,peer` runs a subset.
  * @module
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -10,13 +11,26 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as setTimer } from "node:timers";
 import { fileURLToPath } from "node:url";
+import { memory, starvation, starvationResult } from "./backlog.js";
 import { CONFIG, IMPLS, type Impl, TARGETS } from "./config.js";
 import { bundle } from "./lib/build.js";
 import { findWorkerd } from "./lib/cpu.js";
 import { round } from "./lib/stats.js";
 import { COMPATIBILITY_DATE, startWorkers } from "./lib/workers.js";
-import { Bench, GROUP_ROWS, LATENCY_ROWS, THROUGHPUT_ROWS, type ThroughputKind } from "./measure.js";
-import { detailTable, summarize, summaryTable } from "./report.js";
+import { Bench, GROUP_ROWS, LATENCY_ROWS, THROUGHPUT_ROWS } from "./measure.js";
+import { PARTS, type Plan, plan } from "./parts.js";
+import { PERSISTENCE_LABEL } from "./peer/redis.js";
+import { type PeerResults, runPeer } from "./peer/rows.js";
+import {
+	detailTable,
+	peerDetailTable,
+	peerSummary,
+	peerTable,
+	queueSummary,
+	queueTable,
+	summarize,
+	summaryTable,
+} from "./report.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, "..");
@@ -32,27 +46,58 @@ function ordered(i: number): Impl[] {
 	return i % 2 === 0 ? [...IMPLS] : [...IMPLS].reverse();
 }
 
-/** Runs every row; returns the publish rate of each latency row, by its key. */
-async function measure(bench: Bench): Promise<Record<string, number>> {
+/** Runs the planned rows of workerd; returns the publish rate of each latency row, by its key. */
+async function measure(bench: Bench, p: Plan, peer: () => Promise<void>): Promise<Record<string, number>> {
+	const runs = (part: Plan["parts"][number]) => p.parts.includes(part);
 	for (const impl of IMPLS) await bench.step(`${impl}: warm-up (not measured)`, () => bench.warm(impl));
-	for (const kind of Object.keys(THROUGHPUT_ROWS) as ThroughputKind[]) {
+	for (const kind of p.throughputKinds) {
 		for (let i = 0; i < CONFIG.repeats; i++) {
 			for (const impl of ordered(i)) {
 				await bench.step(`${impl}: ${THROUGHPUT_ROWS[kind]} #${i + 1}`, () => bench.throughput(kind, impl, i));
 			}
 		}
 	}
-	for (const row of GROUP_ROWS) {
-		for (let i = 0; i < CONFIG.repeats; i++) {
-			await bench.step(`tidings: group, ${row.label} #${i + 1}`, () => bench.group(row, i));
+	if (runs("groups")) {
+		for (const row of GROUP_ROWS) {
+			for (let i = 0; i < CONFIG.repeats; i++) {
+				await bench.step(`tidings: group, ${row.label} #${i + 1}`, () => bench.group(row, i));
+			}
 		}
 	}
+	if (runs("starvation")) {
+		const samples: Awaited<ReturnType<typeof starvation>>[] = [];
+		for (let i = 0; i < CONFIG.repeats; i++) {
+			await bench.step(
+				`tidings: publishing while ${CONFIG.starvation.consumers} members drain a backlog #${i + 1}`,
+				async () => {
+					samples.push(await starvation(bench, i));
+				},
+			);
+		}
+		if (samples.length > 0)
+			bench.results.tidings.starvation = starvationResult(samples, bench.results.tidings.httpSingle);
+	}
+	// workerd is idle from here on: BullMQ and Redis get the cores the tidings rows had.
+	if (runs("peer")) await peer();
+	const rates: Record<string, number> = {};
+	if (runs("latency")) await latency(bench, rates);
+	// Last: a thousand members take the object long to open and longer to let go of, and
+	// workerd runs every object on one thread, so any row after this one would measure that.
+	if (runs("memory")) {
+		await bench.step("tidings: memory, backlog and members", async () => {
+			bench.results.tidings.memory = await memory(bench);
+		});
+	}
+	return rates;
+}
+
+/** The latency rows, at half the smaller single-publish maximum, and at the fixed rates. */
+async function latency(bench: Bench, rates: Record<string, number>): Promise<void> {
 	let rate = 0;
 	await bench.step("latency publish rate", async () => {
 		rate = bench.latencyRate();
 		process.stdout.write(`${rate} msg/s for both (half the smaller single-publish maximum) … `);
 	});
-	const rates: Record<string, number> = {};
 	for (const [i, row] of LATENCY_ROWS.entries()) {
 		const rowRate = row.fixedRate ?? rate;
 		rates[row.key] = rowRate;
@@ -63,10 +108,16 @@ async function measure(bench: Bench): Promise<Record<string, number>> {
 			});
 		}
 	}
-	return rates;
 }
 
 async function main(): Promise<number> {
+	const p = plan(process.argv.slice(2));
+	if (p.parts.length < PARTS.length) {
+		const extra = p.parts.filter((x) => !p.requested.includes(x));
+		console.log(
+			`parts: ${p.requested.join(", ")}${extra.length > 0 ? ` (with ${extra.join(", ")} for their ratios)` : ""}; throughput rows: ${p.throughputKinds.join(", ") || "none"}`,
+		);
+	}
 	const watchdog = setTimer(() => {
 		console.error(`bench: still running after ${CONFIG.watchdogMs / 1000} s; giving up`);
 		process.exit(2);
@@ -86,8 +137,19 @@ async function main(): Promise<number> {
 	const bench = new Bench(urls, findWorkerd());
 	console.log(`tidings ${urls.tidings}  ceiling ${urls.ceiling}  workerd pid ${bench.workerdPids.join(", ") || "?"}`);
 	let latencyRates: Record<string, number> = {};
+	let peer: PeerResults | undefined;
+	const runPeerPart = async () => {
+		try {
+			peer = await runPeer((label, fn) => bench.step(label, fn), bench.runId, storageDir ?? os.tmpdir(), {
+				bullmq: versionOf("bullmq"),
+				ioredis: versionOf("ioredis"),
+			});
+		} catch (err) {
+			bench.errors.push(`peer: ${err instanceof Error ? err.message : String(err)}`);
+		}
+	};
 	try {
-		latencyRates = await measure(bench);
+		latencyRates = await measure(bench, p, runPeerPart);
 	} finally {
 		await mf.dispose();
 		if (storageDir) rmSync(storageDir, { recursive: true, force: true });
@@ -107,9 +169,21 @@ async function main(): Promise<number> {
 		`Groups (tidings only; the ceiling has none): a fresh topic and group per run, ${groups.consumers.join(" or ")} members at prefetch ${groups.prefetch.join(" or ")} acking each message on receipt, while ${groups.publishConcurrency} closed-loop lanes publish HTTP batches of ${CONFIG.batchSize} (req/s in the details); the same warm-up, window and repeats as above. msg/s counts messages received and acked inside the window.`,
 		"Group duplicates: first-attempt deliveries of a seq already delivered, over the whole run (should be 0). Share: each member's part of the acks, min–max over members and runs.",
 		"Ratio is tidings / ceiling: above 1 is better for throughput, below 1 is better for latency.",
+		...peerNotes(peer),
+		`Fairness: for each group row with more than one (equal) member, each member's share of the acks over the mean share (1/members), min and max over every member of every sample; within ${TARGETS.fairness.min}×–${TARGETS.fairness.max}× passes.`,
+		`No starvation (tidings): a fresh topic (retention raised to ${CONFIG.starvation.maxMessages.toLocaleString("en-US")}) with a group created first, then ${CONFIG.starvation.backlog.toLocaleString("en-US")} messages published in HTTP batches; then ${CONFIG.starvation.consumers} members at prefetch ${CONFIG.starvation.prefetch} ack on receipt while the HTTP single row's closed loop (${CONFIG.singleConcurrency} in flight) publishes for the same warm-up and window. publish msg/s and its p99 request round trip over the window (requests still unanswered when it closes count at their wait so far; "≥" marks a p99 that is only a lower bound), against the idle HTTP single row's p99; ratio to the idle HTTP single row of this run; drain = messages acked in the window per second; "left" = backlog not yet delivered when the window ended (0 means it ran dry and the row measured less than a full backlog).`,
+		`Memory (tidings): workerd's process RSS (/proc/<pid>/status VmRSS, all of workerd: an upper bound on the object's heap) before the topic exists, after ${CONFIG.memory.pending.toLocaleString("en-US")} messages are published to a group that has taken none, and with ${CONFIG.memory.members.toLocaleString("en-US")} member sockets at prefetch ${CONFIG.memory.prefetch} that never ack (opened ${CONFIG.openChunk} at a time; ack timeout 10 min, so nothing moves). Measured last, as the run's other objects idle; V8 may not have collected garbage, so small deltas are noise. The open time is reported: on one runtime thread it is time every other object waits.`,
+		`Parts run: ${p.parts.join(", ")}${p.parts.length < PARTS.length ? ` (of ${PARTS.join(", ")}; npm run bench -- --only <parts>)` : ""}.`,
 	];
-	const summary = summarize(bench.results);
-	console.log(`\n${summaryTable(summary)}\n\n${detailTable(bench.results)}\n`);
+	const summary = summarize(bench.results, p.parts);
+	const peerRows = peer ? peerSummary(bench.results.tidings, peer) : [];
+	const queueRows = queueSummary(bench.results.tidings, p.parts);
+	const tables = [summaryTable(summary)];
+	if (peerRows.length > 0 && peer) tables.push(peerTable(peerRows, peer));
+	if (queueRows.length > 0) tables.push(queueTable(queueRows));
+	tables.push(detailTable(bench.results, p.parts));
+	if (peer && !peer.skipped) tables.push(peerDetailTable(peer));
+	console.log(`\n${tables.join("\n\n")}\n`);
 	for (const n of notes) console.log(`* ${n}`);
 	for (const e of bench.errors) console.log(`! ${e}`);
 	if (output.lines > 0) {
@@ -128,7 +202,15 @@ async function main(): Promise<number> {
 			platform: `${os.platform()} ${os.release()}`,
 			node: process.version,
 		},
-		versions: { miniflare: versionOf("miniflare"), workerd: versionOf("workerd") },
+		versions: {
+			miniflare: versionOf("miniflare"),
+			workerd: versionOf("workerd"),
+			bullmq: versionOf("bullmq"),
+			ioredis: versionOf("ioredis"),
+			redis: peer?.redis ?? null,
+		},
+		/** Which parts ran: `requested` by --only (all by default), `parts` with what their ratios need. */
+		parts: p,
 		compatibilityDate: COMPATIBILITY_DATE,
 		config: CONFIG,
 		targets: TARGETS,
@@ -136,7 +218,11 @@ async function main(): Promise<number> {
 		latencyRates,
 		notes,
 		summary,
+		peerSummary: peerRows,
+		queueSummary: queueRows,
 		results: bench.results,
+		/** BullMQ on Redis; `skipped` says why when redis-server was missing. Absent when the part did not run. */
+		peer: peer ?? null,
 		errors: bench.errors,
 		workerdOutput: { lines: output.lines, first: output.first },
 	};
@@ -144,6 +230,19 @@ async function main(): Promise<number> {
 	writeFileSync(out, `${JSON.stringify(results, null, "\t")}\n`);
 	console.log(`\nwrote ${path.relative(ROOT, out)}`);
 	return bench.errors.length === 0 ? 0 : 1;
+}
+
+function peerNotes(peer: PeerResults | undefined): string[] {
+	if (!peer) return [];
+	if (peer.skipped) return [`Peer (BullMQ on Redis): skipped, ${peer.skipped}.`];
+	const modes = (CONFIG.peer.persistence as readonly (keyof typeof PERSISTENCE_LABEL)[]).map(
+		(m) => PERSISTENCE_LABEL[m],
+	);
+	return [
+		`Peer: BullMQ ${peer.bullmq} (ioredis ${peer.ioredis}) on redis-server ${peer.redis ?? "?"} started by the bench on a free loopback port in a temporary directory on the same storage as tidings' SQLite files, once per setting (${modes.join("; ")}), both up for the part and alternated row by row (ABBA). Path: local Redis over loopback; BullMQ's producers and Workers run in the load generator's Node process, as the tidings publishers and members do.`,
+		`Peer rows, driven as the tidings rows are: add one by one with ${CONFIG.singleConcurrency} in flight on one Queue (the HTTP single row's concurrency), addBulk of ${CONFIG.batchSize} with ${CONFIG.batchConcurrency} in flight (the batch row's), and jobs processed (completed in Redis, so acked) per second inside the window by N Workers × concurrency C, each Worker with its own connections, a processor that returns at once, removeOnComplete, a fresh queue per sample and Redis flushed after it, while ${CONFIG.groups.publishConcurrency} lanes addBulk ${CONFIG.batchSize} at a time (as the group rows publish). Same warm-up, window and repeats.`,
+		`Peer ratio is tidings / BullMQ; the verdict is against Redis with ${PERSISTENCE_LABEL.aof} (the closest Redis comes to tidings' durable log); the no-persistence ratio is shown beside it. In the peer details the first cores figure is redis-server's.`,
+	];
 }
 
 main().then(

@@ -6,6 +6,7 @@
 import http from "node:http";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { Histogram } from "./stats.js";
 
 export interface Reply {
 	status: number;
@@ -84,6 +85,8 @@ export interface ClosedLoop {
 	durationMs: number;
 	/** The i-th request's body. */
 	body: (i: number) => string;
+	/** Records each measured request's round trip, in ms (one subtraction and a bucket increment: cheap). */
+	latency?: Histogram;
 }
 
 export interface Throughput {
@@ -91,6 +94,12 @@ export interface Throughput {
 	/** Successful requests that completed inside the measured window. */
 	measured: number;
 	outcomes: Outcomes;
+	/**
+	 * With `latency`: how long each request still unanswered when the window
+	 * closed had waited by then, in ms (a lower bound on its latency; a server
+	 * that answers nothing shows up here, not as an empty histogram).
+	 */
+	unansweredAtEnd: number[];
 }
 
 /**
@@ -101,17 +110,31 @@ export async function closedLoop(client: HttpClient, path: string, opts: ClosedL
 	const start = performance.now() + opts.warmupMs;
 	const end = start + opts.durationMs;
 	const outcomes = new Outcomes();
+	const inFlight = new Map<number, number>();
+	const unansweredAtEnd: number[] = [];
+	const snapshot = opts.latency
+		? setTimeout(() => {
+				for (const sent of inFlight.values()) unansweredAtEnd.push(end - sent);
+			}, end - performance.now())
+		: undefined;
 	let measured = 0;
 	let i = 0;
-	const lane = async () => {
+	const lane = async (n: number) => {
 		while (performance.now() < end) {
+			const sent = performance.now();
+			inFlight.set(n, sent);
 			const reply = await client.post(path, opts.body(i++)).catch((e: Error) => e);
+			inFlight.delete(n);
 			const at = performance.now();
-			if (outcomes.add(reply, 201) && at >= start && at <= end) measured++;
+			if (outcomes.add(reply, 201) && at >= start && at <= end) {
+				measured++;
+				opts.latency?.record(at - sent);
+			}
 		}
 	};
-	await Promise.all(Array.from({ length: opts.concurrency }, lane));
-	return { requestsPerSecond: measured / (opts.durationMs / 1000), measured, outcomes };
+	await Promise.all(Array.from({ length: opts.concurrency }, (_, n) => lane(n)));
+	clearTimeout(snapshot);
+	return { requestsPerSecond: measured / (opts.durationMs / 1000), measured, outcomes, unansweredAtEnd };
 }
 
 export interface FixedRate {

@@ -106,7 +106,8 @@ export class Subscribers {
 }
 
 /**
- * Members of one consumer group, each acking every message as it arrives.
+ * Members of one consumer group, each acking every message as it arrives
+ * (or, with `ack: false`, holding what it gets, so it stays leased).
  * Counts, per member, the messages received (and so acked) inside a window,
  * and every seq delivered twice as a first attempt.
  */
@@ -114,6 +115,8 @@ export class GroupConsumers {
 	readonly sockets: WebSocket[] = [];
 	/** Messages received and acked inside the window, per member. */
 	readonly acked: number[] = [];
+	/** Every delivery up to the window's end, warm-up and the time before the window included. */
+	received = 0;
 	/** First-attempt deliveries of a seq already delivered: should stay 0. */
 	duplicates = 0;
 	/** Deliveries after a failed attempt, inside the window: should stay 0 when every message is acked. */
@@ -121,10 +124,17 @@ export class GroupConsumers {
 	errors = 0;
 	sampleError: string | undefined;
 	readonly #first = new Set<number>();
+	readonly #ack: boolean;
 	#start = Number.POSITIVE_INFINITY;
 	#end = Number.POSITIVE_INFINITY;
 
-	async open(url: string, n: number, timeoutMs = 15_000): Promise<void> {
+	constructor(opts: { ack?: boolean } = {}) {
+		this.#ack = opts.ack ?? true;
+	}
+
+	/** Opens `n` members, `chunk` at a time (all at once by default), so a thousand handshakes do not land together. */
+	async open(url: string, n: number, timeoutMs = 15_000, chunk = n): Promise<void> {
+		const first = this.acked.length;
 		this.acked.push(...Array.from({ length: n }, () => 0));
 		const onFrame = (i: number) => (text: string, ws: WebSocket) => {
 			if (text.startsWith('{"type":"error"')) {
@@ -133,20 +143,27 @@ export class GroupConsumers {
 			}
 			if (!text.startsWith('{"type":"message"')) return;
 			const { seq, attempt } = (JSON.parse(text) as { message: { seq: number; attempt: number } }).message;
-			ws.send(`{"type":"ack","seq":${seq}}`);
+			if (this.#ack) ws.send(`{"type":"ack","seq":${seq}}`);
 			const now = performance.now();
 			if (attempt === 1) {
 				if (this.#first.has(seq)) this.duplicates++;
 				else this.#first.add(seq);
 			}
+			if (now <= this.#end) this.received++;
 			if (now < this.#start || now > this.#end) return;
 			this.acked[i] = (this.acked[i] ?? 0) + 1;
 			if (attempt > 1) this.redelivered++;
 		};
-		const settled = await Promise.allSettled(Array.from({ length: n }, (_, i) => connect(url, timeoutMs, onFrame(i))));
-		for (const s of settled) if (s.status === "fulfilled") this.sockets.push(s.value);
-		const failed = settled.find((s) => s.status === "rejected");
-		if (failed) throw failed.reason;
+		for (let at = 0; at < n; at += chunk) {
+			const batch = Array.from({ length: Math.min(chunk, n - at) }, (_, j) =>
+				connect(url, timeoutMs, onFrame(first + at + j)),
+			);
+			// allSettled: the sockets that did open must still be closed by close().
+			const settled = await Promise.allSettled(batch);
+			for (const s of settled) if (s.status === "fulfilled") this.sockets.push(s.value);
+			const failed = settled.find((s) => s.status === "rejected");
+			if (failed) throw failed.reason;
+		}
 	}
 
 	/** Counts from `warmupMs` from now, for `durationMs`. */
