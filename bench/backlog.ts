@@ -10,7 +10,7 @@ import { type CpuShare, cpuSpan } from "./lib/cpu.js";
 import { closedLoop, type HttpClient } from "./lib/http.js";
 import { rssMiB } from "./lib/memory.js";
 import { Histogram, round } from "./lib/stats.js";
-import { GroupConsumers, wsUrl } from "./lib/ws.js";
+import { GroupConsumers, memberUrl } from "./lib/ws.js";
 import { type Bench, type Failures, mean } from "./measure.js";
 
 const GROUP = "bench";
@@ -121,7 +121,7 @@ export async function starvation(bench: Bench, repeat: number): Promise<Starvati
 	const members = new GroupConsumers();
 	let sample: StarvationSample;
 	try {
-		await members.open(`${wsUrl(bench.urls.tidings, topic)}?group=${GROUP}&prefetch=${prefetch}`, consumers);
+		await members.open(memberUrl(bench.urls.tidings, topic, GROUP, prefetch), consumers);
 		const latency = new Histogram();
 		const end = cpuSpan(bench.workerdPids);
 		members.window(CONFIG.warmupMs, CONFIG.durationMs);
@@ -201,12 +201,7 @@ export async function memory(bench: Bench): Promise<MemoryResult> {
 	const members = new GroupConsumers({ ack: false });
 	try {
 		const t0 = performance.now();
-		await members.open(
-			`${wsUrl(bench.urls.tidings, topic)}?group=${GROUP}&prefetch=${prefetch}`,
-			n,
-			15_000,
-			CONFIG.openChunk,
-		);
+		await members.open(memberUrl(bench.urls.tidings, topic, GROUP, prefetch), n, 15_000, CONFIG.openChunk);
 		const openMs = round(performance.now() - t0, 0);
 		const deadline = performance.now() + 15_000;
 		while (members.received < n * prefetch && performance.now() < deadline) await sleep(50);

@@ -10,7 +10,7 @@ import { CONFIG, IMPLS, type Impl } from "./config.js";
 import { type CpuShare, cpuSpan } from "./lib/cpu.js";
 import { closedLoop, fixedRate, HttpClient, type Outcomes } from "./lib/http.js";
 import { Histogram, round } from "./lib/stats.js";
-import { GroupConsumers, Subscribers, wsPublish, wsUrl } from "./lib/ws.js";
+import { GroupConsumers, memberUrl, Subscribers, wsPublish, wsUrl } from "./lib/ws.js";
 
 export type ThroughputKind = "httpSingle" | "httpBatch" | "wsPublish";
 
@@ -311,7 +311,7 @@ export class Bench {
 			);
 			if (created.status !== 201)
 				throw new Error(`group PUT answered ${created.status}: ${created.body.slice(0, 200)}`);
-			const url = `${wsUrl(this.urls.tidings, topic)}?group=${GROUP}&prefetch=${row.prefetch}`;
+			const url = memberUrl(this.urls.tidings, topic, GROUP, row.prefetch);
 			await consumers.open(url, row.consumers);
 			const end = cpuSpan(this.workerdPids);
 			consumers.window(CONFIG.warmupMs, CONFIG.durationMs);

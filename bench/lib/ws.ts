@@ -7,6 +7,7 @@
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import WebSocket from "ws";
+import { ranges } from "../../src/protocol/seq-list.js";
 import { Histogram } from "./stats.js";
 
 export function wsUrl(base: string, topic: string): string {
@@ -14,6 +15,14 @@ export function wsUrl(base: string, topic: string): string {
 }
 
 /** Opens a socket and resolves once the server's `ready` frame arrives; later frames go to `onFrame`, one by one. */
+/**
+ * A group member's socket URL, asking for packed messages as the client
+ * library does (docs/protocol.md#packed-messages).
+ */
+export function memberUrl(base: string, topic: string, group: string, prefetch: number): string {
+	return `${wsUrl(base, topic)}?group=${group}&prefetch=${prefetch}&pack=1`;
+}
+
 export function connect(
 	url: string,
 	timeoutMs: number,
@@ -125,6 +134,7 @@ export class GroupConsumers {
 	sampleError: string | undefined;
 	readonly #first = new Set<number>();
 	readonly #ack: boolean;
+	readonly #acks = new Map<WebSocket, number[]>();
 	#start = Number.POSITIVE_INFINITY;
 	#end = Number.POSITIVE_INFINITY;
 
@@ -143,7 +153,7 @@ export class GroupConsumers {
 			}
 			if (!text.startsWith('{"type":"message"')) return;
 			const { seq, attempt } = (JSON.parse(text) as { message: { seq: number; attempt: number } }).message;
-			if (this.#ack) ws.send(`{"type":"ack","seq":${seq}}`);
+			if (this.#ack) this.#queueAck(ws, seq);
 			const now = performance.now();
 			if (attempt === 1) {
 				if (this.#first.has(seq)) this.duplicates++;
@@ -164,6 +174,27 @@ export class GroupConsumers {
 			const failed = settled.find((s) => s.status === "rejected");
 			if (failed) throw failed.reason;
 		}
+	}
+
+	/**
+	 * Acks as the client library sends them: those of messages handled in
+	 * the same turn of the event loop go as one frame, runs as ranges.
+	 */
+	#queueAck(ws: WebSocket, seq: number): void {
+		let queued = this.#acks.get(ws);
+		if (!queued) {
+			queued = [];
+			this.#acks.set(ws, queued);
+			setImmediate(() => {
+				this.#acks.delete(ws);
+				const seqs = queued as number[];
+				if (ws.readyState !== WebSocket.OPEN) return;
+				ws.send(
+					JSON.stringify(seqs.length === 1 ? { type: "ack", seq: seqs[0] } : { type: "ack", seqs: ranges(seqs) }),
+				);
+			});
+		}
+		queued.push(seq);
 	}
 
 	/** Counts from `warmupMs` from now, for `durationMs`. */

@@ -7,7 +7,8 @@
  */
 import type { ServerFrame } from "../protocol/frames.js";
 import { LIMITS } from "../protocol/limits.js";
-import type { GroupDelivery, SeqList } from "../protocol/message.js";
+import type { GroupDelivery } from "../protocol/message.js";
+import { ranges } from "../protocol/seq-list.js";
 import { connectionOf } from "./connection.js";
 import { DEFAULTS } from "./defaults.js";
 import { TidingsError } from "./errors.js";
@@ -165,19 +166,4 @@ export class Consumer<T = unknown> {
 	#settleIdle() {
 		if (this.#stopped && !this.#running) this.#drained?.();
 	}
-}
-
-/** Seqs as a `seqs` list: runs of consecutive seqs become `[first, last]`. */
-export function ranges(seqs: number[]): SeqList {
-	const sorted = [...seqs].sort((a, b) => a - b);
-	const out: SeqList = [];
-	let i = 0;
-	while (i < sorted.length) {
-		const first = sorted[i] as number;
-		let last = first;
-		while (i + 1 < sorted.length && (sorted[i + 1] as number) <= last + 1) last = sorted[++i] as number;
-		out.push(first === last ? first : [first, last]);
-		i++;
-	}
-	return out;
 }

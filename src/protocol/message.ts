@@ -3,6 +3,7 @@
  * history, WebSocket `message` frames, pulls and push requests.
  * @module
  */
+import type { SeqOrRange } from "./seq-list.js";
 
 /** A flat map used by filters. */
 export type Attributes = Record<string, string | number | boolean>;
@@ -154,4 +155,4 @@ export interface DeadLetter {
 }
 
 /** Seqs to settle: single seqs and inclusive `[first, last]` ranges (contiguous acks travel as two numbers). */
-export type SeqList = (number | [number, number])[];
+export type SeqList = SeqOrRange[];

@@ -13,6 +13,7 @@ import { DEFAULT_PUSH, LIMITS } from "./limits.js";
 import type { GroupSettings, PublishInput, PushSettings, TopicSettings } from "./message.js";
 import { ownRecord } from "./own-record.js";
 import { type Grants, isPattern, RIGHTS } from "./rights.js";
+import { expandSeqs, isSeqOrRange, type SeqOrRange, seqCount } from "./seq-list.js";
 import { type IsExact, typeAssert } from "./type-assert.js";
 
 /**
@@ -390,30 +391,11 @@ export const GroupSettingsSchema = v.strictObject(
 
 const SeqValue = v.pipe(v.number("seq must be a number"), v.safeInteger("seq must be a whole number"), v.minValue(1));
 
-/** One seq, or an inclusive `[first, last]` range of them: contiguous acks travel as two numbers. */
-type SeqOrRange = number | [number, number];
-const SEQ_OR_RANGE = "seqs are whole numbers ≥ 1 or [first, last] ranges of them";
-function isSeqOrRange(x: unknown): x is SeqOrRange {
-	const seq = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 1;
-	return seq(x) || (Array.isArray(x) && x.length === 2 && seq(x[0]) && seq(x[1]) && x[0] <= x[1]);
-}
-/** Seqs a list names, counted before any range is expanded (a range can name a billion). */
-function seqCount(list: SeqOrRange[]): number {
-	let n = 0;
-	for (const x of list) n += typeof x === "number" ? 1 : x[1] - x[0] + 1;
-	return n;
-}
-/** The list as single seqs, each once, in the order first named. */
-function expandSeqs(list: SeqOrRange[]): number[] {
-	const out = new Set<number>();
-	for (const x of list) {
-		if (typeof x === "number") out.add(x);
-		else for (let s = x[0]; s <= x[1]; s++) out.add(s);
-	}
-	return [...out];
-}
 const Seqs = v.pipe(
-	v.array(v.custom<SeqOrRange>(isSeqOrRange, SEQ_OR_RANGE), "seqs must be an array"),
+	v.array(
+		v.custom<SeqOrRange>(isSeqOrRange, "seqs are whole numbers ≥ 1 or [first, last] ranges of them"),
+		"seqs must be an array",
+	),
 	v.minLength(1, "seqs must not be empty"),
 	limitCheck(
 		(a: SeqOrRange[]) => seqCount(a) <= LIMITS.settleMaxSeqs,
