@@ -43,7 +43,10 @@ export function plan(argv: string[]): Plan {
 	const kinds = new Set<ThroughputKind>(want.has("throughput") ? ALL_KINDS : []);
 	// Latency derives its rate from both single rows; starvation and the peer compare with tidings' single row.
 	if (want.has("latency") || want.has("starvation") || want.has("peer")) kinds.add("httpSingle");
-	if (want.has("peer")) kinds.add("httpBatch");
+	if (want.has("peer")) {
+		kinds.add("httpBatch");
+		kinds.add("wsPublish");
+	}
 	return {
 		requested,
 		parts: PARTS.filter((p) => want.has(p)),
