@@ -388,7 +388,8 @@ export class Bench {
 		const subs = new Subscribers();
 		try {
 			const t0 = performance.now();
-			await subs.open(wsUrl(this.urls[impl], topic), subscribers, CONFIG.openChunk);
+			// Subscribers ask for packing, as the client library does; the ceiling ignores the query and sends one frame per message.
+			await subs.open(`${wsUrl(this.urls[impl], topic)}?pack=1`, subscribers, CONFIG.openChunk);
 			const openMs = round(performance.now() - t0, 0);
 			const end = cpuSpan(this.workerdPids);
 			const r = await this.withClient(impl, (client) =>

@@ -459,6 +459,43 @@ describe("consume", () => {
 		await worker.stop();
 	});
 
+	it("sends the acks of handlers that finish together as one frame of ranges, and a lone ack at once", async () => {
+		await createGroup("client.batched", "workers");
+		/** Node's `ws`, recording every frame the client sends. */
+		class Sent extends WebSocket {
+			static frames: { type: string; seq?: number; seqs?: unknown[] }[] = [];
+			override send(data: string) {
+				Sent.frames.push(JSON.parse(data));
+				super.send(data);
+			}
+		}
+		const c = client({ WebSocket: Sent as unknown as SocketClass });
+		const release: (() => void)[] = [];
+		let handled = 0;
+		const worker = c.consume(
+			"client.batched",
+			async () => {
+				await new Promise<void>((r) => release.push(r));
+				handled++;
+			},
+			{ group: "workers", concurrency: 20 },
+		);
+		await publishDirect("client.batched", range(1, 20));
+		await eventually(() => release.length === 20, "20 handlers running", 10_000);
+		for (const r of release.splice(0)) r();
+		await eventually(async () => (await groupCounts("client.batched", "workers")).acked === 20, "20 acks", 5000);
+		const acks = Sent.frames.filter((f) => f.type === "ack");
+		expect(acks).toEqual([{ type: "ack", seqs: [[1, 20]] }]);
+		// One handler finishing alone: its ack goes at once, as a single seq.
+		await publishDirect("client.batched", [21]);
+		await eventually(() => release.length === 1, "one more", 10_000);
+		release.splice(0)[0]?.();
+		await eventually(() => Sent.frames.filter((f) => f.type === "ack").length === 2, "second ack", 5000);
+		expect(Sent.frames.filter((f) => f.type === "ack")[1]).toEqual({ type: "ack", seq: 21 });
+		expect(handled).toBe(21);
+		await worker.stop();
+	});
+
 	it("stop() lets running handlers finish and ack, then leaves the group", async () => {
 		await createGroup("client.drain", "workers");
 		const c = client();
