@@ -49,7 +49,8 @@ export class LiveStreams {
 	#floors = new WeakMap<WebSocket, number>();
 	#pending: Outgoing[] = [];
 	#flushTimer: ReturnType<typeof setTimeout> | undefined;
-	#lastFlush = 0;
+	/** When the pending flush timer was set: one that has waited `TUNING.coalesceMs` is running late behind a busy object. */
+	#timerSetAt = 0;
 	/** Live sockets that read packed messages; counted again after a wake, or when one came or went. */
 	#packing: number | undefined;
 
@@ -140,11 +141,13 @@ export class LiveStreams {
 	 * unless waiting pays: only sockets that read packed messages save a
 	 * WebSocket message per publish that shares their flush, and only
 	 * publishes that come while the object is busy can share it. So when
-	 * `TUNING.coalesceMinSockets` or more sockets pack and the last flush was
-	 * less than `TUNING.coalesceMs` ago, the flush is left to a zero-delay
-	 * timer: it runs as soon as the object has nothing else to do, after the
-	 * publishes already queued behind this one have joined it. An idle
-	 * object runs it at once; a busy one, with a flush for many publishes.
+	 * `TUNING.coalesceMinSockets` or more sockets pack, the flush is left to
+	 * a zero-delay timer: it runs as soon as the object has nothing else to
+	 * do, after the publishes already queued behind this one have joined it.
+	 * An idle object runs it at once; a busy one, with a flush for many
+	 * publishes. (Flushing in the publish itself whenever the last flush was
+	 * over 2 ms ago measured a higher p99 at 500 msg/s to 100 subscribers:
+	 * it sends one message per publish exactly when publishes bunch up.)
 	 */
 	broadcast(messages: Outgoing[]): void {
 		if (messages.length === 0) return;
@@ -154,10 +157,17 @@ export class LiveStreams {
 		for (const m of messages) this.#pending.push(m);
 		// A timer can run late behind a busy object, so a publish that finds
 		// the window passed flushes by itself.
-		const late = Date.now() - this.#lastFlush >= TUNING.coalesceMs;
-		if (!late && this.#flushTimer !== undefined) return;
-		if (late || this.#packingCount(sockets) < TUNING.coalesceMinSockets) this.flush(sockets);
-		else this.#flushTimer = setTimeout(() => this.flush(), 0);
+		if (this.#flushTimer !== undefined) {
+			if (Date.now() - this.#timerSetAt < TUNING.coalesceMs) return;
+			this.flush(sockets);
+			return;
+		}
+		if (this.#packingCount(sockets) < TUNING.coalesceMinSockets) {
+			this.flush(sockets);
+			return;
+		}
+		this.#timerSetAt = Date.now();
+		this.#flushTimer = setTimeout(() => this.flush(), 0);
 	}
 
 	#packingCount(sockets: WebSocket[]): number {
@@ -175,7 +185,6 @@ export class LiveStreams {
 		const floors = this.#floors;
 		this.#pending = [];
 		this.#floors = new WeakMap();
-		this.#lastFlush = Date.now();
 		if (pending.length === 0 || sockets.length === 0) return;
 		const frames = pending.map((m) => messageFrame(this.topicJson, m.row));
 		/** What a socket with no filter and no floor gets: the same for all of them. */
