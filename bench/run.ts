@@ -101,11 +101,15 @@ async function latency(bench: Bench, rates: Record<string, number>): Promise<voi
 	for (const [i, row] of LATENCY_ROWS.entries()) {
 		const rowRate = row.fixedRate ?? rate;
 		rates[row.key] = rowRate;
-		for (const impl of ordered(i)) {
-			await bench.step(`${impl}: latency, ${row.label}`, async () => {
-				if (rowRate === 0) throw new Error("no publish rate");
-				await bench.latency(impl, row, rowRate);
-			});
+		// The fixed-rate rows hold a ratio target, so they repeat (ABBA) and report the median p99.
+		const repeats = row.fixedRate === undefined ? 1 : CONFIG.fixedRateLatency.repeats;
+		for (let r = 0; r < repeats; r++) {
+			for (const impl of ordered(i + r)) {
+				await bench.step(`${impl}: latency, ${row.label}${repeats > 1 ? ` #${r + 1}` : ""}`, async () => {
+					if (rowRate === 0) throw new Error("no publish rate");
+					await bench.latency(impl, row, rowRate, r);
+				});
+			}
 		}
 	}
 }
@@ -165,7 +169,7 @@ async function main(): Promise<number> {
 		'"cores" is CPU time / wall time; steal is CPU the hypervisor gave to other guests (a noisy host).',
 		`Throughput: closed loop, ${CONFIG.warmupMs / 1000} s warm-up + ${CONFIG.durationMs / 1000} s measured, mean of ${CONFIG.repeats} runs in ABBA order.`,
 		`Latency: HTTP publishes at one rate for both, half the smaller single-publish maximum, for ${CONFIG.latencyMs / 1000} s, open loop (sends past ${CONFIG.maxInFlight} unanswered are skipped and counted); publish sent → frame received, over every delivery to every subscriber.`,
-		`Fixed-rate latency: the same, with ${fixed.subscribers} subscribers at ${fixed.rates.join(" and ")} msg/s for both, whatever the maxima: at half rate ${fixed.subscribers} subscribers saturate a small machine (rate × subscribers frames/s), these show whether a ${TARGETS.p99At100Ms} ms p99 holds below saturation. Each row gets its own verdict; the half-rate row's is the issue's target as written.`,
+		`Fixed-rate latency: the same, with ${fixed.subscribers} subscribers at ${fixed.rates.join(" and ")} msg/s for both, whatever the maxima: at half rate ${fixed.subscribers} subscribers saturate a small machine (rate × subscribers frames/s), these show whether fan-out costs latency below saturation: their p99 is held to ≤ ${TARGETS.p99FixedRateRatio}× the ceiling's. Each runs ${fixed.repeats} times in ABBA order and reports the sample with the median p99 (a 3 s sample's p99 is its worst few publishes, so one stall of the host decides it); the half-rate row is held to ${TARGETS.p99At100Ms} ms.`,
 		`Groups (tidings only; the ceiling has none): a fresh topic and group per run, ${groups.consumers.join(" or ")} members at prefetch ${groups.prefetch.join(" or ")} acking each message on receipt, while ${groups.publishConcurrency} closed-loop lanes publish HTTP batches of ${CONFIG.batchSize} (req/s in the details); the same warm-up, window and repeats as above. msg/s counts messages received and acked inside the window.`,
 		"Group duplicates: first-attempt deliveries of a seq already delivered, over the whole run (should be 0). Share: each member's part of the acks, min–max over members and runs.",
 		"Ratio is tidings / ceiling: above 1 is better for throughput, below 1 is better for latency.",
