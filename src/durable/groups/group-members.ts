@@ -14,7 +14,7 @@ import type { Leased, Leases } from "./leases.js";
 import type { GroupRegistry } from "./registry.js";
 
 export class GroupMembers {
-	/** Where the next round-robin pass starts, per group. */
+	/** Where the next round-robin pass starts, per group (taken modulo the member count). */
 	readonly #next = new Map<string, number>();
 
 	constructor(
@@ -55,11 +55,12 @@ export class GroupMembers {
 	}
 
 	/**
-	 * Hands out what the group has ready to members with room, round-robin in
-	 * batches: each turn gives a member its share of what is available (and
-	 * no more than its room), so a burst spreads evenly over the members and
-	 * a backlog goes out a batch, not a message, per lease statement. One
-	 * transaction for the pass; the frames go out after it commits.
+	 * Hands out what the group has ready to members with room, one pass
+	 * round-robin in batches: each member with room gets its share of what
+	 * is available (available over the group's members, never more than its
+	 * room), so a burst spreads evenly over the members and a backlog goes
+	 * out a batch, not a message, per lease statement. One transaction for
+	 * the pass; the frames go out after it commits.
 	 */
 	dispatch(group: string, leaving?: WebSocket): void {
 		const sockets = this.ctx.getWebSockets(memberTag(group)).filter((ws) => ws !== leaving);
@@ -67,45 +68,39 @@ export class GroupMembers {
 		const settings = this.groups.settings(group);
 		if (!settings) return;
 		const now = Date.now();
+		// Members that take work (a draining member has prefetch 0), with or without room now.
 		const members = sockets.flatMap((ws) => {
 			const att = memberOf(ws);
 			// An expired member gets nothing more; its close hands its leases back.
-			if (!att || closeIfExpired(ws, att.grant, now)) return [];
-			const room = att.prefetch - this.leases.inFlight(group, att.id);
-			return room > 0 ? [{ ws, att, room }] : [];
+			if (!att || att.prefetch <= 0 || closeIfExpired(ws, att.grant, now)) return [];
+			return [{ ws, att, room: att.prefetch - this.leases.inFlight(group, att.id) }];
 		});
-		if (members.length === 0) return;
+		if (!members.some((m) => m.room > 0)) return;
 		const available = this.leases.available(group, now);
 		if (available === 0) return;
 		const n = members.length;
+		// A share of what is available per member of the group, not per member with room: when work
+		// is scarce, members that happen to ack first must not take it all, or shares drift apart.
+		// What is left waits for the next ack or publish, which dispatches again.
 		const share = Math.max(1, Math.ceil(available / n));
 		const start = (this.#next.get(group) ?? 0) % n;
 		const sends: { ws: WebSocket; batch: Leased[] }[] = [];
-		let next = start;
 		this.transaction(() => {
-			let i = start;
-			let idle = 0;
-			while (idle < n) {
-				const m = members[i % n] as (typeof members)[number];
-				i = (i + 1) % n;
-				if (m.room <= 0) {
-					idle++;
-					continue;
-				}
+			for (let k = 0; k < n; k++) {
+				const m = members[(start + k) % n] as (typeof members)[number];
+				if (m.room <= 0) continue;
 				const batch = this.leases.take(group, m.att.id, Math.min(m.room, share), settings.ack_timeout_ms, now);
 				if (batch.length === 0) break;
 				sends.push({ ws: m.ws, batch });
-				m.room -= batch.length;
-				next = i;
-				idle = 0;
 			}
 		});
-		this.#next.set(group, next);
-		for (const { ws, batch } of sends)
+		this.#next.set(group, start + 1);
+		for (const { ws, batch } of sends) {
 			sendFrames(
 				ws,
 				batch.map((d) => `{"type":"message","message":${d.json}}`),
 			);
+		}
 	}
 
 	/** A member stopping: no more deliveries to it (its prefetch becomes 0, kept across hibernation). */
