@@ -6,9 +6,9 @@
  *
  * A message a group takes gets a row in `group_messages` (leased to an owner
  * until `due_at`, or ready for a retry at `due_at`) until it is acked or
- * dead-lettered; batches are leased and settled a statement at a time. Every delivery counts as an attempt; a nack, an ack timeout
- * and a member that goes away with the message all end the attempt as
- * failed. Attempt `max_retries + 1` failing dead-letters the message, once.
+ * dead-lettered; a batch is leased, and settled, in one statement. Every
+ * delivery counts as an attempt; a nack, an ack timeout and a member that
+ * goes away with the message all end the attempt as failed. Attempt `max_retries + 1` failing dead-letters the message, once.
  * Lease deadlines and retry times are timers on the object's one scheduler:
  * one sweep timer per group (at its earliest deadline) and one per retry.
  * @module
@@ -139,19 +139,21 @@ export class Leases {
 		if (!settings || max <= 0) return [];
 		const out: Leased[] = [];
 		const until = now + leaseMs;
-		const retries = this.#retryDue(group, now)
-			? this.sql
-					.exec<PendingRow>(
-						`SELECT seq, attempt, state, owner, payload FROM group_messages
-						 WHERE grp = ? AND state = 'ready' AND due_at <= ? ORDER BY seq LIMIT ?`,
-						group,
-						now,
-						max,
-					)
-					.toArray()
-			: [];
-		if (retries.length > 0) {
+		let retries: PendingRow[] = [];
+		if (this.#retryDue(group, now)) {
+			retries = this.sql
+				.exec<PendingRow>(
+					`SELECT seq, attempt, state, owner, payload FROM group_messages
+					 WHERE grp = ? AND state = 'ready' AND due_at <= ? ORDER BY seq LIMIT ?`,
+					group,
+					now,
+					max,
+				)
+				.toArray();
+			// What is left waiting (if anything) is read again when next asked.
 			this.#retryAt.delete(group);
+		}
+		if (retries.length > 0) {
 			const gone: number[] = [];
 			for (const r of retries) {
 				const json = this.#messageJson(r.seq, r.payload);
