@@ -198,6 +198,22 @@ describe("redeliveries", () => {
 		expect(violations(h)).toContainEqual(expect.stringMatching(/^unexplained redelivery: seq 1/));
 	});
 
+	it("held back by one blackhole, the first attempt arriving just after the second: explained", () => {
+		const h = redelivered();
+		// Socket 1 gave up during the blackhole; both deliveries arrive as it lifts, attempt 2 first.
+		h.rec.faults.push({ kind: "blackhole", at: T + 2000, until: T + 4000 });
+		Object.assign(h.rec.sockets.get(1) as object, { closedAt: T + 3500, closedBy: "heartbeat", code: 1006 });
+		const [first, second] = [h.rec.deliveries[0], h.rec.deliveries.at(-1)] as { at: number }[];
+		(second as { at: number }).at = T + 4001;
+		(first as { at: number }).at = T + 4002;
+		(h.rec.handlings[0] as { start: number; end: number }).start = T + 4002;
+		(h.rec.handlings[0] as { start: number; end: number }).end = T + 4007;
+		expect(violations(h)).toEqual([]);
+		// The same arrivals with no blackhole to hold them: the attempt count went down.
+		h.rec.faults = [{ kind: "cut", at: T + 3490, until: T + 3490 }];
+		expect(violations(h)).toContainEqual(expect.stringMatching(/^attempt not counted: seq 1/));
+	});
+
 	it("with an attempt number that did not go up", () => {
 		const h = redelivered();
 		(h.rec.deliveries.at(-1) as { attempt: number }).attempt = 1;
