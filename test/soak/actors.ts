@@ -93,6 +93,18 @@ function noteClientError(rec: Records, e: TidingsError) {
 	rec.clientErrors.set(e.code, (rec.clientErrors.get(e.code) ?? 0) + 1);
 }
 
+/** A client whose sockets `probe` watches, with the soak's short timers; its errors are counted. */
+function probedClient(stage: Stage, probe: Probe): Tidings {
+	const client = new Tidings({
+		url: stage.url,
+		...clientTimers,
+		heartbeatMs: stage.heartbeatMs,
+		WebSocket: probe.SocketClass,
+	});
+	client.on("error", (e) => noteClientError(stage.rec, e));
+	return client;
+}
+
 // ————————————————————————————————————————— sockets we can watch and kill
 
 let socketIds = 0;
@@ -414,13 +426,7 @@ export class Member {
 	#start() {
 		const owner = `${this.name}#${++this.incarnation}`;
 		const probe = new Probe(owner, "member", this.stage.rec);
-		const client = new Tidings({
-			url: this.stage.url,
-			...clientTimers,
-			heartbeatMs: this.stage.heartbeatMs,
-			WebSocket: probe.SocketClass,
-		});
-		client.on("error", (e) => noteClientError(this.stage.rec, e));
+		const client = probedClient(this.stage, probe);
 		const consumer = client.consume<{ k: string; poison?: boolean }>(
 			this.stage.topic,
 			(m) => this.#handle(probe, owner, m),
@@ -517,13 +523,7 @@ export class Subscriber {
 
 	#start(from: "earliest" | number) {
 		const probe = new Probe(`${this.record.name}#${++this.#incarnation}`, "subscriber", this.stage.rec);
-		const client = new Tidings({
-			url: this.stage.url,
-			...clientTimers,
-			heartbeatMs: this.stage.heartbeatMs,
-			WebSocket: probe.SocketClass,
-		});
-		client.on("error", (e) => noteClientError(this.stage.rec, e));
+		const client = probedClient(this.stage, probe);
 		this.#sub = client.subscribe(
 			this.stage.topic,
 			(m: Message) => {

@@ -7,6 +7,7 @@
  * at the end, so nothing here reads the server's code or trusts its counts.
  * @module
  */
+import type { GroupCounts } from "../../src/protocol/message.js";
 
 /** Faults the driver causes. `crash` and `slow` happen inside a member's handler. */
 export const FAULT_KINDS = ["kill", "cut", "blackhole", "lose-replies", "crash", "slow"] as const;
@@ -124,18 +125,7 @@ export interface ServerView {
 	log: { id: string; seq: number; key?: string; data: unknown }[];
 	headSeq: number;
 	firstSeq: number;
-	group: {
-		cursor: number;
-		counts: {
-			pending: number;
-			in_flight: number;
-			acked: number;
-			retried: number;
-			dead: number;
-			filtered: number;
-			expired: number;
-		};
-	};
+	group: { cursor: number; counts: GroupCounts };
 	dlq: { seq: number; attempts: number; last_error: string | null; message: { id: string; seq: number } }[];
 }
 
