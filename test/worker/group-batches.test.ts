@@ -6,14 +6,19 @@
  */
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { call, eventually, type Json, publish, restartObject, TestSocket, topicStub, uniqueTopic } from "./helpers.js";
-
-const groupPath = (topic: string, group: string, rest = "") => `/v1/topics/${topic}/groups/${group}${rest}`;
-
-async function createGroup(topic: string, group: string, settings: Json = {}) {
-	const res = await call("PUT", groupPath(topic, group), settings);
-	expect(res.status, JSON.stringify(res.body)).toBe(201);
-}
+import {
+	call,
+	createGroup,
+	eventually,
+	groupPath,
+	type Json,
+	publish,
+	pulledEventually,
+	restartObject,
+	TestSocket,
+	topicStub,
+	uniqueTopic,
+} from "./helpers.js";
 
 async function member(topic: string, group: string, prefetch: number) {
 	const m = await TestSocket.open(topic, `group=${group}&prefetch=${prefetch}`);
@@ -228,14 +233,7 @@ describe("leases across restarts", () => {
 		expect(await counts(topic, "p")).toMatchObject({ pending: 1, in_flight: 1 });
 		const ready = (await call("POST", groupPath(topic, "p", "/pull"), { max: 5 })).body.messages as Json[];
 		expect(ready.map((x) => [x.seq, x.attempt])).toEqual([[2, 2]]);
-		const expired = await eventually(
-			async () => {
-				const r = (await call("POST", groupPath(topic, "p", "/pull"), { max: 5 })).body.messages as Json[];
-				return r.length > 0 ? r : undefined;
-			},
-			"the old lease expires",
-			5000,
-		);
+		const expired = await pulledEventually(topic, "p", { max: 5 }, "the old lease expires", 5000);
 		expect(expired.map((x) => [x.seq, x.attempt])).toEqual([[1, 2]]);
 		const version = await runInDurableObject(topicStub(topic), (_i, state) =>
 			state.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'schema_version'").one(),

@@ -6,23 +6,18 @@ import type { GroupSettings } from "../../src/protocol/message.js";
 import {
 	api,
 	call,
+	createGroup,
 	eventually,
+	groupPath,
 	type Json,
 	publish,
+	pulledEventually,
 	restartObject,
 	stats,
 	TestSocket,
 	topicStub,
 	uniqueTopic,
 } from "./helpers.js";
-
-const groupPath = (topic: string, group: string, rest = "") => `/v1/topics/${topic}/groups/${group}${rest}`;
-
-async function createGroup(topic: string, group: string, settings: Json = {}) {
-	const res = await call("PUT", groupPath(topic, group), settings);
-	expect(res.status, JSON.stringify(res.body)).toBe(201);
-	return res.body;
-}
 
 function member(topic: string, group: string, prefetch = 1) {
 	return TestSocket.open(topic, `group=${group}&prefetch=${prefetch}`);
@@ -315,14 +310,7 @@ describe("pull consumers", () => {
 		await publishN(topic, 1);
 		await call("POST", groupPath(topic, "p", "/pull"), { ack_timeout_ms: 1000 });
 		await restartObject(topic);
-		const again = await eventually(
-			async () => {
-				const r = (await call("POST", groupPath(topic, "p", "/pull"), {})).body.messages as Json[];
-				return r.length > 0 ? r : undefined;
-			},
-			"redelivery after lease expiry",
-			5000,
-		);
+		const again = await pulledEventually(topic, "p", {}, "redelivery after lease expiry", 5000);
 		expect(again[0]).toMatchObject({ seq: 1, attempt: 2 });
 		// Alarms are at-least-once: running the alarm again changes nothing.
 		await runDurableObjectAlarm(topicStub(topic));
@@ -491,23 +479,9 @@ describe("lease sweep", () => {
 			state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM timers WHERE kind = 'lease'").one(),
 		);
 		expect(timers.n).toBe(1);
-		const first = await eventually(
-			async () => {
-				const r = (await call("POST", groupPath(topic, "g", "/pull"), { max: 10 })).body.messages as Json[];
-				return r.length > 0 ? r : undefined;
-			},
-			"the 1 s lease expired",
-			5000,
-		);
+		const first = await pulledEventually(topic, "g", { max: 10 }, "the 1 s lease expired", 5000);
 		expect(first.map((m) => [m.seq, m.attempt])).toEqual([[2, 2]]);
-		const second = await eventually(
-			async () => {
-				const r = (await call("POST", groupPath(topic, "g", "/pull"), { max: 10 })).body.messages as Json[];
-				return r.length > 0 ? r : undefined;
-			},
-			"the 2.5 s lease expired",
-			6000,
-		);
+		const second = await pulledEventually(topic, "g", { max: 10 }, "the 2.5 s lease expired", 6000);
 		expect(second.map((m) => [m.seq, m.attempt])).toEqual([[1, 2]]);
 	});
 });

@@ -230,3 +230,24 @@ export function captureConsoleErrors(pattern: RegExp) {
 export function alarmOf(topic: string): Promise<number | null> {
 	return runInDurableObject(topicStub(topic), (_i, state) => state.storage.getAlarm());
 }
+
+export const groupPath = (topic: string, group: string, rest = "") => `/v1/topics/${topic}/groups/${group}${rest}`;
+
+/** Creates a consumer group; fails the test unless it is new (201). */
+export async function createGroup(topic: string, group: string, settings: Json = {}) {
+	const res = await call("PUT", groupPath(topic, group), settings);
+	expect(res.status, JSON.stringify(res.body)).toBe(201);
+	return res.body;
+}
+
+/** Pulls until a pull leases something (a lease ran out, a retry came due), then answers its messages. */
+export function pulledEventually(topic: string, group: string, body: Json, what: string, timeoutMs: number) {
+	return eventually(
+		async () => {
+			const r = (await call("POST", groupPath(topic, group, "/pull"), body)).body.messages as Json[];
+			return r.length > 0 ? r : undefined;
+		},
+		what,
+		timeoutMs,
+	);
+}
