@@ -24,7 +24,7 @@ export const CONFIG = {
 	 * single-publish maximum, 100 subscribers saturate a small machine, so
 	 * these show whether the p99 target holds below saturation.
 	 */
-	fixedRateLatency: { subscribers: 100, rates: [250, 500], repeats: 3 },
+	fixedRateLatency: { subscribers: 100, rates: [250, 500], repeats: 3, durationMs: 10_000 },
 	/**
 	 * Consumer group rows (tidings only): every consumers × prefetch pair,
 	 * members acking on receipt while this many lanes publish HTTP batches.

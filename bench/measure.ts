@@ -399,7 +399,8 @@ export class Bench {
 			const r = await this.withClient(impl, (client) =>
 				fixedRate(client, this.path(topic), {
 					ratePerSecond: rate,
-					durationMs: CONFIG.latencyMs,
+					// The fixed-rate rows hold a p99 ratio: a longer window puts more publishes behind their tail.
+					durationMs: row.fixedRate === undefined ? CONFIG.latencyMs : CONFIG.fixedRateLatency.durationMs,
 					maxInFlight: CONFIG.maxInFlight,
 					body: (sentAt) => `{"data":{"t":${sentAt}}}`,
 				}),
