@@ -51,8 +51,12 @@ export class LiveStreams {
 	#flushTimer: ReturnType<typeof setTimeout> | undefined;
 	/** When the pending flush timer was set: one that has waited `TUNING.coalesceMs` is running late behind a busy object. */
 	#timerSetAt = 0;
-	/** Live sockets that read packed messages; counted again after a wake, or when one came or went. */
-	#packing: number | undefined;
+	/**
+	 * How many live sockets there are and how many of them read packed
+	 * messages: every publish asks, and listing the sockets is not free.
+	 * Counted again after a wake, or when a socket came or went.
+	 */
+	#census: { live: number; packing: number } | undefined;
 
 	constructor(
 		private readonly ctx: DurableObjectState,
@@ -78,7 +82,7 @@ export class LiveStreams {
 	): void {
 		this.ctx.acceptWebSocket(ws, [LIVE_TAG]);
 		attach(ws, { kind: "live", grant, ...(filter ? { filter } : {}), ...(pack ? { pack } : {}) });
-		this.#packing = undefined;
+		this.#census = undefined;
 		const head = this.log.head;
 		let after = from === "latest" ? head : from === "earliest" ? this.log.first - 1 : Math.min(from, head);
 		send(ws, { type: "ready", topic: this.topic, head_seq: head, from: after });
@@ -151,28 +155,32 @@ export class LiveStreams {
 	 */
 	broadcast(messages: Outgoing[]): void {
 		if (messages.length === 0) return;
-		const sockets = this.ctx.getWebSockets(LIVE_TAG);
+		const { live, packing } = this.#counted();
 		// Nobody to tell: a socket that comes later replays from the log.
-		if (sockets.length === 0 && this.#pending.length === 0) return;
+		if (live === 0 && this.#pending.length === 0) return;
 		for (const m of messages) this.#pending.push(m);
 		// A timer can run late behind a busy object, so a publish that finds
 		// the window passed flushes by itself.
 		if (this.#flushTimer !== undefined) {
 			if (Date.now() - this.#timerSetAt < TUNING.coalesceMs) return;
-			this.flush(sockets);
+			this.flush();
 			return;
 		}
-		if (this.#packingCount(sockets) < TUNING.coalesceMinSockets) {
-			this.flush(sockets);
+		if (packing < TUNING.coalesceMinSockets) {
+			this.flush();
 			return;
 		}
 		this.#timerSetAt = Date.now();
 		this.#flushTimer = setTimeout(() => this.flush(), 0);
 	}
 
-	#packingCount(sockets: WebSocket[]): number {
-		this.#packing ??= sockets.reduce((n, ws) => (attachmentOf(ws).pack ? n + 1 : n), 0);
-		return this.#packing;
+	#counted(): { live: number; packing: number } {
+		if (!this.#census) {
+			const sockets = this.ctx.getWebSockets(LIVE_TAG);
+			const packing = sockets.reduce((n, ws) => (attachmentOf(ws).pack ? n + 1 : n), 0);
+			this.#census = { live: sockets.length, packing };
+		}
+		return this.#census;
 	}
 
 	/** Sends everything pending now. */
@@ -220,6 +228,6 @@ export class LiveStreams {
 	/** The socket closed or failed. */
 	forget(ws: WebSocket): void {
 		this.#replaying.delete(ws);
-		this.#packing = undefined;
+		this.#census = undefined;
 	}
 }
