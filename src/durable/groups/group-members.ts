@@ -14,6 +14,13 @@ import type { Leased, Leases } from "./leases.js";
 import type { GroupRegistry } from "./registry.js";
 
 export class GroupMembers {
+	/**
+	 * Members that drained, by owner id. The attachment says so too (it
+	 * outlives hibernation), but the attachment cache is keyed by socket
+	 * object, and the runtime may hand dispatch another object for the same
+	 * socket than the one the drain frame came on.
+	 */
+	readonly #drained = new Set<string>();
 	/** Where the next round-robin pass starts, per group (taken modulo the member count). */
 	readonly #next = new Map<string, number>();
 
@@ -72,7 +79,7 @@ export class GroupMembers {
 		const members = sockets.flatMap((ws) => {
 			const att = memberOf(ws);
 			// An expired member gets nothing more; its close hands its leases back.
-			if (!att || att.prefetch <= 0 || closeIfExpired(ws, att.grant, now)) return [];
+			if (!att || att.prefetch <= 0 || this.#drained.has(att.id) || closeIfExpired(ws, att.grant, now)) return [];
 			return [{ ws, att, room: att.prefetch - this.leases.inFlight(group, att.id) }];
 		});
 		if (!members.some((m) => m.room > 0)) return;
@@ -105,6 +112,7 @@ export class GroupMembers {
 
 	/** A member stopping: no more deliveries to it (its prefetch becomes 0, kept across hibernation). */
 	drain(ws: WebSocket, att: MemberAttachment): void {
+		this.#drained.add(att.id);
 		attach(ws, { ...att, prefetch: 0 });
 	}
 
@@ -131,6 +139,7 @@ export class GroupMembers {
 
 	/** A member left: its leases go back to the group (the caller dispatches them to the others). */
 	closed(att: MemberAttachment): void {
+		this.#drained.delete(att.id);
 		this.transaction(() => this.leases.release(att.group, att.id, Date.now()));
 	}
 }
