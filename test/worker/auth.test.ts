@@ -258,9 +258,11 @@ describe("rights on sockets", () => {
 });
 
 describe("token expiry on open sockets", () => {
+	// Expiry is whole seconds from the second of minting (exp = floor(now) + ttl_s): ttl_s 1 can leave a
+	// token a few ms to live, so these use 2 (1–2 s left) and wait 2.1 s after the socket is open.
 	it("closes a live socket (4401) when its token has expired, before sending it anything more", async () => {
 		const topic = uniqueTopic("auth");
-		const { token } = await mintToken(SECRET, { topics: { [topic]: ["subscribe"] }, ttl_s: 1 });
+		const { token } = await mintToken(SECRET, { topics: { [topic]: ["subscribe"] }, ttl_s: 2 });
 		const sock = await TestSocket.open(topic, "", as(token));
 		await sock.waitForFrame((f) => f.type === "ready", "ready");
 		// Tokens carry whole seconds: wait past the expiry.
@@ -275,7 +277,7 @@ describe("token expiry on open sockets", () => {
 
 	it("refuses a publish frame after the token expired with unauthorized, stores nothing, and closes with 4401", async () => {
 		const topic = uniqueTopic("auth");
-		const { token } = await mintToken(SECRET, { topics: { [topic]: ["subscribe", "publish"] }, ttl_s: 1 });
+		const { token } = await mintToken(SECRET, { topics: { [topic]: ["subscribe", "publish"] }, ttl_s: 2 });
 		const sock = await TestSocket.open(topic, "", as(token));
 		await sock.waitForFrame((f) => f.type === "ready", "ready");
 		sock.send({ type: "publish", ref: "before", data: 1 });
@@ -292,7 +294,7 @@ describe("token expiry on open sockets", () => {
 	it("closes a group member (4401) when its token has expired, and gives it nothing more", async () => {
 		const topic = uniqueTopic("auth");
 		expect((await call("PUT", `/v1/topics/${topic}/groups/g`, {}, as(ADMIN_KEY))).status).toBe(201);
-		const { token } = await mintToken(SECRET, { topics: { [topic]: ["consume"] }, ttl_s: 1 });
+		const { token } = await mintToken(SECRET, { topics: { [topic]: ["consume"] }, ttl_s: 2 });
 		const sock = await TestSocket.open(topic, "group=g", as(token));
 		await sock.waitForFrame((f) => f.type === "ready", "ready");
 		await new Promise((r) => setTimeout(r, 2100));
