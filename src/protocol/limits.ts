@@ -90,6 +90,8 @@ export const LIMITS = {
 	settleMaxSeqs: 1000,
 	/** Length of the `error` text a nack records. */
 	errorMaxLength: 1024,
+	/** Failed attempts whose errors a message keeps (the newest), into its dead letter. */
+	attemptErrorsKept: 20,
 	/** Push: secret length bounds, request timeout bounds, requests in flight per group. */
 	pushSecretMinLength: 16,
 	pushSecretMaxLength: 256,

@@ -150,8 +150,21 @@ export interface DeadLetter {
 	seq: number;
 	attempts: number;
 	last_error: string | null;
+	/** Each failed attempt, oldest first; the last `LIMITS.attemptErrorsKept` of them. */
+	errors: AttemptError[];
 	dead_at: number;
 	message: Message;
+}
+
+/** One failed attempt of a group message: when, why, and who held it. */
+export interface AttemptError {
+	attempt: number;
+	/** When the attempt ended (ms since the epoch). */
+	at: number;
+	/** The nack's error, `"ack timeout"`, `"consumer disconnected"`, a push failure, or null (a nack without one). */
+	error: string | null;
+	/** Who held the lease: `member:<id>` (a socket), `pull:<lease id>`, or `push:<id>`. */
+	by: string | null;
 }
 
 /** Seqs to settle: single seqs and inclusive `[first, last]` ranges (contiguous acks travel as two numbers). */

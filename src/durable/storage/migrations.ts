@@ -81,6 +81,9 @@ const STEPS: string[] = [
 	 ALTER TABLE group_messages DROP COLUMN lease_until;
 	 ALTER TABLE group_messages RENAME COLUMN available_at TO due_at;
 	 CREATE INDEX IF NOT EXISTS group_messages_due ON group_messages (grp, state, due_at);`,
+	// Every failed attempt's error (JSON array of `AttemptError`), not only the last.
+	`ALTER TABLE group_messages ADD COLUMN errors TEXT;
+	 ALTER TABLE dead_letters ADD COLUMN errors TEXT;`,
 ];
 
 export function migrate(sql: SqlStorage): void {

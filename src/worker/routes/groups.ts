@@ -20,7 +20,7 @@ import { isDevelopment, requireRight, rightsOf } from "../auth.js";
 import { type AppEnv, topicStub } from "../env.js";
 import { ApiError, orHttpError } from "../errors.js";
 import { pushUrlProblem } from "../push-url.js";
-import { requireJson, validate } from "../validate.js";
+import { jsonOrEmpty, requireJson, validate } from "../validate.js";
 
 const GroupParams = v.object({ topic: TopicName, group: GroupName });
 
@@ -62,7 +62,7 @@ export const groups = new Hono<AppEnv>()
 		"/:topic/groups/:group/pull",
 		validate("param", GroupParams),
 		requireRight("consume"),
-		requireJson,
+		jsonOrEmpty,
 		validate("json", PullBodySchema),
 		async (c) => {
 			const { topic, group } = c.req.valid("param");
@@ -110,7 +110,7 @@ export const groups = new Hono<AppEnv>()
 		"/:topic/groups/:group/dlq/redrive",
 		validate("param", GroupParams),
 		requireRight("admin"),
-		requireJson,
+		jsonOrEmpty,
 		validate("json", RedriveBodySchema),
 		async (c) => {
 			const { topic, group } = c.req.valid("param");
