@@ -59,7 +59,7 @@ describe("operator calls", () => {
 				{ attempt: 3, error: null, by: third.lease },
 			],
 		});
-		const at = (dlq.messages[0]?.errors as { at: number }[]).map((e) => e.at);
+		const at = ((dlq.messages[0] as Json).errors as { at: number }[]).map((e) => e.at);
 		expect(at).toEqual([...at].sort((a, b) => a - b));
 	});
 });
