@@ -1,0 +1,169 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: mutations are source text, template literals included
+
+/**
+ * The mutations `run.ts` applies, one at a time: each breaks one guarantee of
+ * README.md or docs/ in src/durable or src/protocol, and names the test files
+ * that should turn red (`only`, a test-name pattern, narrows the run).
+ */
+export interface Mutation {
+	name: string;
+	file: string;
+	/** Text that occurs exactly once in `file`. */
+	find: string;
+	replace: string;
+	tests: string[];
+	only?: string;
+}
+
+const TIMERS = "test/worker/timers.test.ts";
+const GROUPS = "test/worker/groups.test.ts";
+const FUZZ = "test/worker/fuzz.test.ts";
+const PROPERTIES = "test/worker/properties.test.ts";
+
+export const MUTATIONS: Mutation[] = [
+	{
+		name: "dedupe: the window is 25 h, not 24 h",
+		file: "src/durable/log/dedupe.ts",
+		find: "now + LIMITS.dedupeWindowMs,",
+		replace: "now + LIMITS.dedupeWindowMs + 3_600_000,",
+		tests: [TIMERS],
+		only: "24 hours",
+	},
+	{
+		name: "dedupe: the window is 23 h 30 m, not 24 h",
+		file: "src/durable/log/dedupe.ts",
+		find: "now + LIMITS.dedupeWindowMs,",
+		replace: "now + LIMITS.dedupeWindowMs - 1_800_000,",
+		tests: [TIMERS],
+		only: "24 hours",
+	},
+	{
+		name: "timer: an alarm runs every due timer, no cap",
+		file: "src/durable/storage/scheduler.ts",
+		find: "TUNING.timersPerAlarm,\n",
+		replace: "TUNING.timersPerAlarm * 100,\n",
+		tests: [TIMERS],
+		only: "1,000 timers",
+	},
+	{
+		name: "timer: the alarm is not re-armed after a run",
+		file: "src/durable/storage/scheduler.ts",
+		find: "\t\t} finally {\n\t\t\tthis.arm();\n\t\t}",
+		replace: "\t\t} finally {\n\t\t}",
+		tests: [TIMERS],
+		only: "1,000 timers",
+	},
+	{
+		name: "retention: a trim with more to do does not come back soon",
+		file: "src/durable/log/retention.ts",
+		find: "if (trimmed.more || purged >= TUNING.retentionChunk) {",
+		replace: "if (purged >= TUNING.retentionChunk) {",
+		tests: [TIMERS],
+		only: "5,000 rows",
+	},
+	{
+		name: "retention: a trim deletes every row over the bound at once",
+		file: "src/durable/log/topic-log.ts",
+		find: "const window = this.first + chunk - 1;",
+		replace: "const window = this.first + chunk * 100 - 1;",
+		tests: [TIMERS],
+		only: "5,000 rows",
+	},
+
+	{
+		name: "dispatch: the first member with room takes all it can hold",
+		file: "src/durable/groups/group-members.ts",
+		find: "Math.min(m.room, share)",
+		replace: "m.room",
+		tests: [GROUPS],
+		only: "3, 3 and 3",
+	},
+	{
+		name: "ack: a member may settle another member's lease",
+		file: "src/durable/groups/leases.ts",
+		find: "AND +state = 'leased' AND ${ownerMatch(owner)} RETURNING seq, owner",
+		replace: "AND +state = 'leased' AND (? IS NOT NULL) RETURNING seq, owner",
+		tests: [FUZZ],
+		only: "holding nothing",
+	},
+	{
+		name: "lease: a member's lease is half its ack timeout",
+		file: "src/durable/groups/leases.ts",
+		find: "const until = now + leaseMs;",
+		replace: "const until = now + leaseMs / 2;",
+		tests: [GROUPS],
+		only: "after the ack timeout",
+	},
+	{
+		name: "lease: a member's lease is twice its ack timeout",
+		file: "src/durable/groups/leases.ts",
+		find: "const until = now + leaseMs;",
+		replace: "const until = now + leaseMs * 2;",
+		tests: [GROUPS],
+		only: "after the ack timeout",
+	},
+	{
+		name: "retry: a fixed retry delay one second late",
+		file: "src/durable/groups/leases.ts",
+		find: 'if (s.backoff === "fixed") return s.retry_delay_ms;',
+		replace: 'if (s.backoff === "fixed") return s.retry_delay_ms + 1000;',
+		tests: [GROUPS],
+		only: "poison",
+	},
+	{
+		name: "retry: exponential backoff starts one step up",
+		file: "src/durable/groups/leases.ts",
+		find: "2 ** Math.max(0, attempt - 1)",
+		replace: "2 ** Math.max(0, attempt)",
+		tests: [GROUPS],
+		only: "exponential backoff 200",
+	},
+	{
+		name: "nack: a nack's delay is ignored (the group's retry delay is used)",
+		file: "src/durable/groups/leases.ts",
+		find: "const at = now + (delayMs ?? retryDelay(settings, row.attempt));",
+		replace: "const at = now + (delayMs === undefined || delayMs === 0 ? retryDelay(settings, row.attempt) : 0);",
+		tests: [GROUPS],
+		only: "nack with a delay",
+	},
+	{
+		name: "dead letter: a failed forward is not tried again",
+		file: "src/durable/groups/consumer-groups.ts",
+		find: "this.context.scheduler.schedule(TIMER_DEAD_LETTER, t.key, now + TUNING.forwardRetryMs, t.payload);",
+		replace: "",
+		tests: [GROUPS],
+		only: "forwards a dead letter once",
+	},
+	{
+		name: "dead letter: the forward carries no publish key (a replay stores it again)",
+		file: "src/durable/groups/dead-letters.ts",
+		find: "key: `dead:${message.topic}:${group}:${message.seq}:${deadAt}`,",
+		replace: "",
+		tests: [GROUPS],
+		only: "forwards a dead letter once",
+	},
+	{
+		name: "publish frame: unknown fields are accepted",
+		file: "src/protocol/schema.ts",
+		find: 'v.strictObject({ type: v.literal("publish"), ref: Ref, ...publishFields }),',
+		replace: 'v.object({ type: v.literal("publish"), ref: Ref, ...publishFields }),',
+		tests: [PROPERTIES],
+		only: "answers every frame",
+	},
+	{
+		name: "publish: an empty batch is accepted",
+		file: "src/protocol/schema.ts",
+		find: 'v.minLength(1, "messages must not be empty"),',
+		replace: 'v.minLength(0, "messages must not be empty"),',
+		tests: [PROPERTIES],
+		only: "answers every frame",
+	},
+	{
+		name: "publish: a key repeated inside a batch is stored twice",
+		file: "src/durable/log/publisher.ts",
+		find: "const first = batchKeys.get(r.key);",
+		replace: "const first = undefined as number | undefined;",
+		tests: [PROPERTIES],
+		only: "non-duplicate",
+	},
+];
