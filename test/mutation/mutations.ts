@@ -13,12 +13,19 @@ export interface Mutation {
 	replace: string;
 	tests: string[];
 	only?: string;
+	/** Outside src/durable and src/protocol: counted apart. */
+	client?: boolean;
 }
 
 const TIMERS = "test/worker/timers.test.ts";
 const GROUPS = "test/worker/groups.test.ts";
 const FUZZ = "test/worker/fuzz.test.ts";
 const PROPERTIES = "test/worker/properties.test.ts";
+const PUSH = "test/worker/push.test.ts";
+const SLOW = "test/worker/slow-consumer.test.ts";
+const PUBLISH = "test/worker/publish.test.ts";
+const AUTH = "test/worker/auth.test.ts";
+const CLIENT = "test/node/client.test.ts";
 
 export const MUTATIONS: Mutation[] = [
 	{
@@ -165,5 +172,127 @@ export const MUTATIONS: Mutation[] = [
 		replace: "const first = undefined as number | undefined;",
 		tests: [PROPERTIES],
 		only: "non-duplicate",
+	},
+
+	{
+		name: "push: one request more than its concurrency",
+		file: "src/durable/groups/push-delivery.ts",
+		find: "let room = push.concurrency - this.leases.inFlight(group, OWNER_PREFIX.push, true);",
+		replace: "let room = push.concurrency + 1 - this.leases.inFlight(group, OWNER_PREFIX.push, true);",
+		tests: [PUSH],
+		only: "slow endpoint",
+	},
+	{
+		name: "push: a 2xx answer is not an ack",
+		file: "src/durable/groups/push-delivery.ts",
+		find: "\t\t\terror === undefined\n",
+		replace: "\t\t\tfalse\n",
+		tests: [PUSH],
+		only: "slow endpoint",
+	},
+	{
+		name: "flow control: a replay stalls out after a quarter of its window",
+		file: "src/durable/live/flow-control.ts",
+		find: "if (Date.now() - account.at > LIMITS.liveUnreadStallMs) {",
+		replace: "if (Date.now() - account.at > LIMITS.liveUnreadStallMs / 4) {",
+		tests: [SLOW],
+		only: "stall window",
+	},
+	{
+		name: "flow control: a stalled replay is never closed",
+		file: "src/durable/live/flow-control.ts",
+		find: "if (Date.now() - account.at > LIMITS.liveUnreadStallMs) {",
+		replace: "if (Date.now() - account.at > Number.POSITIVE_INFINITY) {",
+		tests: [SLOW],
+		only: "stall window",
+	},
+	{
+		name: "replay: a page that fails to read leaves the socket open",
+		file: "src/durable/live/live-streams.ts",
+		find: 'closeQuietly(ws, 1011, "replay failed; resume from your last seq");',
+		replace: "",
+		tests: [SLOW],
+		only: "fails to read",
+	},
+	{
+		name: "dedupe: a key is never found again",
+		file: "src/durable/log/publisher.ts",
+		find: "const seen = this.dedupe.lookup(r.key, now);",
+		replace: "const seen = undefined as ReturnType<typeof this.dedupe.lookup>;",
+		tests: [PUBLISH],
+		only: "concurrent publishes with the same key",
+	},
+	{
+		name: "groups: a pull consumer's ack answers 500",
+		file: "src/durable/groups/consumer-groups.ts",
+		find: "return this.#call(group, { dispatch: true }, () => ({ acked: this.#leases.ack(group, seqs, pullOwner(lease)) }));",
+		replace: 'return fail("internal", "mutant");',
+		tests: [AUTH],
+		only: "each right opens exactly its endpoints",
+	},
+
+	// The client (src/client), beyond the scope of the score above: reported on their own.
+	{
+		name: "client: a late handler of a dropped socket voids the new socket's queued acks",
+		file: "src/client/consumer.ts",
+		find: "\t\tif (generation !== this.#link.generation) return;\n",
+		replace: "",
+		tests: [CLIENT],
+		only: "attempt 2",
+		client: true,
+	},
+	{
+		name: "client: a reconnect leaves the filter out",
+		file: "src/client/subscription.ts",
+		find: "filter: filter && JSON.stringify(filter)",
+		replace: "filter: this.lastSeq === undefined && filter ? JSON.stringify(filter) : undefined",
+		tests: [CLIENT],
+		only: "re-sends the filter",
+		client: true,
+	},
+	{
+		name: "client: a 4401 close keeps the old token",
+		file: "src/client/link.ts",
+		find: "this.#refreshToken = !opened || code === CLOSE_CODES.tokenExpired;",
+		replace: "this.#refreshToken = !opened;",
+		tests: [CLIENT],
+		only: "4401",
+		client: true,
+	},
+	{
+		name: "client: a 401 answer is not retried with a new token",
+		file: "src/client/http.ts",
+		find: "if (res.status === 401 && !retried && this.#options.getToken)",
+		replace: "if (res.status === 499 && !retried && this.#options.getToken)",
+		tests: [CLIENT],
+		only: "answered 401",
+		client: true,
+	},
+	{
+		name: "client: a 4429 close backs off no longer than a drop",
+		file: "src/client/link.ts",
+		find: "if (code === CLOSE_CODES.rateLimited) this.#failures += 3;",
+		replace: "",
+		tests: [CLIENT],
+		only: "4429",
+		client: true,
+	},
+	{
+		name: "client: a refused publish is sent again at once",
+		file: "src/client/drainer.ts",
+		find: "await this.#backoff(connection.backoff(failures++));",
+		replace: "await this.#backoff(0 * failures++);",
+		tests: [CLIENT],
+		only: "refuses with 429",
+		client: true,
+	},
+	{
+		name: "client: a 4408 close ends the subscription",
+		file: "src/client/link.ts",
+		find: "if (code === CLOSE_CODES.groupDeleted)",
+		replace: "if (code === CLOSE_CODES.groupDeleted || code === CLOSE_CODES.slowConsumer)",
+		tests: [CLIENT],
+		only: "4408",
+		client: true,
 	},
 ];

@@ -61,8 +61,7 @@ process.on("SIGINT", () => {
 	restore?.();
 	process.exit(130);
 });
-const rows: string[] = [];
-let killed = 0;
+const results = new Map<Mutation, boolean>();
 for (const m of chosen) {
 	restore = apply(m);
 	let result: { killed: boolean; ms: number };
@@ -72,11 +71,12 @@ for (const m of chosen) {
 		restore();
 		restore = undefined;
 	}
-	if (result.killed) killed++;
-	const line = `${result.killed ? "killed  " : "SURVIVED"}  ${m.name}  (${(result.ms / 1000).toFixed(0)} s)`;
-	rows.push(line);
-	console.log(line);
+	results.set(m, result.killed);
+	console.log(`${result.killed ? "killed  " : "SURVIVED"}  ${m.name}  (${(result.ms / 1000).toFixed(0)} s)`);
 }
-console.log(
-	`\nmutation score: ${killed}/${chosen.length} killed (${((100 * killed) / Math.max(1, chosen.length)).toFixed(0)} %)`,
-);
+const score = (ms: Mutation[]) => {
+	const k = ms.filter((m) => results.get(m)).length;
+	return `${k}/${ms.length} killed (${((100 * k) / Math.max(1, ms.length)).toFixed(0)} %)`;
+};
+console.log(`\nmutation score, src/durable and src/protocol: ${score(chosen.filter((m) => !m.client))}`);
+if (chosen.some((m) => m.client)) console.log(`mutation score, src/client: ${score(chosen.filter((m) => m.client))}`);
