@@ -7,9 +7,8 @@
  *   npx tsx test/mutation/run.ts                 every mutation
  *   npx tsx test/mutation/run.ts dedupe timer    only those whose name contains a word given
  *
- * StrykerJS was tried first: its vitest runner cannot drive
- * @cloudflare/vitest-pool-workers (see README.md beside this file).
- * The files are restored after each mutation, also on Ctrl-C.
+ * StrykerJS runs too, a file at a time: see README.md beside this file.
+ * The files are restored after each mutation, also on Ctrl-C or SIGTERM.
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -57,10 +56,12 @@ function run(m: Mutation): { killed: boolean; ms: number } {
 const words = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const chosen = MUTATIONS.filter((m) => words.length === 0 || words.some((w) => m.name.includes(w)));
 let restore: (() => void) | undefined;
-process.on("SIGINT", () => {
-	restore?.();
-	process.exit(130);
-});
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+	process.on(signal, () => {
+		restore?.();
+		process.exit(130);
+	});
+}
 const results = new Map<Mutation, boolean>();
 for (const m of chosen) {
 	restore = apply(m);
