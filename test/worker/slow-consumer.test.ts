@@ -69,9 +69,14 @@ describe("slow consumers", () => {
 	it("a replay waits for a reader that confirms, instead of flooding it, and goes on as it confirms", async () => {
 		const topic = uniqueTopic();
 		const total = await publishChars(topic, LIMITS.liveUnreadMaxChars);
-		const sock = await TestSocket.open(topic, "from=earliest");
-		sock.send({ type: "received", seq: 0 });
-		await new Promise((r) => setTimeout(r, 500));
+		// Pages of one message: the replay starts before the reader's first `received` frame is in, and on a
+		// loaded machine 1 MiB pages could send everything before it came (nothing to wait for then).
+		const sock = await withLimits(TUNING, { replayPageMaxBytes: 130 * 1024 }, async () => {
+			const s = await TestSocket.open(topic, "from=earliest");
+			s.send({ type: "received", seq: 0 });
+			await new Promise((r) => setTimeout(r, 500));
+			return s;
+		});
 		const first = sock.messages().length;
 		expect(first).toBeLessThan(total); // paused at half the bound
 		expect(sock.closed).toBeUndefined();
@@ -97,9 +102,10 @@ describe("slow consumers", () => {
 			});
 			expect(res.status).toBe(201);
 		}
-		// A small bound (a page of 10 messages is ~5,600 characters), small pages and a 400 ms stall window (30 s in production).
+		// A small bound (a message is ~560 characters), small pages and a 400 ms stall window (30 s in production).
 		await withLimits(LIMITS, { liveUnreadMaxChars: 20_000, liveUnreadStallMs: 400 }, () =>
-			withLimits(TUNING, { replayPageSize: 10 }, async () => {
+			// Pages of one message: the replay starts before the reader's `received` frame is in, and must not end first.
+			withLimits(TUNING, { replayPageSize: 1 }, async () => {
 				const sock = await TestSocket.open(topic, "from=0");
 				sock.send({ type: "received", seq: 0 }); // confirms once, then never again
 				const confirmedAt = Date.now();
