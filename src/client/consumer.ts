@@ -143,7 +143,10 @@ export class Consumer<T = unknown> {
 
 	/** Queues an ack; acks of handlers that finish close together go as one frame. */
 	#ack(seq: number, generation: number) {
-		// Acks for a socket that has since dropped are void: the server gave those messages back.
+		// An ack for a socket that has since dropped is void: the server gave that message back,
+		// and its new delivery is the one to settle. It must not void the acks of the socket there is now.
+		if (generation !== this.#link.generation) return;
+		// Acks still queued for an older socket are void too.
 		if (generation !== this.#acksGeneration) this.#acks = [];
 		this.#acksGeneration = generation;
 		this.#acks.push(seq);

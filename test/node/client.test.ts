@@ -75,6 +75,40 @@ function seqsOf(received: Message[]) {
 }
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
+/**
+ * Node's `ws`, recording each socket the client opens (its URL, subprotocols,
+ * the frames it sends, how it closed), and able to end one the way the
+ * server ends a socket with a close code: the client's close handler hears
+ * that code, and the connection goes.
+ */
+function recordingSockets() {
+	class Recorded extends WebSocket {
+		static all: Recorded[] = [];
+		readonly openedAt = Date.now();
+		readonly sent: { type: string; seq?: number; seqs?: unknown[] }[] = [];
+		readonly closes: number[] = [];
+		constructor(
+			readonly requestedUrl: string,
+			readonly protocols: string[],
+		) {
+			super(requestedUrl, protocols);
+			Recorded.all.push(this);
+			this.addEventListener("close", (e) => this.closes.push(e.code));
+		}
+		override send(data: string) {
+			if (data !== "ping") this.sent.push(JSON.parse(data));
+			super.send(data);
+		}
+		/** As if the server closed this socket with `code`. */
+		serverClose(code: number) {
+			const onclose = this.onclose as ((e: { code: number; reason: string }) => void) | null;
+			this.terminate();
+			onclose?.({ code, reason: "closed by the test" });
+		}
+	}
+	return Recorded;
+}
+
 describe("publish and subscribe", () => {
 	it("publishes with a key, resolves with id and seq, and delivers to a subscriber", async () => {
 		const c = client();
@@ -541,6 +575,198 @@ describe("consume", () => {
 		await publishDirect("client.rejoin", range(11, 20));
 		await eventually(async () => (await groupCounts("client.rejoin", "workers")).acked === 20, "20 acks", 15_000);
 		expect(new Set(seen)).toEqual(new Set(range(1, 20)));
+	});
+
+	it("a handler still running when its socket drops gets the message again with attempt 2; its own ack is never sent, nor does it void the new socket's acks", async () => {
+		await createGroup("client.atleast", "workers", { retry_delay_ms: 0, ack_timeout_ms: 60_000 });
+		const Recorded = recordingSockets();
+		const c = client({ WebSocket: Recorded as unknown as SocketClass });
+		const running = new Map<string, () => void>();
+		const deliveries: [number, number][] = [];
+		const worker = c.consume(
+			"client.atleast",
+			async (m) => {
+				deliveries.push([m.seq, m.attempt]);
+				await new Promise<void>((r) => running.set(`${m.seq}/${m.attempt}`, r));
+			},
+			{ group: "workers", concurrency: 3 },
+		);
+		await publishDirect("client.atleast", ["one"]);
+		await eventually(() => running.has("1/1"), "seq 1, attempt 1", 10_000);
+		const first = Recorded.all.at(-1) as InstanceType<typeof Recorded>;
+		proxy.cut();
+		// The server gave seq 1 back when the socket dropped: the new socket gets it again.
+		await eventually(() => running.has("1/2"), "seq 1, attempt 2", 10_000);
+		await publishDirect("client.atleast", ["two"]);
+		await eventually(() => running.has("2/1"), "seq 2", 10_000);
+		// The new socket's handlers finish, and the old one right behind them.
+		running.get("1/2")?.();
+		running.get("2/1")?.();
+		running.get("1/1")?.();
+		await eventually(async () => (await groupCounts("client.atleast", "workers")).acked === 2, "2 acks", 5000);
+		expect(deliveries).toEqual([
+			[1, 1],
+			[1, 2],
+			[2, 1],
+		]);
+		expect(await groupCounts("client.atleast", "workers")).toMatchObject({ acked: 2, retried: 1, in_flight: 0 });
+		// The dropped socket carried no ack; the acks that went, went once.
+		expect(first.sent.filter((f) => f.type === "ack" || f.type === "nack")).toEqual([]);
+		const acks = Recorded.all.flatMap((ws) => ws.sent.filter((f) => f.type === "ack"));
+		expect(acks).toEqual([{ type: "ack", seqs: [[1, 2]] }]);
+		await worker.stop();
+	});
+});
+
+describe("recovery paths", () => {
+	it("re-sends the filter, and resumes from its last seq, on every reconnect", async () => {
+		const Recorded = recordingSockets();
+		const c = client({ WebSocket: Recorded as unknown as SocketClass });
+		const got: Message[] = [];
+		const filter = { kind: ["keep"] };
+		const sub = c.subscribe("client.filtered", (m) => void got.push(m), { from: "earliest", filter });
+		await eventually(() => sub.state === "open", "open", 10_000);
+		const publishKinds = async (kinds: string[]) => {
+			const res = await fetch(`${server.url}/v1/topics/client.filtered/messages`, {
+				method: "POST",
+				headers: { "content-type": "application/json" },
+				body: JSON.stringify({ messages: kinds.map((kind, i) => ({ data: i, attributes: { kind } })) }),
+			});
+			expect(res.status).toBe(201);
+		};
+		await publishKinds(["keep", "drop", "keep"]);
+		await eventually(() => got.length === 2, "2 kept", 10_000);
+		proxy.cut();
+		await publishKinds(["drop", "keep", "drop", "keep"]);
+		await eventually(() => got.length === 4, "4 kept", 10_000);
+		expect(seqsOf(got)).toEqual([1, 3, 5, 7]);
+		expect(got.every((m) => m.attributes.kind === "keep")).toBe(true);
+		expect(Recorded.all.length).toBeGreaterThanOrEqual(2);
+		const urls = Recorded.all.map((ws) => new URL(ws.requestedUrl));
+		for (const url of urls) expect(JSON.parse(url.searchParams.get("filter") ?? "null")).toEqual(filter);
+		// The reconnect resumes after the last seq it read (3), not from `earliest` again.
+		expect(urls.at(-1)?.searchParams.get("from")).toBe("3");
+	});
+
+	it("asks getToken again when the server closes the socket with 4401, and opens the next socket with the new token", async () => {
+		const Recorded = recordingSockets();
+		let minted = 0;
+		const c = client({ WebSocket: Recorded as unknown as SocketClass, getToken: () => `token-${++minted}` });
+		const got: Message[] = [];
+		const sub = c.subscribe("client.expired", (m) => void got.push(m), { from: "earliest" });
+		await eventually(() => sub.state === "open", "open", 10_000);
+		expect(Recorded.all[0]?.protocols).toContain("bearer.token-1");
+		await publishDirect("client.expired", [1]);
+		await eventually(() => got.length === 1, "1 message", 10_000);
+		(Recorded.all[0] as InstanceType<typeof Recorded>).serverClose(4401);
+		await publishDirect("client.expired", [2]);
+		await eventually(() => got.length === 2, "resumed", 10_000);
+		expect(minted).toBe(2);
+		expect(Recorded.all.at(-1)?.protocols).toContain("bearer.token-2");
+		expect(seqsOf(got)).toEqual([1, 2]);
+		// A close for another reason keeps the token it has.
+		(Recorded.all.at(-1) as InstanceType<typeof Recorded>).serverClose(1011);
+		await eventually(() => Recorded.all.length === 3 && sub.state === "open", "reopened", 10_000);
+		expect(minted).toBe(2);
+	});
+
+	it("asks getToken again when a request is answered 401, and sends it once more with the new token", async () => {
+		let minted = 0;
+		const seen: string[] = [];
+		const c = client({
+			getToken: () => `token-${++minted}`,
+			// The server of these tests takes anonymous requests: a stale token is refused here, as a server with a secret would.
+			fetch: async (input, init) => {
+				const auth = new Headers(init?.headers).get("authorization") ?? "";
+				seen.push(auth);
+				if (auth === "Bearer token-1")
+					return new Response(JSON.stringify({ error: { code: "unauthorized", message: "the token has expired" } }), {
+						status: 401,
+					});
+				return fetch(input, init);
+			},
+		});
+		const result = await c.publish("client.refresh", { n: 1 }, { wait: true });
+		expect(result).toMatchObject({ seq: 1 });
+		expect(seen).toEqual(["Bearer token-1", "Bearer token-2"]);
+		expect(minted).toBe(2);
+		expect((await history("client.refresh")).map((m) => m.data)).toEqual([{ n: 1 }]);
+	});
+
+	it("backs off longer after the server closes a socket for its rate (4429) than after a drop", async () => {
+		const Recorded = recordingSockets();
+		// Backoff from 50 ms doubling to 400 ms: a drop waits 25–50 ms, a rate limit three steps more (200–400 ms).
+		const c = client({ WebSocket: Recorded as unknown as SocketClass });
+		const sub = c.subscribe("client.limited", () => {}, { from: "earliest" });
+		const reopenedAfter = async (code: number) => {
+			await eventually(() => sub.state === "open", "open", 10_000);
+			const before = Recorded.all.length;
+			const closedAt = Date.now();
+			(Recorded.all.at(-1) as InstanceType<typeof Recorded>).serverClose(code);
+			await eventually(() => Recorded.all.length > before, "a new socket", 10_000);
+			return (Recorded.all.at(-1) as InstanceType<typeof Recorded>).openedAt - closedAt;
+		};
+		const afterDrop = await reopenedAfter(1006);
+		const afterLimit = await reopenedAfter(4429);
+		expect(afterDrop).toBeLessThan(150);
+		expect(afterLimit).toBeGreaterThanOrEqual(195);
+		expect(afterLimit).toBeLessThan(400 + 1000);
+	});
+
+	it("backs off between publishes the server refuses with 429, and stores the message once when it takes it", async () => {
+		let refusals = 2;
+		const attempts: number[] = [];
+		const c = client({
+			backoff: { minMs: 200, maxMs: 1000 },
+			fetch: async (input, init) => {
+				if (String(input).includes("/messages")) {
+					attempts.push(Date.now());
+					if (refusals-- > 0)
+						return new Response(JSON.stringify({ error: { code: "rate_limited", message: "slow down" } }), {
+							status: 429,
+						});
+				}
+				return fetch(input, init);
+			},
+		});
+		const result = await c.publish("client.throttled", { n: 1 }, { wait: true });
+		expect(result).toMatchObject({ seq: 1 });
+		expect(attempts).toHaveLength(3);
+		// Waits drawn from [d/2, d]: d = 200 ms, then 400 ms.
+		expect((attempts[1] as number) - (attempts[0] as number)).toBeGreaterThanOrEqual(95);
+		expect((attempts[2] as number) - (attempts[1] as number)).toBeGreaterThanOrEqual(195);
+		expect((await history("client.throttled")).map((m) => m.data)).toEqual([{ n: 1 }]);
+	});
+
+	it("after the server closes a subscriber that fell megabytes behind (4408), resumes and loses nothing", async () => {
+		const Recorded = recordingSockets();
+		// No heartbeat verdict while the test holds the connection back.
+		const c = client({ WebSocket: Recorded as unknown as SocketClass, heartbeatMs: 60_000 });
+		const got: number[] = [];
+		const sub = c.subscribe("client.behind", (m) => void got.push(m.seq), { from: "earliest" });
+		await eventually(() => sub.state === "open", "open", 10_000);
+		await new Promise((r) => setTimeout(r, 200)); // its first `received` frame is in
+		// The connection holds everything back while over 8 MiB is published: the server closes the socket (4408).
+		proxy.fault = "blackhole";
+		const chunk = "x".repeat(120 * 1024);
+		let total = 0;
+		for (let i = 0; i < 10; i++) {
+			const res = await fetch(`${server.url}/v1/topics/client.behind/messages`, {
+				method: "POST",
+				headers: { "content-type": "application/json" },
+				body: JSON.stringify({ messages: Array.from({ length: 8 }, () => ({ data: chunk })) }),
+			});
+			expect(res.status).toBe(201);
+			await res.arrayBuffer();
+			total += 8;
+		}
+		await new Promise((r) => setTimeout(r, 300));
+		proxy.fault = "none";
+		await publishDirect("client.behind", ["after"]);
+		total += 1;
+		await eventually(() => got.length >= total, `all ${total} messages`, 30_000);
+		expect(got).toEqual(range(1, total));
+		expect(Recorded.all[0]?.closes).toEqual([4408]);
 	});
 });
 

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, expect, it } from "vitest";
+import WebSocket from "ws";
 import { type DevServer, freePort, startDev } from "./wrangler-dev.js";
 
 const state = mkdtempSync(path.join(os.tmpdir(), "tidings-durability-"));
@@ -39,7 +40,42 @@ async function publish(url: string, key: string): Promise<Acked | undefined> {
 	}
 }
 
-it("keeps every acknowledged publish across kill -9 and restart, and continues the seqs", async () => {
+/**
+ * A socket writer: publishes `keys` one after another on a WebSocket to
+ * `durable-ws`, each waiting for its `published` answer, until the socket
+ * dies; answers what was answered.
+ */
+function socketWriter(url: string, keys: string[], acked: Acked[]): Promise<void> {
+	return new Promise((resolve) => {
+		const ws = new WebSocket(`${url.replace(/^http/, "ws")}/v1/topics/durable-ws/ws`);
+		let next = 0;
+		const send = () => {
+			const key = keys[next];
+			if (key === undefined) return ws.close();
+			ws.send(JSON.stringify({ type: "publish", ref: key, data: { key }, key }));
+		};
+		ws.on("message", (raw) => {
+			const frame = JSON.parse(String(raw)) as { type: string; ref?: string; id?: string; seq?: number };
+			if (frame.type === "ready") return send();
+			if (frame.type !== "published" || frame.ref !== keys[next]) return;
+			acked.push({ key: frame.ref as string, id: frame.id as string, seq: frame.seq as number });
+			next++;
+			send();
+		});
+		ws.on("error", () => {});
+		ws.on("close", () => resolve());
+	});
+}
+
+async function storedOf(url: string, topic: string) {
+	const res = await fetch(`${url}/v1/topics/${topic}/messages?limit=1000`);
+	const page = (await res.json()) as {
+		messages: Array<{ id: string; seq: number; key: string; data: { key: string } }>;
+	};
+	return page.messages;
+}
+
+it("keeps every acknowledged publish, over HTTP and over sockets, across kill -9 and restart, and continues the seqs", async () => {
 	const port = await freePort();
 	server = await startDev(state, port);
 	const dev = server;
@@ -53,20 +89,33 @@ it("keeps every acknowledged publish across kill -9 and restart, and continues t
 			if (a) acked.push(a);
 		}
 	});
+	// Guarantee 1 over sockets too: a `published` answer is as good as a 201.
+	const ackedWs: Acked[] = [];
+	const socketWriters = Array.from({ length: 4 }, (_, w) =>
+		socketWriter(
+			dev.url,
+			Array.from({ length: 200 }, (_, i) => `s${w}-${i}`),
+			ackedWs,
+		),
+	);
 	// Kill in the middle of the storm, with requests in flight.
-	while (acked.length < 150) await new Promise((r) => setTimeout(r, 5));
+	while (acked.length < 150 || ackedWs.length < 50) await new Promise((r) => setTimeout(r, 5));
 	killed = true;
 	await dev.kill9();
-	await Promise.all(writers);
+	await Promise.all([...writers, ...socketWriters]);
 	const ackedBeforeKill = acked.length;
 	expect(ackedBeforeKill).toBeGreaterThanOrEqual(150);
 
 	server = await startDev(state, port);
-	const res = await fetch(`${server.url}/v1/topics/durable/messages?limit=1000`);
-	const page = (await res.json()) as {
-		messages: Array<{ id: string; seq: number; key: string; data: { key: string } }>;
-	};
+	const page = { messages: await storedOf(server.url, "durable") };
 	const stored = new Map(page.messages.map((m) => [m.key, m]));
+	const storedWs = new Map((await storedOf(server.url, "durable-ws")).map((m) => [m.key, m]));
+	expect(ackedWs.length).toBeGreaterThanOrEqual(50);
+	for (const a of ackedWs) {
+		const m = storedWs.get(a.key);
+		expect(m, `${a.key} answered published (seq ${a.seq}) is missing after restart`).toBeDefined();
+		expect([m?.id, m?.seq, m?.data.key]).toEqual([a.id, a.seq, a.key]);
+	}
 	for (const a of acked) {
 		const m = stored.get(a.key);
 		expect(m, `acknowledged ${a.key} (seq ${a.seq}) is missing after restart`).toBeDefined();

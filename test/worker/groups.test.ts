@@ -6,6 +6,7 @@ import type { GroupSettings } from "../../src/protocol/message.js";
 import {
 	api,
 	call,
+	captureConsoleErrors,
 	createGroup,
 	eventually,
 	groupPath,
@@ -36,9 +37,18 @@ describe("group settings", () => {
 	it("creates with defaults, changes, reads and deletes", async () => {
 		const topic = uniqueTopic();
 		const created = await createGroup(topic, "mailer", { max_retries: 5 });
-		expect(created).toMatchObject({
+		expect(created).toEqual({
 			group: "mailer",
-			settings: { ...DEFAULT_GROUP_SETTINGS, max_retries: 5 },
+			// The documented defaults (docs/groups.md), written out: not read back from the code under test.
+			settings: {
+				max_retries: 5,
+				retry_delay_ms: 1000,
+				backoff: "fixed",
+				max_retry_delay_ms: 300_000,
+				jitter: true,
+				ack_timeout_ms: 30_000,
+				start: "latest",
+			},
 			cursor: 0,
 			counts: { pending: 0, in_flight: 0, acked: 0, retried: 0, dead: 0, filtered: 0, expired: 0 },
 			members: 0,
@@ -140,6 +150,25 @@ describe("group delivery over WebSockets", () => {
 		for (const m of members) m.close();
 	});
 
+	it("hands 9 messages to 3 idle members at prefetch 10 as 3, 3 and 3, each a run of seqs", async () => {
+		const topic = uniqueTopic();
+		await createGroup(topic, "workers");
+		const members: TestSocket[] = [];
+		for (let i = 0; i < 3; i++) {
+			const m = await member(topic, "workers", 10);
+			await m.waitForFrame((f) => f.type === "ready", "ready");
+			members.push(m);
+		}
+		await publishN(topic, 9);
+		await eventually(() => members.every((m) => m.messages().length === 3), "3 each");
+		await new Promise((r) => setTimeout(r, 100));
+		const seqs = members.map((m) => m.messages().map((x) => x.seq as number));
+		// Each a run of 3 consecutive seqs, together every seq once, nobody more than its share.
+		for (const run of seqs) expect(run).toEqual([run[0], (run[0] as number) + 1, (run[0] as number) + 2]);
+		expect(seqs.flat().sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+		for (const m of members) m.close();
+	});
+
 	it("holds at most prefetch unacknowledged messages per member, in seq order", async () => {
 		const topic = uniqueTopic();
 		await createGroup(topic, "g");
@@ -183,6 +212,34 @@ describe("group delivery over WebSockets", () => {
 		m.close();
 	});
 
+	it("a nack with a delay lets later seqs pass, and the message comes back when its delay is over", async () => {
+		const topic = uniqueTopic();
+		await createGroup(topic, "fifo", { retry_delay_ms: 0 });
+		const m = await member(topic, "fifo", 1);
+		await m.waitForFrame((f) => f.type === "ready", "ready");
+		await publishN(topic, 3);
+		const [first] = await m.waitForMessages(1);
+		expect(first).toMatchObject({ seq: 1, attempt: 1 });
+		const nackedAt = Date.now();
+		m.send({ type: "nack", seq: 1, delay_ms: 800 });
+		// Seqs 2 and 3 pass while seq 1 waits its delay.
+		for (const seq of [2, 3]) {
+			const got = await m.waitFor(() => m.messages().find((x) => x.seq === seq), `seq ${seq}`, 5000);
+			expect(Date.now() - nackedAt).toBeLessThan(700);
+			m.send({ type: "ack", seq: got.seq });
+		}
+		const again = await m.waitFor(() => m.messages().find((x) => x.seq === 1 && x.attempt === 2), "seq 1 again", 5000);
+		expect(Date.now() - nackedAt).toBeGreaterThanOrEqual(750);
+		expect(m.messages().map((x) => [x.seq, x.attempt])).toEqual([
+			[1, 1],
+			[2, 1],
+			[3, 1],
+			[1, 2],
+		]);
+		m.send({ type: "ack", seq: again.seq });
+		m.close();
+	});
+
 	it("retries a poison message max_retries times with backoff, dead-letters it once, and redrives it", async () => {
 		const topic = uniqueTopic();
 		await createGroup(topic, "poison", { max_retries: 2, retry_delay_ms: 300 });
@@ -196,8 +253,11 @@ describe("group delivery over WebSockets", () => {
 			times.push(Date.now());
 			m.send({ type: "nack", seq: 1, error: `failure ${attempt}` });
 		}
-		expect((times[1] as number) - (times[0] as number)).toBeGreaterThanOrEqual(280);
-		expect((times[2] as number) - (times[1] as number)).toBeGreaterThanOrEqual(280);
+		// retry_delay_ms apart: not sooner, and not much later (the slack is for a shared machine).
+		for (const gap of [(times[1] as number) - (times[0] as number), (times[2] as number) - (times[1] as number)]) {
+			expect(gap).toBeGreaterThanOrEqual(280);
+			expect(gap).toBeLessThan(1300);
+		}
 		const dlq = await eventually(async () => {
 			const r = (await call("GET", groupPath(topic, "poison", "/dlq"))).body;
 			return r.count === 1 ? r : undefined;
@@ -249,8 +309,13 @@ describe("group delivery over WebSockets", () => {
 		const m = await member(topic, "slow", 1);
 		await publish(topic, { data: "x" });
 		await m.waitForMessages(1);
+		const deliveredAt = Date.now();
 		const again = await m.waitForMessages(2, 5000);
+		const waited = Date.now() - deliveredAt;
 		expect(again[1]).toMatchObject({ seq: 1, attempt: 2 });
+		// Not before the ack timeout (a little slack for clocks), and not long after it.
+		expect(waited).toBeGreaterThanOrEqual(950);
+		expect(waited).toBeLessThan(1900);
 		m.close();
 	});
 
@@ -326,7 +391,7 @@ describe("pull consumers", () => {
 		const again = await pulledEventually(topic, "p", {}, "redelivery after lease expiry", 5000);
 		expect(again[0]).toMatchObject({ seq: 1, attempt: 2 });
 		// Alarms are at-least-once: running the alarm again changes nothing.
-		await runDurableObjectAlarm(topicStub(topic));
+		expect(await runDurableObjectAlarm(topicStub(topic))).toBe(true);
 		expect(((await call("GET", groupPath(topic, "p"))).body.counts as Json).in_flight).toBe(1);
 	});
 });
@@ -343,6 +408,26 @@ describe("group filters", () => {
 });
 
 describe("backoff", () => {
+	it("spaces the attempts of an exponential backoff 200, 400 and 800 ms apart, not sooner and not much later", async () => {
+		const topic = uniqueTopic();
+		await createGroup(topic, "exp", { max_retries: 3, retry_delay_ms: 200, backoff: "exponential", jitter: false });
+		const m = await member(topic, "exp", 1);
+		await m.waitForFrame((f) => f.type === "ready", "ready");
+		await publish(topic, { data: "x" });
+		const times: number[] = [];
+		for (let attempt = 1; attempt <= 4; attempt++) {
+			await m.waitFor(() => m.messages().find((x) => x.attempt === attempt), `attempt ${attempt}`, 5000);
+			times.push(Date.now());
+			m.send({ type: "nack", seq: 1 });
+		}
+		const gaps = times.slice(1).map((t, i) => t - (times[i] as number));
+		for (const [i, expected] of [200, 400, 800].entries()) {
+			expect(gaps[i], `gap ${i + 1}`).toBeGreaterThanOrEqual(expected - 20);
+			expect(gaps[i], `gap ${i + 1}`).toBeLessThan(expected + 600);
+		}
+		m.close();
+	});
+
 	const base: GroupSettings = { ...DEFAULT_GROUP_SETTINGS, retry_delay_ms: 100, max_retry_delay_ms: 1000 };
 	it("is fixed, or exponential with a cap and jitter", () => {
 		expect([1, 2, 3].map((a) => retryDelay(base, a))).toEqual([100, 100, 100]);
@@ -383,11 +468,66 @@ describe("dead-letter topic", () => {
 		});
 		// The forward timer is gone once the publish succeeded: nothing is sent twice.
 		await eventually(async () => (await alarmTimers(topic)).length === 0, "forward timer settled");
-		await runDurableObjectAlarm(topicStub(topic));
+		expect(await runDurableObjectAlarm(topicStub(topic))).toBe(true);
 		await new Promise((r) => setTimeout(r, 200));
 		expect(watcher.messages()).toHaveLength(1);
 		expect((await stats(dlt)).head_seq).toBe(1);
 		watcher.close();
+	});
+
+	it("forwards a dead letter once when the first forward fails, and again never, however often its timer replays", async () => {
+		const topic = uniqueTopic("orders");
+		const dlt = `${topic}.failed`;
+		await createGroup(topic, "billing", { max_retries: 0, dead_letter_topic: dlt });
+		await publish(topic, { data: "x" });
+		// The dead-letter topic's object refuses the first forward, as an overloaded object would.
+		const target = await runInDurableObject(topicStub(dlt), (instance) => instance);
+		const proto = Object.getPrototypeOf(target) as { publish: (...a: unknown[]) => unknown };
+		const original = proto.publish;
+		let refused = 0;
+		proto.publish = function (this: unknown, ...args: unknown[]) {
+			if (this === target && refused === 0) {
+				refused++;
+				return { ok: false, error: { code: "rate_limited", message: "refused by the test" } };
+			}
+			return original.apply(this, args);
+		};
+		const failures = captureConsoleErrors(/^tidings: forwarding dead letter/);
+		try {
+			await call("POST", groupPath(topic, "billing", "/pull"), {});
+			expect((await call("POST", groupPath(topic, "billing", "/nack"), { seqs: [1] })).body).toEqual({
+				nacked: [1],
+				dead: [1],
+			});
+			await eventually(() => failures.caught.length === 1, "the refused forward");
+			expect(refused).toBe(1);
+			expect((await stats(dlt)).head_seq).toBe(0);
+			// The forward stays scheduled: its retry (brought forward here) publishes it.
+			const [timer] = await deadLetterTimers(topic);
+			expect(timer).toBeDefined();
+			await runInDurableObject(topicStub(topic), (_i, state) => {
+				state.storage.sql.exec("UPDATE timers SET due_at = ? WHERE kind = 'dead-letter'", Date.now() - 1);
+			});
+			expect(await runDurableObjectAlarm(topicStub(topic))).toBe(true);
+			await eventually(async () => (await stats(dlt)).head_seq === 1, "forwarded after the failure");
+			await eventually(async () => (await deadLetterTimers(topic)).length === 0, "forward timer settled");
+			// The alarm is at-least-once: the same timer run again (as after a crash before its cancel) adds nothing.
+			await runInDurableObject(topicStub(topic), (_i, state) => {
+				state.storage.sql.exec(
+					"INSERT INTO timers (kind, key, due_at, payload) VALUES ('dead-letter', ?, ?, ?)",
+					timer?.key,
+					Date.now() - 1,
+					timer?.payload,
+				);
+			});
+			expect(await runDurableObjectAlarm(topicStub(topic))).toBe(true);
+			await eventually(async () => (await deadLetterTimers(topic)).length === 0, "replayed timer settled");
+			expect((await stats(dlt)).head_seq).toBe(1);
+			expect(failures.caught).toHaveLength(1);
+		} finally {
+			proto.publish = original;
+			failures.restore();
+		}
 	});
 
 	it("refuses the topic itself as its dead-letter topic", async () => {
@@ -396,6 +536,14 @@ describe("dead-letter topic", () => {
 		expect(res.status).toBe(400);
 	});
 });
+
+async function deadLetterTimers(topic: string) {
+	return runInDurableObject(topicStub(topic), (_i, state) =>
+		state.storage.sql
+			.exec<{ key: string; payload: string }>("SELECT key, payload FROM timers WHERE kind = 'dead-letter'")
+			.toArray(),
+	);
+}
 
 async function alarmTimers(topic: string) {
 	return runInDurableObject(topicStub(topic), (_i, state) =>

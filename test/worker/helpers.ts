@@ -267,3 +267,25 @@ export function pulledEventually(topic: string, group: string, body: Json, what:
 		timeoutMs,
 	);
 }
+
+/**
+ * Runs `fn` with some values of a limits table (`LIMITS`, `TUNING` of
+ * src/protocol/limits.ts) changed, and restores them after. The Topic object
+ * runs in this test's isolate and reads these tables when it needs a value,
+ * so a 30 s window can be tried in a fraction of a second without a seam in
+ * the production code.
+ */
+export async function withLimits<T extends object, R>(
+	table: T,
+	values: Partial<Record<keyof T, number>>,
+	fn: () => Promise<R>,
+): Promise<R> {
+	const writable = table as Record<string, unknown>;
+	const before = Object.fromEntries(Object.keys(values).map((k) => [k, writable[k]]));
+	Object.assign(writable, values);
+	try {
+		return await fn();
+	} finally {
+		Object.assign(writable, before);
+	}
+}

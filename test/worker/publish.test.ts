@@ -1,7 +1,16 @@
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { Topic } from "../../src/durable/topic.js";
-import { expectConsecutive, history, publish, restartObject, stats, topicStub, uniqueTopic } from "./helpers.js";
+import {
+	expectConsecutive,
+	history,
+	publish,
+	restartObject,
+	stats,
+	TestSocket,
+	topicStub,
+	uniqueTopic,
+} from "./helpers.js";
 
 describe("publish over HTTP", () => {
 	it("stores one message and answers 201 {id, seq}", async () => {
@@ -171,16 +180,36 @@ describe("idempotency", () => {
 		expect((await history(topic)).messages.map((m) => m.data)).toEqual(["a", "b", "c"]);
 	});
 
-	it("forgets a key after the 24 h window", async () => {
+	// The 24 h window, by the clock: timers.test.ts ("remembers a publish key for 24 hours").
+
+	it("stores one message for concurrent publishes with the same key, over HTTP and sockets alike", async () => {
 		const topic = uniqueTopic();
-		await publish(topic, { data: 1, key: "k" });
-		// Age the remembered key past its window instead of waiting a day.
-		await runInDurableObject(topicStub(topic), (_i, state) => {
-			state.storage.sql.exec("UPDATE dedupe SET expires_at = ?", Date.now() - 1);
+		const sockets = await Promise.all([0, 1, 2].map(() => TestSocket.open(topic)));
+		await Promise.all(sockets.map((s) => s.waitForFrame((f) => f.type === "ready", "ready")));
+		const overHttp = Array.from({ length: 12 }, (_, i) =>
+			i % 2 === 0
+				? publish(topic, { data: i, key: "same" }).then((r) => r.body)
+				: publish(topic, { data: i }, { "Idempotency-Key": "same" }).then((r) => r.body),
+		);
+		sockets.forEach((s, i) => {
+			s.send({ type: "publish", ref: `a${i}`, data: `ws${i}`, key: "same" });
+			s.send({ type: "publish", ref: `b${i}`, messages: [{ data: `wsb${i}`, key: "same" }] });
 		});
-		const again = await publish(topic, { data: 2, key: "k" });
-		expect(again.status).toBe(201);
-		expect(again.body.seq).toBe(2);
+		const http = await Promise.all(overHttp);
+		const ws = await Promise.all(
+			sockets.map(async (s) => {
+				await s.waitFor(() => s.frames.filter((f) => f.type === "published").length === 2, "two answers");
+				return s.frames.filter((f) => f.type === "published").flatMap((f) => f.messages ?? [f]);
+			}),
+		);
+		const answers = [...http, ...ws.flat()] as Array<{ id: string; seq: number; duplicate?: boolean }>;
+		expect(answers).toHaveLength(18);
+		expect(answers.filter((a) => a.duplicate !== true)).toHaveLength(1);
+		const [stored] = answers.filter((a) => a.duplicate !== true);
+		for (const a of answers) expect({ id: a.id, seq: a.seq }).toEqual({ id: stored?.id, seq: stored?.seq });
+		expect((await stats(topic)).head_seq).toBe(1);
+		expect((await history(topic)).messages).toHaveLength(1);
+		for (const s of sockets) s.close();
 	});
 
 	it("answers duplicates for keys that survive an object restart", async () => {

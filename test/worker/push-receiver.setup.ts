@@ -2,7 +2,7 @@
  * A real HTTP receiver for push deliveries, run in Node beside workerd.
  * Tests script its answers and read what it received through control routes:
  *   POST /_script/:hook  {statuses: [500, 500, 200], delayMs?}  answers in order (the last repeats)
- *   GET  /_log/:hook     every request received: headers and body
+ *   GET  /_log/:hook     every request received: headers, body, when it came and when it was answered
  *   POST /hook/:hook     the push endpoint itself
  */
 import { createServer, type IncomingMessage } from "node:http";
@@ -10,6 +10,8 @@ import type { TestProject } from "vitest/node";
 
 interface Received {
 	at: number;
+	/** When the answer was sent (after the scripted delay). */
+	end?: number;
 	headers: Record<string, string>;
 	body: string;
 }
@@ -41,12 +43,14 @@ export default async function setup(project: TestProject) {
 			return;
 		}
 		const log = logs.get(hook) ?? [];
-		log.push({ at: Date.now(), headers: req.headers as Record<string, string>, body });
+		const entry: Received = { at: Date.now(), headers: req.headers as Record<string, string>, body };
+		log.push(entry);
 		logs.set(hook, log);
 		const script = scripts.get(hook) ?? { statuses: [200], delayMs: 0 };
 		const status = script.statuses.length > 1 ? (script.statuses.shift() as number) : (script.statuses[0] ?? 200);
 		if (script.delayMs > 0) await new Promise((r) => setTimeout(r, script.delayMs));
 		res.statusCode = status;
+		entry.end = Date.now();
 		res.end(status < 300 ? "ok" : "failed");
 	});
 	await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

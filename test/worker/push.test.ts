@@ -7,6 +7,7 @@ const SECRET = "a-long-enough-push-secret";
 
 interface Received {
 	at: number;
+	end?: number;
 	headers: Record<string, string>;
 	body: string;
 }
@@ -95,7 +96,12 @@ describe("push consumers", () => {
 			});
 			expect(JSON.parse(r.body)).toMatchObject({ seq: 1, data: { order: 1 }, group: "webhook" });
 		}
-		expect((log[1] as Received).at - (log[0] as Received).at).toBeGreaterThanOrEqual(250);
+		// retry_delay_ms (300) apart: not sooner, not much later.
+		for (const i of [1, 2]) {
+			const gap = (log[i] as Received).at - (log[i - 1] as Received).at;
+			expect(gap).toBeGreaterThanOrEqual(250);
+			expect(gap).toBeLessThan(1300);
+		}
 		await eventually(async () => {
 			const counts = (await call("GET", `/v1/topics/${topic}/groups/webhook`)).body.counts as Json;
 			return counts.acked === 1 && counts.retried === 2 && counts.in_flight === 0;
@@ -123,6 +129,8 @@ describe("push consumers", () => {
 			8000,
 		);
 		expect((dlq.messages as Json[])[0]).toMatchObject({ attempts: 2, last_error: "push endpoint answered HTTP 500" });
+		// Dead-lettered: no further attempt, not even one retry delay (100 ms) later.
+		await new Promise((r) => setTimeout(r, 400));
 		expect(await hook.log()).toHaveLength(2);
 	});
 
@@ -151,28 +159,42 @@ describe("push consumers", () => {
 		}
 	});
 
-	it("spreads a burst over its concurrency and delivers each message once", async () => {
+	it("keeps at most `concurrency` requests open to a slow endpoint, delivers each message once, and nothing comes late", async () => {
 		const topic = uniqueTopic();
 		const hook = receiver(topic);
+		await hook.script([200], 250);
 		await call("PUT", `/v1/topics/${topic}/groups/webhook`, {
-			push: { url: hook.url, secret: SECRET, concurrency: 4 },
+			push: { url: hook.url, secret: SECRET, concurrency: 3 },
 		});
-		await publish(topic, { messages: Array.from({ length: 30 }, (_, i) => ({ data: i })) });
+		await publish(topic, { messages: Array.from({ length: 12 }, (_, i) => ({ data: i })) });
 		const log = await eventually(
 			async () => {
 				const l = await hook.log();
-				return l.length >= 30 ? l : undefined;
+				return l.length >= 12 && l.every((r) => r.end !== undefined) ? l : undefined;
 			},
-			"30 deliveries",
-			10_000,
+			"12 deliveries",
+			15_000,
 		);
+		// The most requests open at once, from when each came to when it was answered.
+		const peak = Math.max(...log.map((r) => log.filter((o) => o.at <= r.at && (o.end as number) > r.at).length));
+		expect(peak).toBeLessThanOrEqual(3);
+		// And the concurrency is used: a slow endpoint is not served one request at a time.
+		expect(peak).toBe(3);
 		expect(log.map((r) => Number(r.headers["tidings-seq"])).sort((a, b) => a - b)).toEqual(
-			Array.from({ length: 30 }, (_, i) => i + 1),
+			Array.from({ length: 12 }, (_, i) => i + 1),
 		);
 		await eventually(
-			async () => ((await call("GET", `/v1/topics/${topic}/groups/webhook`)).body.counts as Json).acked === 30,
+			async () => ((await call("GET", `/v1/topics/${topic}/groups/webhook`)).body.counts as Json).acked === 12,
 			"all acked",
 		);
+		// A wait longer than a request shows no late duplicate.
+		await new Promise((r) => setTimeout(r, 600));
+		expect(await hook.log()).toHaveLength(12);
+		expect((await call("GET", `/v1/topics/${topic}/groups/webhook`)).body.counts).toMatchObject({
+			acked: 12,
+			retried: 0,
+			in_flight: 0,
+		});
 	});
 
 	it("validates push settings", async () => {

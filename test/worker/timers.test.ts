@@ -1,5 +1,5 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import {
 	alarmOf,
 	call,
@@ -81,8 +81,8 @@ describe("delayed messages", () => {
 		expect((await stats(topic)).delayed).toBe(1);
 		await eventually(async () => (await stats(topic)).head_seq === 1, "delayed message joined after restart");
 		// Alarms are at-least-once: running it again must not append anything.
-		await runDurableObjectAlarm(topicStub(topic));
-		await runDurableObjectAlarm(topicStub(topic));
+		expect(await runDurableObjectAlarm(topicStub(topic))).toBe(true);
+		expect(await runDurableObjectAlarm(topicStub(topic))).toBe(true);
 		expect((await history(topic)).messages.map((m) => m.data)).toEqual(["persisted"]);
 	});
 
@@ -171,19 +171,104 @@ describe("retention", () => {
 		expect((await stats(topic)).settings.max_messages).toBe(50);
 	});
 
-	it("forgets idempotency keys after their window on the same timer", async () => {
+	it("remembers a publish key for 24 hours by the clock, not one minute more, and the retention timer forgets it", async () => {
 		const topic = uniqueTopic();
-		await publish(topic, { data: 1, key: "k1" });
 		const stub = topicStub(topic);
-		await runInDurableObject(stub, (_i, state) => {
-			state.storage.sql.exec("UPDATE dedupe SET expires_at = ?", Date.now() - 1);
-			state.storage.sql.exec("UPDATE timers SET due_at = ? WHERE kind = 'retention'", Date.now());
+		const t0 = Date.now();
+		const MINUTE = 60_000;
+		const HOUR = 60 * MINUTE;
+		// Only Date is faked: the object runs in this isolate and reads the same clock; timers stay real.
+		vi.useFakeTimers({ toFake: ["Date"], now: t0 });
+		try {
+			const first = await publish(topic, { data: 1, key: "k1" });
+			expect(first.status).toBe(201);
+			vi.setSystemTime(t0 + 23 * HOUR + 59 * MINUTE);
+			const within = await publish(topic, { data: 2, key: "k1" });
+			expect(within.body).toEqual({ id: first.body.id, seq: 1, duplicate: true });
+			vi.setSystemTime(t0 + 24 * HOUR + MINUTE);
+			const after = await publish(topic, { data: 3, key: "k1" });
+			expect(after.status).toBe(201);
+			expect(after.body).toEqual({ id: expect.any(String), seq: 2 });
+			expect(after.body.id).not.toBe(first.body.id);
+			// The key's row from the first publish was replaced; the retention timer forgets keys past their window.
+			vi.setSystemTime(t0 + 48 * HOUR + 2 * MINUTE);
+			await runInDurableObject(stub, (_i, state) => {
+				// The timer is due by now by the faked clock; the real alarm would come in 48 h.
+				expect(
+					state.storage.sql.exec<{ due_at: number }>("SELECT due_at FROM timers WHERE kind = 'retention'").one().due_at,
+				).toBeLessThanOrEqual(Date.now());
+			});
+			expect(await runDurableObjectAlarm(stub)).toBe(true);
+			const left = await runInDurableObject(stub, (_i, state) =>
+				state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM dedupe").one(),
+			);
+			expect(left.n).toBe(0);
+		} finally {
+			vi.useRealTimers();
+		}
+	});
+});
+
+describe("per-run caps of the alarm", () => {
+	it("runs at most 1,000 timers in one alarm, and the rest on the next alarm it arms at once", async () => {
+		const topic = uniqueTopic();
+		const stub = topicStub(topic);
+		await publish(topic, { data: "wake" });
+		const now = Date.now();
+		const afterOne = await runInDurableObject(stub, async (instance, state) => {
+			// A kind without a handler: running one only deletes its row.
+			for (let i = 0; i < 1500; i++) {
+				state.storage.sql.exec(
+					"INSERT INTO timers (kind, key, due_at, payload) VALUES ('test-noop', ?, ?, NULL)",
+					String(i),
+					now - 1,
+				);
+			}
+			await instance.alarm();
+			return {
+				left: state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM timers WHERE kind = 'test-noop'").one()
+					.n,
+				alarm: await state.storage.getAlarm(),
+			};
 		});
-		await runDurableObjectAlarm(stub);
-		const left = await runInDurableObject(stub, (_i, state) =>
-			state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM dedupe").one(),
+		expect(afterOne.left).toBe(500);
+		expect(afterOne.alarm).not.toBeNull();
+		expect(afterOne.alarm as number).toBeLessThanOrEqual(Date.now() + 1000);
+		// The next alarm (armed by the first, not by the test) runs the rest.
+		await eventually(
+			async () =>
+				(
+					await runInDurableObject(stub, (_i, state) =>
+						state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM timers WHERE kind = 'test-noop'").one(),
+					)
+				).n === 0,
+			"the other 500 ran on the next alarm",
+			5000,
 		);
-		expect(left.n).toBe(0);
+	});
+
+	it("trims at most 5,000 rows in one run, and the rest on the next alarm", async () => {
+		const topic = uniqueTopic();
+		const stub = topicStub(topic);
+		for (let i = 0; i < 60; i++) {
+			const res = await publish(topic, { messages: Array.from({ length: 100 }, (_, j) => ({ data: i * 100 + j })) });
+			expect(res.status).toBe(201);
+		}
+		expect((await configure(topic, { max_messages: 10 })).status).toBe(200);
+		const afterOne = await runInDurableObject(stub, async (instance, state) => {
+			// The trim is due in a second: run it now, from inside, so no other alarm runs in between.
+			state.storage.sql.exec("UPDATE timers SET due_at = ? WHERE kind = 'retention'", Date.now() - 1);
+			await instance.alarm();
+			return {
+				rows: state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM messages").one().n,
+				due: state.storage.sql.exec<{ due_at: number }>("SELECT due_at FROM timers WHERE kind = 'retention'").one()
+					.due_at,
+			};
+		});
+		expect(afterOne.rows).toBe(6000 - 5000);
+		expect(afterOne.due).toBeLessThanOrEqual(Date.now() + 1000);
+		await eventually(async () => (await stats(topic)).retained === 10, "the rest trimmed on the next alarm", 5000);
+		expect((await stats(topic)).first_seq).toBe(5991);
 	});
 });
 
