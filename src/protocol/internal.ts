@@ -8,8 +8,8 @@
  * import this module; it imports nothing from either.
  * @module
  */
-import { ERROR_STATUS, type ErrorBody, type ErrorCode } from "./errors.js";
-import type { DeadLetter, GroupInfo, PublishResult, TopicSettings, TopicStats } from "./message.js";
+import { ERROR_STATUS, type ErrorBody, type ErrorCode, type ErrorDetail, type SchemaMismatch } from "./errors.js";
+import type { DeadLetter, GroupInfo, PublishResult, TopicSchema, TopicSettings, TopicStats } from "./message.js";
 import { RIGHTS, type Right } from "./rights.js";
 import type { GroupSettingsInput, PublishRecord, TopicSettingsInput } from "./schema.js";
 
@@ -24,7 +24,7 @@ import type { GroupSettingsInput, PublishRecord, TopicSettingsInput } from "./sc
  */
 export interface Failure {
 	ok: false;
-	error: { code: ErrorCode; message: string };
+	error: ErrorDetail;
 	/** When a retry may succeed, in seconds: sent as `Retry-After`. */
 	retryAfterS?: number;
 }
@@ -36,6 +36,18 @@ export function ok<T>(value: T): { ok: true; value: T } {
 
 export function fail(code: ErrorCode, message: string, retryAfterS?: number): Failure {
 	return { ok: false, error: { code, message }, ...(retryAfterS === undefined ? {} : { retryAfterS }) };
+}
+
+/** A publish refused by the topic's schema: the message names where, the fields say it again for programs. */
+export function schemaMismatch(m: SchemaMismatch): Failure {
+	return {
+		ok: false,
+		error: {
+			code: "schema_mismatch",
+			message: `message ${m.index}: data${m.pointer === "" ? "" : ` at ${m.pointer}`} does not match the topic's schema: ${m.expected} (schema ${m.schema_pointer || "/"})`,
+			...m,
+		},
+	};
 }
 
 /** The one text for a group that does not exist, wherever it is asked for. */
@@ -67,7 +79,8 @@ export interface TopicApi extends Rpc.DurableObjectBranded {
 	/** A history page as JSON text (`HistoryPage`): stored message text is spliced in, never parsed. */
 	history(after: number, limit: number): string;
 	stats(): TopicStats;
-	configure(change: TopicSettingsInput): TopicSettings;
+	/** Retention, `max_sockets` and the schema; a schema that does not compile is refused (`invalid_schema`) and changes nothing. */
+	configure(change: TopicSettingsInput): Result<{ settings: TopicSettings; schema: TopicSchema | null }>;
 	configureGroup(group: string, input: GroupSettingsInput): Result<{ info: GroupInfo; created: boolean }>;
 	group(group: string): Result<GroupInfo>;
 	deleteGroup(group: string): Result<{ deleted: true }>;

@@ -107,6 +107,7 @@ export async function stats(topic: string) {
 		delayed: number;
 		subscribers: number;
 		settings: { max_messages: number; max_age_ms: number };
+		schema: { revision: number; draft: string; schema: unknown; updated_at: number } | null;
 	};
 }
 
