@@ -86,14 +86,15 @@ class OutOfSteps extends Error {}
 interface Walk {
 	draft: Draft;
 	patterns: Map<string, { test(input: string): boolean }>;
-	objects: SchemaObject[];
+	/** A Set: a schema built in code (not parsed JSON) may hold one object in two places. */
+	objects: Set<SchemaObject>;
 	uniqueItems: boolean;
 }
 
 /** Checks one subschema's keywords and walks into its subschemas. */
 function walk(schema: JsonSchema, at: string, w: Walk): void {
-	if (typeof schema === "boolean") return;
-	w.objects.push(schema);
+	if (typeof schema === "boolean" || w.objects.has(schema)) return;
+	w.objects.add(schema);
 	const refuse = (keyword: string, why: string): never => {
 		throw new Refusal(`${at}/${keyword} ${why}`);
 	};
@@ -179,7 +180,7 @@ function pointerToken(token: string): string {
 }
 
 /** Every `$ref` must land on a schema the document holds: remote documents are never fetched. */
-function checkRefs(objects: SchemaObject[], lookup: Record<string, unknown>): void {
+function checkRefs(objects: Iterable<SchemaObject>, lookup: Record<string, unknown>): void {
 	for (const o of objects) {
 		if (typeof o.$ref !== "string") continue;
 		const absolute = (o as { __absolute_ref__?: string }).__absolute_ref__ ?? o.$ref;
@@ -198,7 +199,7 @@ export function compileSchema(
 	if (draft.length > 7) return { ok: false, reason: draft };
 	// The validator annotates the schema it is given (and we add the step counters): keep the stored one clean.
 	const schema = structuredClone(original);
-	const w: Walk = { draft: draft as Draft, patterns: new Map(), objects: [], uniqueItems: false };
+	const w: Walk = { draft: draft as Draft, patterns: new Map(), objects: new Set(), uniqueItems: false };
 	let validator: Validator;
 	const budget = { left: Number.POSITIVE_INFINITY };
 	try {
