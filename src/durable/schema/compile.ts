@@ -202,6 +202,8 @@ export function compileSchema(
 	const w: Walk = { draft: draft as Draft, patterns: new Map(), objects: new Set(), uniqueItems: false };
 	let validator: Validator;
 	const budget = { left: Number.POSITIVE_INFINITY };
+	/** The patterns that must run on an automaton (the others are of a bounded shape). */
+	const automata = new Map<string, { test(input: string): boolean }>();
 	try {
 		walk(schema, "", w);
 		for (const o of w.objects)
@@ -214,6 +216,7 @@ export function compileSchema(
 			});
 		validator = new Validator(schema as object, draft as SchemaDraft, true);
 		checkRefs(w.objects, (validator as unknown as { lookup: Record<string, unknown> }).lookup);
+		for (const [p, tester] of w.patterns) if (!(tester instanceof RegExp)) automata.set(p, tester);
 	} catch (err) {
 		return {
 			ok: false,
@@ -231,12 +234,23 @@ export function compileSchema(
 					expected: `at most ${SCHEMA_LIMITS.uniqueItemsMaxArray} items (the schema uses uniqueItems, whose check is quadratic)`,
 				};
 		}
-		budget.left = SCHEMA_LIMITS.stepsBase + SCHEMA_LIMITS.stepsPerByte * bytes;
+		const steps = SCHEMA_LIMITS.stepsBase + SCHEMA_LIMITS.stepsPerByte * bytes;
 		try {
-			return withLinearPatterns(w.patterns, (failed) => {
-				const result = validator.validate(data);
-				return result.valid ? undefined : mismatch(result.errors, failed.pattern);
-			});
+			budget.left = steps;
+			// Patterns of a bounded shape are RegExps already: swap the constructor only when some are not.
+			const result =
+				automata.size === 0 ? validator.validate(data) : withLinearPatterns(automata, () => validator.validate(data));
+			if (result.valid) return undefined;
+			let failedPattern: string | undefined;
+			if (result.errors.at(-1)?.keyword === "pattern") {
+				// A refusal only: check again with every pattern watched, to name the one that failed.
+				budget.left = steps;
+				withLinearPatterns(w.patterns, (failed) => {
+					validator.validate(data);
+					failedPattern = failed.pattern;
+				});
+			}
+			return mismatch(result.errors, failedPattern);
 		} catch (err) {
 			const why =
 				err instanceof OutOfSteps
