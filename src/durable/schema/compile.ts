@@ -18,6 +18,7 @@ import { type OutputUnit, type SchemaDraft, Validator } from "@cfworker/json-sch
 import type { SchemaMismatch } from "../../protocol/errors.js";
 import { SCHEMA_LIMITS } from "../../protocol/limits.js";
 import type { JsonSchema, TopicSchema } from "../../protocol/message.js";
+import { compileFastPath } from "./fast-path.js";
 import { compilePattern, withLinearPatterns } from "./linear-regexp.js";
 
 export type Draft = TopicSchema["draft"];
@@ -202,6 +203,10 @@ export function compileSchema(
 	const w: Walk = { draft: draft as Draft, patterns: new Map(), objects: new Set(), uniqueItems: false };
 	let validator: Validator;
 	const budget = { left: Number.POSITIVE_INFINITY };
+	const tick = () => {
+		if (--budget.left < 0) throw new OutOfSteps();
+	};
+	let fast: ((x: unknown) => boolean) | undefined;
 	/** The patterns that must run on an automaton (the others are of a bounded shape). */
 	const automata = new Map<string, { test(input: string): boolean }>();
 	try {
@@ -210,13 +215,15 @@ export function compileSchema(
 			Object.defineProperty(o, "$recursiveRef", {
 				enumerable: false,
 				get() {
-					if (--budget.left < 0) throw new OutOfSteps();
+					tick();
 					return undefined;
 				},
 			});
 		validator = new Validator(schema as object, draft as SchemaDraft, true);
 		checkRefs(w.objects, (validator as unknown as { lookup: Record<string, unknown> }).lookup);
 		for (const [p, tester] of w.patterns) if (!(tester instanceof RegExp)) automata.set(p, tester);
+		const lookup = (validator as unknown as { lookup: Record<string, unknown> }).lookup;
+		fast = compileFastPath(schema, { draft: draft as Draft, lookup, patterns: w.patterns, tick });
 	} catch (err) {
 		return {
 			ok: false,
@@ -236,6 +243,9 @@ export function compileSchema(
 		}
 		const steps = SCHEMA_LIMITS.stepsBase + SCHEMA_LIMITS.stepsPerByte * bytes;
 		try {
+			budget.left = steps;
+			// The fast path may only say "valid"; a "no" (or a keyword it lacks) is the validator's to decide and explain.
+			if (fast?.(data)) return undefined;
 			budget.left = steps;
 			// Patterns of a bounded shape are RegExps already: swap the constructor only when some are not.
 			const result =
