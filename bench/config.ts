@@ -75,4 +75,6 @@ export const TARGETS = {
 	fairness: { min: 0.67, max: 1.5 },
 	/** Single publishes while a backlog drains, over the idle single-publish rate of the same run. */
 	starvationRatio: 0.5,
+	/** Single publishes of an order to a topic with the ~1 KB order schema, over the same publishes to an untyped topic. */
+	typedRatio: 0.9,
 } as const;

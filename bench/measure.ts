@@ -5,6 +5,7 @@
  * @module
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import { orderSchema } from "../examples/typed-topic/orders.js";
 import type { MemoryResult, StarvationResult } from "./backlog.js";
 import { CONFIG, IMPLS, type Impl } from "./config.js";
 import { type CpuShare, cpuSpan } from "./lib/cpu.js";
@@ -138,11 +139,33 @@ export type ImplResults = Partial<Record<ThroughputKind, ThroughputResult>> & {
 	starvation?: StarvationResult;
 	/** workerd's RSS with a backlog pending and a thousand members; tidings only. */
 	memory?: MemoryResult;
+	/** Single publishes of an order, to a topic with the order schema and to one without; tidings only. */
+	typed?: Partial<Record<"typed" | "untyped", ThroughputResult>>;
 };
 
 const BATCH_BODY = JSON.stringify({
 	messages: Array.from({ length: CONFIG.batchSize }, (_, i) => ({ data: { i } })),
 });
+
+/** An order that matches examples/typed-topic's schema (about 400 bytes), its id varied per request. */
+function orderBody(i: number): string {
+	return JSON.stringify({
+		data: {
+			id: `ord_${i.toString(36).padStart(8, "0")}`,
+			customer: { id: "cus_42", email: "ada@example.com", name: "Ada Lovelace" },
+			currency: "EUR",
+			lines: [
+				{ sku: "MUG-01", qty: 2, unit_cents: 1250 },
+				{ sku: "TEA-GREEN-250", qty: 1, unit_cents: 899 },
+				{ sku: "SPOON-3", qty: 4, unit_cents: 150 },
+			],
+			total_cents: 3999,
+			coupon: null,
+			shipping: { country: "DE", postcode: "10115", express: false },
+			placed_at: "2026-11-30T12:00:00Z",
+		},
+	});
+}
 
 const GROUP = "bench";
 const GROUP_SETTINGS = JSON.stringify({ start: "latest", retry_delay_ms: 0 });
@@ -298,6 +321,46 @@ export class Bench {
 		});
 		this.#samples.set(key, samples);
 		this.results[impl][kind] = aggregate(samples);
+	}
+
+	/**
+	 * One sample of the typed row: HTTP single publishes of an order, on a
+	 * fresh topic that has the order schema (`typed`) or none; the ratio of
+	 * the two is what the schema check costs.
+	 */
+	async typed(typed: boolean, repeat: number): Promise<void> {
+		const name = typed ? "typed" : "untyped";
+		const topic = this.topic("tidings", `${name}-${repeat}`);
+		if (typed) {
+			const put = await this.withClient("tidings", (client) =>
+				client.request("PUT", `/v1/topics/${topic}`, JSON.stringify({ schema: orderSchema })),
+			);
+			if (put.status !== 200) throw new Error(`schema PUT answered ${put.status}: ${put.body.slice(0, 200)}`);
+		}
+		const end = cpuSpan(this.workerdPids);
+		const latency = new Histogram();
+		const r = await this.withClient("tidings", (client) =>
+			closedLoop(client, this.path(topic), {
+				concurrency: CONFIG.singleConcurrency,
+				warmupMs: CONFIG.warmupMs,
+				durationMs: CONFIG.durationMs,
+				body: orderBody,
+				latency,
+			}),
+		);
+		const cpu = end();
+		const key = `tidings/${name}`;
+		const samples = this.#samples.get(key) ?? [];
+		samples.push({
+			messagesPerSecond: round(r.requestsPerSecond, 0),
+			requestsPerSecond: round(r.requestsPerSecond, 0),
+			failures: failuresOf(r.outcomes),
+			cpu,
+			settleMs: await this.settle("tidings", topic),
+			p99Ms: round(latency.quantile(0.99)),
+		});
+		this.#samples.set(key, samples);
+		this.results.tidings.typed = { ...this.results.tidings.typed, [name]: aggregate(samples) };
 	}
 
 	/**

@@ -6,7 +6,7 @@
  */
 import type { ThroughputKind } from "./measure.js";
 
-export const PARTS = ["throughput", "groups", "peer", "starvation", "memory", "latency"] as const;
+export const PARTS = ["throughput", "typed", "groups", "peer", "starvation", "memory", "latency"] as const;
 export type Part = (typeof PARTS)[number];
 
 export interface Plan {

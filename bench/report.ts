@@ -61,6 +61,20 @@ export function summarize(r: Record<Impl, ImplResults>, parts: readonly Part[]):
 			(t) => t >= TARGETS.batchPerSecond,
 		);
 	if (throughput) add(`WS publish, window ${CONFIG.wsWindow} (msg/s)`, (x) => x.wsPublish?.messagesPerSecond);
+	if (parts.includes("typed")) {
+		// Both columns are tidings: the typed topic, and the untyped one in the "ceiling" column as its baseline.
+		const typed = r.tidings.typed?.typed?.messagesPerSecond;
+		const untyped = r.tidings.typed?.untyped?.messagesPerSecond;
+		const q = ratio(typed, untyped);
+		rows.push({
+			row: "HTTP single, order: typed topic (msg/s) vs untyped (baseline column)",
+			tidings: typed,
+			ceiling: untyped,
+			ratio: q,
+			target: `≥ ${TARGETS.typedRatio}× untyped`,
+			...(Number.isNaN(q) ? {} : { pass: q >= TARGETS.typedRatio }),
+		});
+	}
 	for (const { key, label } of parts.includes("groups") ? GROUP_ROWS : []) {
 		const tidings = r.tidings.groups?.[key]?.messagesPerSecond;
 		rows.push({ row: `group: ${label} (msg/s)`, tidings, ceiling: null, ratio: Number.NaN, target: "" });

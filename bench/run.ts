@@ -57,6 +57,15 @@ async function measure(bench: Bench, p: Plan, peer: () => Promise<void>): Promis
 			}
 		}
 	}
+	if (runs("typed")) {
+		// ABBA: typed and untyped alternate who goes first.
+		for (let i = 0; i < CONFIG.repeats; i++) {
+			for (const typed of i % 2 === 0 ? [false, true] : [true, false]) {
+				const label = `tidings: HTTP single, order, ${typed ? "typed" : "untyped"} topic #${i + 1}`;
+				await bench.step(label, () => bench.typed(typed, i));
+			}
+		}
+	}
 	if (runs("groups")) {
 		for (const row of GROUP_ROWS) {
 			for (let i = 0; i < CONFIG.repeats; i++) {

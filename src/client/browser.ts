@@ -3,16 +3,18 @@
  * does not need. `tidings/client` (index.ts) adds the server-side helpers.
  * @module
  */
-export type { ErrorBody, ErrorCode } from "../protocol/errors.js";
+export type { ErrorBody, ErrorCode, SchemaMismatch } from "../protocol/errors.js";
 export { CLOSE_CODES } from "../protocol/errors.js";
 export type { Filter } from "../protocol/filter.js";
 export type { ClientFrame, ServerFrame } from "../protocol/frames.js";
 export type {
 	Attributes,
 	GroupDelivery,
+	JsonSchema,
 	Message,
 	PublishInput,
 	PublishResult,
+	TopicSchema,
 } from "../protocol/message.js";
 export { type ConsumeOptions, Consumer } from "./consumer.js";
 export { TidingsError, type TidingsErrorCode } from "./errors.js";
@@ -21,4 +23,11 @@ export { FallbackOutbox, MemoryOutbox, type Outbox, type OutboxEntry } from "./o
 export { IndexedDbOutbox } from "./outbox-idb.js";
 export { type SubscribeOptions, Subscription } from "./subscription.js";
 export { Tidings } from "./tidings.js";
-export type { ConnectionState, Published, PublishOptions, TidingsEvents, TidingsOptions } from "./types.js";
+export type {
+	ConnectionState,
+	Published,
+	PublishOptions,
+	TidingsEvents,
+	TidingsOptions,
+	TopicHandle,
+} from "./types.js";

@@ -21,7 +21,14 @@ import { IndexedDbOutbox } from "./outbox-idb.js";
 import { Pending } from "./pending.js";
 import { browser, g } from "./platform.js";
 import { type SubscribeOptions, Subscription } from "./subscription.js";
-import type { ConnectionState, Published, PublishOptions, TidingsEvents, TidingsOptions } from "./types.js";
+import type {
+	ConnectionState,
+	Published,
+	PublishOptions,
+	TidingsEvents,
+	TidingsOptions,
+	TopicHandle,
+} from "./types.js";
 
 /**
  * The tidings client. One WebSocket per subscription or consumer (each topic
@@ -152,6 +159,16 @@ export class Tidings {
 		options: ConsumeOptions,
 	): Consumer<T> {
 		return new Consumer<T>(this, topic, handler, options);
+	}
+
+	/** A handle on one topic whose messages are `T`: typed `publish`, `subscribe` and `consume` (see `TopicHandle`). */
+	topic<T>(name: string): TopicHandle<T> {
+		return {
+			name,
+			publish: (data, options) => this.publish(name, data, options),
+			subscribe: (handler, options) => this.subscribe(name, handler, options),
+			consume: (handler, options) => this.consume(name, handler, options),
+		};
 	}
 
 	/** Stops the consumers (letting running handlers finish), closes every socket. The outbox keeps what is unsent. */

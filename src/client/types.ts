@@ -4,10 +4,17 @@
  * modules behind the façade share them without importing it.
  * @module
  */
-import type { PublishResult, PublishOptions as WirePublishOptions } from "../protocol/message.js";
+import type {
+	GroupDelivery,
+	Message,
+	PublishResult,
+	PublishOptions as WirePublishOptions,
+} from "../protocol/message.js";
+import type { ConsumeOptions, Consumer } from "./consumer.js";
 import type { TidingsError } from "./errors.js";
 import type { SocketClass } from "./link.js";
 import type { Outbox, OutboxEntry } from "./outbox.js";
+import type { SubscribeOptions, Subscription } from "./subscription.js";
 
 export interface TidingsOptions {
 	/** Where tidings runs: `https://tidings.example.com` (or `http://localhost:8787`). */
@@ -76,4 +83,21 @@ export interface TidingsEvents {
 	warning: { code: "outbox_memory"; message: string; cause: unknown };
 	/** Errors with no caller to throw to: error frames, a handler that threw, a refused credential. */
 	error: TidingsError;
+}
+
+/**
+ * One topic whose messages are `T`: what `tidings.topic<T>(name)` gives. The
+ * same calls as on `Tidings`, typed; the server enforces the topic's JSON
+ * Schema, this only says what the code means to send and expects to read
+ * (docs/client.md#typed-topics derives `T` from the schema).
+ * @example
+ * const orders = tidings.topic<Order>("orders");
+ * await orders.publish({ id: "ord_1", currency: "EUR", lines: [] });
+ * orders.subscribe((msg) => total(msg.data.lines));
+ */
+export interface TopicHandle<T> {
+	readonly name: string;
+	publish(data: T, options?: PublishOptions): Promise<Published>;
+	subscribe(handler: (message: Message<T>) => unknown, options?: SubscribeOptions): Subscription<T>;
+	consume(handler: (message: GroupDelivery<T>) => unknown, options: ConsumeOptions): Consumer<T>;
 }

@@ -3,6 +3,8 @@
  *
  * - `storage/`: the SQLite schema, `meta` values, settings, transactions and
  *   the one alarm every timer shares;
+ * - `schema/`: the topic's JSON Schema, compiled once per revision, and the
+ *   check every publish path runs (`checkSchema`);
  * - `log/`: the ordered log, publish keys, the publish pipeline, retention;
  * - `live/`: live subscribers, replay, fan-out, flow control;
  * - `groups/`: consumer groups, their leases, dead letters, member sockets
@@ -23,6 +25,7 @@ import type {
 	DeadLetter,
 	GroupInfo,
 	PublishResult,
+	TopicSchema,
 	TopicSettings,
 	TopicStats,
 	TopicSummary,
@@ -36,6 +39,7 @@ import { Dedupe } from "./log/dedupe.js";
 import { Publisher, TIMER_DELAYED } from "./log/publisher.js";
 import { Retention, TIMER_RETENTION } from "./log/retention.js";
 import { renderMessage, TopicLog } from "./log/topic-log.js";
+import { type Checked, TopicSchemas } from "./schema/topic-schema.js";
 import { AbuseLimits, PUBLISH_LIMIT_MESSAGE } from "./sockets/abuse.js";
 import { closeQuietly } from "./sockets/attachments.js";
 import { frameReceiver } from "./sockets/frames.js";
@@ -52,6 +56,7 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 	readonly #topicJson: string;
 	#meta!: Meta;
 	#settings!: Settings;
+	#schemas!: TopicSchemas;
 	#log!: TopicLog;
 	#scheduler!: Scheduler;
 	#publisher!: Publisher;
@@ -98,6 +103,7 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 		const transaction = transactional(ctx.storage, () => this.#reload());
 		this.#transaction = transaction;
 		this.#settings = new Settings(this.#meta);
+		this.#schemas = new TopicSchemas(this.#meta);
 		this.#log = new TopicLog(sql, this.#meta);
 		const dedupe = new Dedupe(sql);
 		this.#scheduler = new Scheduler(ctx.storage, transaction);
@@ -152,7 +158,18 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 
 	publish(records: PublishRecord[], limitKey?: string): Result<PublishResult[]> {
 		if (!this.#abuse.takePublishes(limitKey, records.length)) return fail("rate_limited", PUBLISH_LIMIT_MESSAGE, 1);
-		return ok(this.#publish(records));
+		return this.#publish(records);
+	}
+
+	/**
+	 * The topic's schema check, which every publish path runs before it
+	 * stores anything (HTTP, sockets, RPC, delayed messages at publish time,
+	 * dead letters forwarded here; a new path must call it too): the schema
+	 * revision to store with the records, or a `schema_mismatch` naming the
+	 * first bad record (a batch is refused whole).
+	 */
+	checkSchema(records: readonly Checked[]): Result<number | undefined> {
+		return this.#schemas.check(records);
 	}
 
 	history(after: number, limit: number): string {
@@ -174,6 +191,7 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 			delayed: this.#publisher.delayed,
 			subscribers: this.#live.count,
 			settings: this.#settings.current,
+			schema: this.#schemas.current,
 			groups: this.#groups.infos(),
 		});
 	}
@@ -197,14 +215,24 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 		return ok({ deleted: true, messages });
 	}
 
-	/** Changes the topic's settings; a trim runs in the background soon after. */
-	configure(change: TopicSettingsInput): TopicSettings {
-		this.#create();
-		return this.#transaction(() => {
-			const next = this.#settings.change(change);
-			this.#retention.settingsChanged(Date.now());
-			return next;
+	/**
+	 * Changes the topic's settings and schema; a trim runs in the background
+	 * soon after. A schema that does not compile changes nothing.
+	 */
+	configure(change: TopicSettingsInput): Result<{ settings: TopicSettings; schema: TopicSchema | null }> {
+		const { schema, ...retention } = change;
+		const now = Date.now();
+		const result = this.#transaction(() => {
+			if (schema !== undefined) {
+				const changed = this.#schemas.change(schema, now);
+				if (!changed.ok) return changed;
+			}
+			const settings = Object.keys(retention).length > 0 ? this.#settings.change(retention) : this.#settings.current;
+			this.#retention.settingsChanged(now);
+			return ok({ settings, schema: this.#schemas.current });
 		});
+		if (result.ok) this.#create();
+		return result;
 	}
 
 	configureGroup(group: string, input: GroupSettingsInput): Result<{ info: GroupInfo; created: boolean }> {
@@ -287,9 +315,11 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 
 	// --- Internals ------------------------------------------------------------------------
 
-	#publish(records: PublishRecord[]): PublishResult[] {
+	#publish(records: PublishRecord[]): Result<PublishResult[]> {
+		const checked = this.checkSchema(records);
+		if (!checked.ok) return checked;
 		this.#create();
-		return this.#publisher.publish(records);
+		return ok(this.#publisher.publish(records, checked.value));
 	}
 
 	/** A socket closed or failed: every room forgets it; a member's leases go to the others. */
@@ -307,6 +337,7 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 		this.#groups.forget();
 		this.#log.reload();
 		this.#settings.reload();
+		this.#schemas.reload();
 		this.#retention.reload();
 	}
 

@@ -11,6 +11,10 @@ export const ERROR_STATUS = {
 	invalid_frame: 400,
 	unknown_frame: 400,
 	limit_exceeded: 400,
+	/** A message does not match its topic's JSON Schema. */
+	schema_mismatch: 400,
+	/** A topic schema that is not a JSON Schema tidings can enforce. */
+	invalid_schema: 400,
 	payload_too_large: 413,
 	unauthorized: 401,
 	forbidden: 403,
@@ -24,8 +28,24 @@ export const ERROR_STATUS = {
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
+/**
+ * What a `schema_mismatch` names besides its message: which message of the
+ * publish (0 for a single one), where in its `data` (a JSON pointer, `""` for
+ * the whole value), and what the schema expected there.
+ */
+export interface SchemaMismatch {
+	index: number;
+	pointer: string;
+	/** Where in the topic's schema the failed keyword is (a JSON pointer). */
+	schema_pointer: string;
+	expected: string;
+}
+
+/** An error: a code and what to do; a `schema_mismatch` also carries its `SchemaMismatch` fields. */
+export type ErrorDetail = { code: ErrorCode; message: string } & Partial<SchemaMismatch>;
+
 export interface ErrorBody {
-	error: { code: ErrorCode; message: string };
+	error: ErrorDetail;
 }
 
 /**

@@ -3,7 +3,7 @@
  * object are checked with `satisfies ServerFrame`.
  * @module
  */
-import type { ErrorCode } from "./errors.js";
+import type { ErrorCode, SchemaMismatch } from "./errors.js";
 import type { Message, PublishInput, PublishResult, SeqList } from "./message.js";
 
 export type ServerFrame =
@@ -21,7 +21,7 @@ export type ServerFrame =
 	| { type: "gap"; from: number; to: number }
 	| ({ type: "published"; ref: string } & PublishResult)
 	| { type: "published"; ref: string; messages: PublishResult[] }
-	| { type: "error"; code: ErrorCode; message: string; ref?: string };
+	| ({ type: "error"; code: ErrorCode; message: string; ref?: string } & Partial<SchemaMismatch>);
 
 /** The seqs an ack or nack settles: one, or a list of seqs and inclusive `[first, last]` ranges. */
 export type SettledSeqs = { seq: number; seqs?: never } | { seqs: SeqList; seq?: never };

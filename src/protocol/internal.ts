@@ -8,8 +8,16 @@
  * import this module; it imports nothing from either.
  * @module
  */
-import { ERROR_STATUS, type ErrorBody, type ErrorCode } from "./errors.js";
-import type { DeadLetter, GroupInfo, PublishResult, TopicSettings, TopicStats, TopicSummary } from "./message.js";
+import { ERROR_STATUS, type ErrorBody, type ErrorCode, type ErrorDetail, type SchemaMismatch } from "./errors.js";
+import type {
+	DeadLetter,
+	GroupInfo,
+	PublishResult,
+	TopicSchema,
+	TopicSettings,
+	TopicStats,
+	TopicSummary,
+} from "./message.js";
 import { type Grants, RIGHTS, type Right } from "./rights.js";
 import type { GroupSettingsInput, PublishRecord, TopicSettingsInput } from "./schema.js";
 
@@ -24,7 +32,7 @@ import type { GroupSettingsInput, PublishRecord, TopicSettingsInput } from "./sc
  */
 export interface Failure {
 	ok: false;
-	error: { code: ErrorCode; message: string };
+	error: ErrorDetail;
 	/** When a retry may succeed, in seconds: sent as `Retry-After`. */
 	retryAfterS?: number;
 }
@@ -36,6 +44,18 @@ export function ok<T>(value: T): { ok: true; value: T } {
 
 export function fail(code: ErrorCode, message: string, retryAfterS?: number): Failure {
 	return { ok: false, error: { code, message }, ...(retryAfterS === undefined ? {} : { retryAfterS }) };
+}
+
+/** A publish refused by the topic's schema: the message names where, the fields say it again for programs. */
+export function schemaMismatch(m: SchemaMismatch): Failure {
+	return {
+		ok: false,
+		error: {
+			code: "schema_mismatch",
+			message: `message ${m.index}: data${m.pointer === "" ? "" : ` at ${m.pointer}`} does not match the topic's schema: ${m.expected} (schema ${m.schema_pointer || "/"})`,
+			...m,
+		},
+	};
 }
 
 /** The one text for a group that does not exist, wherever it is asked for. */
@@ -71,7 +91,8 @@ export interface TopicApi extends Rpc.DurableObjectBranded {
 	groups(): Result<GroupInfo[]>;
 	/** Removes everything of the topic and closes its sockets (4410); the name starts again from seq 1. */
 	destroy(): Promise<Result<{ deleted: true; messages: number }>>;
-	configure(change: TopicSettingsInput): TopicSettings;
+	/** Retention, `max_sockets` and the schema; a schema that does not compile is refused (`invalid_schema`) and changes nothing. */
+	configure(change: TopicSettingsInput): Result<{ settings: TopicSettings; schema: TopicSchema | null }>;
 	configureGroup(group: string, input: GroupSettingsInput): Result<{ info: GroupInfo; created: boolean }>;
 	group(group: string): Result<GroupInfo>;
 	deleteGroup(group: string): Result<{ deleted: true }>;

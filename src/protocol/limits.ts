@@ -123,6 +123,32 @@ export const LIMITS = {
 	topicListDefault: 100,
 } as const;
 
+/**
+ * Limits of topic schemas (docs/limits.md#schemas). Apart from `LIMITS` so
+ * the browser bundle, which never checks a schema, leaves them out.
+ */
+export const SCHEMA_LIMITS = /* @__PURE__ */ table(
+	() =>
+		({
+			/** A topic's JSON Schema, serialized, in bytes. */
+			maxBytes: 64 * KiB,
+			/** Nesting of a topic's JSON Schema (objects and arrays). */
+			maxDepth: 32,
+			/** Length of one `pattern` (or `patternProperties` key) in a schema. */
+			patternMaxLength: 1024,
+			/**
+			 * Subschema evaluations one message may cost, plus `stepsPerByte`
+			 * for each byte of its data: past this the message is refused, so a
+			 * schema whose applicators multiply (anyOf of anyOf of $ref…) cannot
+			 * hold the object.
+			 */
+			stepsBase: 10_000,
+			stepsPerByte: 4,
+			/** In a topic whose schema uses `uniqueItems`, the longest array a message may hold (that check is quadratic). */
+			uniqueItemsMaxArray: 1000,
+		}) as const,
+);
+
 /** Defaults a topic starts with; `PUT /v1/topics/:topic` changes them. */
 export const DEFAULT_TOPIC_SETTINGS = /* @__PURE__ */ table(
 	() =>

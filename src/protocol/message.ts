@@ -23,6 +23,8 @@ export interface Message<T = unknown> {
 	/** W3C trace context given at publish, delivered unchanged. */
 	traceparent?: string;
 	baggage?: string;
+	/** The revision of the topic's schema the message was checked against; absent when the topic had none. */
+	schema_revision?: number;
 }
 
 /**
@@ -59,6 +61,23 @@ export interface TopicSettings {
 	max_sockets: number;
 }
 
+/**
+ * A topic's JSON Schema as `GET /v1/topics/:topic` shows it. Each change
+ * (`schema: null` included) is a new revision; stored messages keep the
+ * revision they were checked against.
+ */
+export interface TopicSchema {
+	revision: number;
+	/** `"7"` or `"2020-12"`, from the schema's `$schema` (2020-12 when it has none). */
+	draft: "7" | "2020-12";
+	schema: JsonSchema;
+	/** When this revision was set (ms since the epoch). */
+	updated_at: number;
+}
+
+/** A JSON Schema document: an object, or `true`/`false`. (Not recursive, for the RPC type mapping; see `JsonData`.) */
+export type JsonSchema = boolean | { [keyword: string]: JsonData };
+
 export interface TopicStats {
 	topic: string;
 	/** Seq of the newest message; 0 before the first. */
@@ -71,6 +90,8 @@ export interface TopicStats {
 	/** Live WebSocket subscribers. */
 	subscribers: number;
 	settings: TopicSettings;
+	/** The schema every publish is checked against, or `null`. */
+	schema: TopicSchema | null;
 	groups: GroupInfo[];
 }
 
@@ -179,6 +200,8 @@ export interface DeadLetter {
 	errors: AttemptError[];
 	dead_at: number;
 	message: Message;
+	/** Set when the group's `dead_letter_topic` refused this dead letter for good (its schema): why. It stays here; fix and redrive. */
+	forward_error?: string;
 }
 
 /** One failed attempt of a group message: when, why, and who held it. */

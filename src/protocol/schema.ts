@@ -9,8 +9,8 @@
 import * as v from "valibot";
 import type { Condition, Filter } from "./filter.js";
 import type { ClientFrame } from "./frames.js";
-import { DEFAULT_PUSH, LIMITS } from "./limits.js";
-import type { GroupSettings, PublishInput, PushSettings, TopicSettings } from "./message.js";
+import { DEFAULT_PUSH, LIMITS, SCHEMA_LIMITS } from "./limits.js";
+import type { GroupSettings, JsonSchema, PublishInput, PushSettings, TopicSettings } from "./message.js";
 import { ownRecord } from "./own-record.js";
 import { type Grants, isPattern, RIGHTS } from "./rights.js";
 import { expandSeqs, isSeqOrRange, type SeqOrRange, seqCount } from "./seq-list.js";
@@ -262,6 +262,40 @@ export const HistoryQuerySchema = v.looseObject({
 	),
 });
 
+/** Nesting of a JSON value (objects and arrays), without recursion: a schema may be deep. */
+export function jsonDepth(value: unknown): number {
+	let max = 0;
+	const stack: Array<[unknown, number]> = [[value, 0]];
+	while (stack.length > 0) {
+		const [x, d] = stack.pop() as [unknown, number];
+		if (x === null || typeof x !== "object") continue;
+		const depth = d + 1;
+		if (depth > max) max = depth;
+		if (depth > SCHEMA_LIMITS.maxDepth) return depth;
+		for (const child of Object.values(x)) stack.push([child, depth]);
+	}
+	return max;
+}
+
+/**
+ * A topic's JSON Schema as sent: an object or a boolean, bounded in size and
+ * depth here; whether it compiles is the object's to say (it owns the validator).
+ */
+export const JsonSchemaInput = v.pipe(
+	v.custom<JsonSchema>(
+		(x) => typeof x === "boolean" || (x !== null && typeof x === "object" && !Array.isArray(x)),
+		"schema is a JSON Schema (an object, or true/false), or null to remove it",
+	),
+	sizeCheck(
+		(s: JsonSchema) => utf8Length(JSON.stringify(s)) <= SCHEMA_LIMITS.maxBytes,
+		`a schema is at most ${SCHEMA_LIMITS.maxBytes} bytes serialized (64 KiB)`,
+	),
+	limitCheck(
+		(s: JsonSchema) => jsonDepth(s) <= SCHEMA_LIMITS.maxDepth,
+		`a schema nests at most ${SCHEMA_LIMITS.maxDepth} levels of objects and arrays`,
+	),
+);
+
 export const TopicSettingsSchema = v.pipe(
 	v.strictObject(
 		{
@@ -270,12 +304,17 @@ export const TopicSettingsSchema = v.pipe(
 				wholeNumber("max_age_ms", 1000, LIMITS.retentionMaxAgeCeilingMs, " of milliseconds", "30 days"),
 			),
 			max_sockets: v.optional(wholeNumber("max_sockets", 1, LIMITS.socketsPerTopicCeiling)),
+			schema: v.optional(v.nullable(JsonSchemaInput)),
 		},
-		"topic settings are {max_messages?, max_age_ms?, max_sockets?}",
+		"topic settings are {max_messages?, max_age_ms?, max_sockets?, schema?}",
 	),
 	v.check(
-		(s) => s.max_messages !== undefined || s.max_age_ms !== undefined || s.max_sockets !== undefined,
-		"give max_messages, max_age_ms or max_sockets",
+		(s) =>
+			s.max_messages !== undefined ||
+			s.max_age_ms !== undefined ||
+			s.max_sockets !== undefined ||
+			s.schema !== undefined,
+		"give max_messages, max_age_ms, max_sockets or schema",
 	),
 );
 
@@ -669,7 +708,7 @@ export type TokenRequest = v.InferInput<typeof TokenRequestSchema>;
 export type { Condition };
 
 typeAssert<IsExact<Omit<PublishInput, "data">, Omit<PublishRecord, "data_json">>>();
-typeAssert<IsExact<Required<TopicSettingsInput>, TopicSettings>>();
+typeAssert<IsExact<Omit<Required<TopicSettingsInput>, "schema">, TopicSettings>>();
 typeAssert<IsExact<v.InferOutput<typeof PushSchema>, PushSettings>>();
 typeAssert<IsExact<v.InferOutput<typeof ConditionSchema>, Condition>>();
 typeAssert<IsExact<v.InferOutput<typeof GrantsSchema>, Grants>>();

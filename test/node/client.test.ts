@@ -207,6 +207,36 @@ describe("publish and subscribe", () => {
 		expect(((results[1] as PromiseRejectedResult).reason as TidingsError).code).toBe("payload_too_large");
 		expect((await history("client.mixed")).map((m) => m.data)).toEqual([1, 3]);
 	});
+
+	it("a typed topic handle: publishes and subscribes typed; what the topic's schema refuses rejects with schema_mismatch", async () => {
+		type Order = { id: string; qty: number };
+		const put = await fetch(`${server.url}/v1/topics/client.orders`, {
+			method: "PUT",
+			headers: { "Content-Type": "application/json" },
+			body: JSON.stringify({
+				schema: { type: "object", required: ["id", "qty"], properties: { qty: { type: "integer", minimum: 1 } } },
+			}),
+		});
+		expect(put.status).toBe(200);
+		const c = client({ outbox: new MemoryOutbox() });
+		const orders = c.topic<Order>("client.orders");
+		const seen: Message<Order>[] = [];
+		orders.subscribe((m) => seen.push(m), { from: "earliest" });
+		const results = await Promise.allSettled([
+			orders.publish({ id: "a", qty: 1 }),
+			orders.publish({ id: "b", qty: 0 }),
+			orders.publish({ id: "c", qty: 3 }),
+		]);
+		expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+		const refused = (results[1] as PromiseRejectedResult).reason as TidingsError;
+		expect(refused.code).toBe("schema_mismatch");
+		expect(refused.message).toMatch(/at \/qty/);
+		await eventually(() => seen.length === 2, "two orders delivered");
+		expect(seen.map((m) => [m.data.id, m.schema_revision])).toEqual([
+			["a", 1],
+			["c", 1],
+		]);
+	});
 });
 
 describe("sockets the server refuses", () => {

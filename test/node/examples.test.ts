@@ -8,6 +8,7 @@ import path from "node:path";
 import { afterEach, expect, it } from "vitest";
 import WebSocket from "ws";
 import { startConsumer } from "../../examples/job-finished/consumer.js";
+import { run as runTypedTopic } from "../../examples/typed-topic/orders.js";
 import { type DevServer, freePort, startDev } from "./wrangler-dev.js";
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -88,4 +89,18 @@ it("rpc-publisher: another Worker publishes through the service binding", async 
 	expect(stored).toEqual({ id: expect.any(String), seq: 1 });
 	// A retried request publishes once: the key is the email.
 	expect(await (await signup()).json()).toEqual({ ...stored, duplicate: true });
+});
+
+it("typed-topic: the schema is set, an Order is published and received typed", async () => {
+	const server = await dev(["wrangler.toml"]);
+	const { published, received } = await runTypedTopic(server.url);
+	expect(received).toEqual(published);
+	// The server enforces the same schema the type came from.
+	const bad = await fetch(`${server.url}/v1/topics/shop.orders/messages`, {
+		method: "POST",
+		headers: { "Content-Type": "application/json" },
+		body: JSON.stringify({ data: { ...published, currency: "JPY" } }),
+	});
+	expect(bad.status).toBe(400);
+	expect(await bad.json()).toMatchObject({ error: { code: "schema_mismatch", pointer: "/currency" } });
 });

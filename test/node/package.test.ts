@@ -37,6 +37,7 @@ const PUBLIC_MEMBERS: Record<string, { file: string; members: string[] }> = {
 			"outbox",
 			"publish",
 			"subscribe",
+			"topic",
 			"consume",
 			"close",
 			"flush",

@@ -123,6 +123,7 @@ async function existingStats(res: Response) {
 		delayed: number;
 		subscribers: number;
 		settings: { max_messages: number; max_age_ms: number };
+		schema: { revision: number; draft: string; schema: unknown; updated_at: number } | null;
 	};
 }
 

@@ -211,3 +211,25 @@ describe("push consumers", () => {
 		}
 	});
 });
+
+describe("push to a typed topic's group", () => {
+	it("a pushed message carries the schema revision it was checked against", async () => {
+		const topic = uniqueTopic();
+		const hook = receiver(topic);
+		await hook.script([200]);
+		expect((await call("PUT", `/v1/topics/${topic}`, { schema: { type: "object", required: ["n"] } })).status).toBe(
+			200,
+		);
+		await call("PUT", `/v1/topics/${topic}/groups/webhook`, { push: { url: hook.url, secret: SECRET } });
+		expect((await publish(topic, { data: { n: 1 } })).status).toBe(201);
+		const [pushed] = await eventually(
+			async () => {
+				const l = await hook.log();
+				return l.length >= 1 ? l : undefined;
+			},
+			"one push",
+			8000,
+		);
+		expect(JSON.parse(pushed?.body ?? "{}")).toMatchObject({ data: { n: 1 }, schema_revision: 1, attempt: 1 });
+	});
+});

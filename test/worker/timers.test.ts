@@ -166,6 +166,7 @@ describe("retention", () => {
 		expect(res.body).toEqual({
 			topic,
 			settings: { max_messages: 50, max_age_ms: 604_800_000, max_sockets: 10_000 },
+			schema: null,
 		});
 		await restartObject(topic);
 		expect((await stats(topic)).settings.max_messages).toBe(50);

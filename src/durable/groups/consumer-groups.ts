@@ -240,6 +240,16 @@ export class ConsumerGroups {
 	async #forward(key: string, forward: DeadLetterForward): Promise<void> {
 		try {
 			const result = await this.context.forward(forward.topic, forward.record);
+			if (!result.ok && result.error.code === "schema_mismatch") {
+				// Refused for good: retrying would be refused again. The dead letter stays in this group, saying why.
+				const why = `${forward.topic} refused it: ${result.error.message}`;
+				this.#transaction(() => {
+					this.#deadLetters.forwardRefused(key, why);
+					this.context.scheduler.cancel(TIMER_DEAD_LETTER, key);
+				});
+				console.error(`tidings: dead letter ${key} not forwarded: ${why}`);
+				return;
+			}
 			if (!result.ok) throw new Error(`${result.error.code}: ${result.error.message}`);
 			this.context.scheduler.cancel(TIMER_DEAD_LETTER, key);
 		} catch (err) {

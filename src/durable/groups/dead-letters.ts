@@ -7,7 +7,9 @@
  * The forward is a timer stored in that same transaction, so the dead letter
  * and its forward are stored together; the timer reschedules itself before it
  * publishes and is cancelled once the publish succeeded, and the publish key
- * makes a repeat a no-op.
+ * makes a repeat a no-op. A forward the dead-letter topic's schema refuses
+ * will be refused again, so it is not retried: the dead letter stays here
+ * with the refusal as its `forward_error`, to be fixed and redriven.
  * @module
  */
 import { LIMITS } from "../../protocol/limits.js";
@@ -67,6 +69,12 @@ export class DeadLetters {
 		};
 	}
 
+	/** The dead-letter topic refused a forward for good: the dead letter says why. */
+	forwardRefused(timerKey: string, error: string): void {
+		const [group, seq] = timerKey.split("/");
+		this.sql.exec("UPDATE dead_letters SET forward_error = ? WHERE grp = ? AND seq = ?", error, group, Number(seq));
+	}
+
 	count(group: string): number {
 		return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM dead_letters WHERE grp = ?", group).one().n;
 	}
@@ -82,19 +90,22 @@ export class DeadLetters {
 			errors: string | null;
 			dead_at: number;
 			message: string;
+			forward_error: string | null;
 		}>(
-			"SELECT seq, attempts, last_error, errors, dead_at, message FROM dead_letters WHERE grp = ? AND seq > ? ORDER BY seq LIMIT ?",
+			"SELECT seq, attempts, last_error, errors, dead_at, message, forward_error FROM dead_letters WHERE grp = ? AND seq > ? ORDER BY seq LIMIT ?",
 			group,
 			after,
 			limit,
 		)) {
 			if (messages.length > 0 && bytes + r.message.length > LIMITS.pageMaxBytes) break;
 			bytes += r.message.length;
+			const { forward_error, ...rest } = r;
 			messages.push({
-				...r,
+				...rest,
 				// Dead before attempt errors were kept: the last one is all there is.
 				errors: r.errors === null ? [] : (JSON.parse(r.errors) as AttemptError[]),
 				message: JSON.parse(r.message) as Message,
+				...(forward_error === null ? {} : { forward_error }),
 			});
 		}
 		return { count: this.count(group), messages };

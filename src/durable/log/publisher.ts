@@ -34,9 +34,10 @@ export class Publisher {
 		return this.scheduler.count(TIMER_DELAYED);
 	}
 
-	publish(records: PublishRecord[]): PublishResult[] {
+	/** Stores records already checked against schema `revision` (`undefined`: the topic has none); a delayed one keeps its revision until it joins. */
+	publish(records: PublishRecord[], revision?: number): PublishResult[] {
 		const now = Date.now();
-		const { results, rows } = this.transaction(() => this.#store(records, now));
+		const { results, rows } = this.transaction(() => this.#store(records, now, revision));
 		this.#fanOutSafely(rows);
 		return results;
 	}
@@ -52,7 +53,11 @@ export class Publisher {
 		return () => this.#fanOutSafely([out]);
 	}
 
-	#store(records: PublishRecord[], now: number): { results: PublishResult[]; rows: Outgoing[] } {
+	#store(
+		records: PublishRecord[],
+		now: number,
+		revision: number | undefined,
+	): { results: PublishResult[]; rows: Outgoing[] } {
 		const results: PublishResult[] = new Array(records.length);
 		const entries: LogEntry[] = [];
 		/** For each entry, the result slot it answers. */
@@ -77,6 +82,7 @@ export class Publisher {
 			}
 			const { delay_ms, ...fields } = r;
 			const entry: LogEntry = { id: uuidv7(now), ...fields };
+			if (revision !== undefined) entry.schema_revision = revision;
 			if (delay_ms !== undefined && delay_ms > 0) {
 				const deliverAt = now + delay_ms;
 				this.scheduler.schedule(TIMER_DELAYED, entry.id, deliverAt, JSON.stringify(entry));

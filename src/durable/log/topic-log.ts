@@ -19,23 +19,33 @@ export type LogRow = {
 	attributes: string | null;
 	traceparent: string | null;
 	baggage: string | null;
+	schema_revision: number | null;
 };
 
-/** A message to append: a publish record (`data` already serialized) that is due now, with its id. */
-export type LogEntry = Omit<PublishRecord, "delay_ms"> & { id: string };
+/** A message to append: a publish record (`data` already serialized) that is due now, with its id and the schema revision it matched. */
+export type LogEntry = Omit<PublishRecord, "delay_ms"> & { id: string; schema_revision?: number | undefined };
 
 /** Rows per statement when reading with a byte bound. */
 const READ_CHUNK = 64;
 
-/** 8 columns a row; a statement binds at most 100 parameters. */
-const ROWS_PER_INSERT = 12;
-const INSERT_SQL: string[] = [];
-function insertSql(n: number): string {
-	INSERT_SQL[n] ??=
-		"INSERT INTO messages (seq, id, ts, key, data, attributes, traceparent, baggage) VALUES " +
-		Array.from({ length: n }, () => "(?, ?, ?, ?, ?, ?, ?, ?)").join(", ");
-	return INSERT_SQL[n] as string;
+/**
+ * 8 columns a row, 9 in a typed topic; a statement binds at most 100
+ * parameters. An untyped topic's rows leave `schema_revision` out, so its
+ * statements stay as they were.
+ */
+const COLUMNS = "seq, id, ts, key, data, attributes, traceparent, baggage";
+const SHAPES = {
+	untyped: { columns: COLUMNS, width: 8, rows: 12, sql: [] as string[] },
+	typed: { columns: `${COLUMNS}, schema_revision`, width: 9, rows: 11, sql: [] as string[] },
+};
+type Shape = (typeof SHAPES)[keyof typeof SHAPES];
+function insertSql(shape: Shape, n: number): string {
+	shape.sql[n] ??=
+		`INSERT INTO messages (${shape.columns}) VALUES ` +
+		Array.from({ length: n }, () => `(${Array(shape.width).fill("?").join(", ")})`).join(", ");
+	return shape.sql[n] as string;
 }
+const SELECT = `SELECT ${COLUMNS}, schema_revision FROM messages`;
 
 export class TopicLog {
 	/** Seq of the newest message (0 before the first). */
@@ -81,14 +91,20 @@ export class TopicLog {
 			attributes: e.attributes && Object.keys(e.attributes).length > 0 ? JSON.stringify(e.attributes) : null,
 			traceparent: e.traceparent ?? null,
 			baggage: e.baggage ?? null,
+			schema_revision: e.schema_revision ?? null,
 		}));
+		// A call's messages were all checked against one revision (or none).
+		const shape = rows[0]?.schema_revision === null ? SHAPES.untyped : SHAPES.typed;
 		// Many rows per statement: each exec crosses into the runtime, and a
 		// batch of 100 costs 9 statements instead of 100.
-		for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
-			const chunk = rows.slice(i, i + ROWS_PER_INSERT);
+		for (let i = 0; i < rows.length; i += shape.rows) {
+			const chunk = rows.slice(i, i + shape.rows);
 			const params: SqlStorageValue[] = [];
-			for (const r of chunk) params.push(r.seq, r.id, r.ts, r.key, r.data, r.attributes, r.traceparent, r.baggage);
-			this.sql.exec(insertSql(chunk.length), ...params);
+			for (const r of chunk) {
+				params.push(r.seq, r.id, r.ts, r.key, r.data, r.attributes, r.traceparent, r.baggage);
+				if (shape === SHAPES.typed) params.push(r.schema_revision);
+			}
+			this.sql.exec(insertSql(shape, chunk.length), ...params);
 		}
 		this.head += rows.length;
 		this.#lastTs = ts;
@@ -97,13 +113,7 @@ export class TopicLog {
 
 	/** Messages with seq > after, oldest first. */
 	read(after: number, limit: number): LogRow[] {
-		return this.sql
-			.exec<LogRow>(
-				"SELECT seq, id, ts, key, data, attributes, traceparent, baggage FROM messages WHERE seq > ? ORDER BY seq LIMIT ?",
-				after,
-				limit,
-			)
-			.toArray();
+		return this.sql.exec<LogRow>(`${SELECT} WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit).toArray();
 	}
 
 	/**
@@ -178,5 +188,6 @@ export function renderMessage(topicJson: string, r: LogRow): string {
 	if (r.key !== null) s += `,"key":${JSON.stringify(r.key)}`;
 	if (r.traceparent !== null) s += `,"traceparent":"${r.traceparent}"`;
 	if (r.baggage !== null) s += `,"baggage":${JSON.stringify(r.baggage)}`;
+	if (r.schema_revision !== null) s += `,"schema_revision":${r.schema_revision}`;
 	return `${s}}`;
 }

@@ -6,6 +6,7 @@
  * @module
  */
 import { PING, PONG } from "../../protocol/frames.js";
+import type { Result } from "../../protocol/internal.js";
 import type { PublishResult } from "../../protocol/message.js";
 import { type ClientFrameParsed, type PublishRecord, parseClientFrame } from "../../protocol/schema.js";
 import type { GroupMembers } from "../groups/group-members.js";
@@ -18,7 +19,8 @@ export interface FrameRooms {
 	live: LiveStreams;
 	members: GroupMembers;
 	abuse: AbuseLimits;
-	publish: (records: PublishRecord[]) => PublishResult[];
+	/** Checks (the topic's schema) and stores; a refusal stores nothing. */
+	publish: (records: PublishRecord[]) => Result<PublishResult[]>;
 	/** Hand out what a group has ready, after its members settled something. */
 	dispatch: (group: string) => void;
 }
@@ -79,7 +81,12 @@ function frameTable(rooms: FrameRooms): Table {
 					return;
 				}
 				try {
-					const results = rooms.publish(records);
+					const published = rooms.publish(records);
+					if (!published.ok) {
+						send(ws, { type: "error", ...published.error, ref });
+						return;
+					}
+					const results = published.value;
 					if ("messages" in body) send(ws, { type: "published", ref, messages: results });
 					else send(ws, { type: "published", ref, ...(results[0] as PublishResult) });
 				} catch (err) {

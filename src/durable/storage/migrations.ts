@@ -5,7 +5,15 @@
  * @module
  */
 
-const STEPS: string[] = [
+/** Adds a column unless it is there: SQLite has no `ADD COLUMN IF NOT EXISTS`, and a step may meet a table that has it. */
+function addColumn(table: string, column: string, type: string) {
+	return (sql: SqlStorage) => {
+		const has = sql.exec("SELECT 1 FROM pragma_table_info(?) WHERE name = ?", table, column).toArray().length > 0;
+		if (!has) sql.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+	};
+}
+
+const STEPS: Array<string | ((sql: SqlStorage) => void)> = [
 	`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 	 CREATE TABLE IF NOT EXISTS messages (
 	   seq INTEGER PRIMARY KEY,
@@ -89,14 +97,23 @@ const STEPS: string[] = [
 	 SELECT 'created_at', CAST(CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) AS TEXT)
 	 WHERE EXISTS (SELECT 1 FROM messages) OR EXISTS (SELECT 1 FROM groups) OR EXISTS (SELECT 1 FROM timers)
 	    OR EXISTS (SELECT 1 FROM meta WHERE key IN ('head_seq', 'settings'));`,
+	// The revision of the topic's schema a message was checked against (NULL: no schema)…
+	addColumn("messages", "schema_revision", "INTEGER"),
+	// … and why a dead letter's forward to its dead-letter topic was refused for good (that topic's schema).
+	addColumn("dead_letters", "forward_error", "TEXT"),
 ];
+
+/** The version a migrated object is at. */
+export const SCHEMA_VERSION = STEPS.length;
 
 export function migrate(sql: SqlStorage): void {
 	sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
 	const row = sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'schema_version'").toArray()[0];
 	let version = row ? Number(row.value) : 0;
 	while (version < STEPS.length) {
-		sql.exec(STEPS[version] as string);
+		const step = STEPS[version] as string | ((sql: SqlStorage) => void);
+		if (typeof step === "string") sql.exec(step);
+		else step(sql);
 		version++;
 		sql.exec(
 			"INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",

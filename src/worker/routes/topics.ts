@@ -155,7 +155,7 @@ export const topics = new Hono<AppEnv>()
 		validate("json", TopicSettingsSchema),
 		async (c) => {
 			const { topic } = c.req.valid("param");
-			const settings = await topicStub(c.env, topic).configure(c.req.valid("json"));
-			return c.json({ topic, settings });
+			const { settings, schema } = orHttpError(await topicStub(c.env, topic).configure(c.req.valid("json")));
+			return c.json({ topic, settings, schema });
 		},
 	);
