@@ -116,6 +116,13 @@ export const LIMITS = {
 	tokenTtlMaxS: 30 * 24 * 3600,
 	tokenTtlDefaultS: 3600,
 	tokenSubMaxLength: 256,
+	/** Durable Streams: one append (POST or PUT body), in bytes; JSON appends hold at most this many messages. */
+	streamAppendMaxBytes: 1 * MiB,
+	streamAppendMaxMessages: 1000,
+	/** Durable Streams: a catch-up read stops near this much data (the next read goes on from its offset). */
+	streamReadMaxBytes: 1 * MiB,
+	/** Durable Streams: a fork copies at most this much of its source. */
+	streamForkMaxBytes: 16 * MiB,
 } as const;
 
 /** Defaults a topic starts with; `PUT /v1/topics/:topic` changes them. */
@@ -184,5 +191,11 @@ export const TUNING = /* @__PURE__ */ table(
 			forwardRetryMs: 30 * SECOND,
 			/** Timers run per alarm invocation before yielding to a fresh alarm. */
 			timersPerAlarm: 1000,
+			/** A byte-stream append is stored in rows of at most this many bytes (base64 in the row stays under the message limit). */
+			streamRowBytes: 48 * KiB,
+			/** Durable Streams: how long a long-poll waits before answering 204 (TIDINGS_STREAM_LONG_POLL_MS overrides). */
+			streamLongPollMs: 20 * SECOND,
+			/** Durable Streams: an SSE response ends after this long; the client reconnects from its offset (protocol §8.2). */
+			streamSseLifetimeMs: 60 * SECOND,
 		}) as const,
 );

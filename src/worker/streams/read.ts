@@ -1,0 +1,194 @@
+/**
+ * Reads of a stream: catch-up, long-poll and SSE. The object answers one
+ * catch-up page at a time (`streamRead`); waiting happens here, in the
+ * Worker, on a waiter socket (waiter.ts), so idle readers cost the object
+ * nothing.
+ * @module
+ */
+import { TUNING } from "../../protocol/limits.js";
+import { H, nextCursor, type ParsedOffset, type StreamReply } from "../../protocol/streams.js";
+import type { Env } from "../env.js";
+import { Waiter } from "./waiter.js";
+
+export interface ReadStub {
+	streamRead(offset: ParsedOffset): Promise<StreamReply>;
+	fetch(input: string, init?: RequestInit): Promise<Response>;
+}
+
+/** Reads whose range can no longer change (not at the tail, or the stream closed) may be cached. */
+const CACHEABLE = "private, max-age=60, stale-while-revalidate=300";
+
+function hasData(r: StreamReply): boolean {
+	return typeof r.body === "string" ? r.body !== "[]" : (r.body?.length ?? 0) > 0;
+}
+
+/** A reply without a body, or an error, as a Response. */
+export function replyResponse(r: StreamReply, body: BodyInit | null = null): Response {
+	return new Response(body, { status: r.status, headers: r.headers });
+}
+
+export function catchUp(r: StreamReply, offset: ParsedOffset, ifNoneMatch: string | null): Response {
+	if (r.status !== 200) return errorFor(r);
+	const headers = new Headers(r.headers);
+	headers.set("Cache-Control", offset.kind === "now" ? "no-store" : r.upToDate && !r.closed ? "no-cache" : CACHEABLE);
+	if (r.etag) {
+		headers.set("ETag", r.etag);
+		if (ifNoneMatch?.split(",").some((t) => t.trim() === r.etag)) {
+			return new Response(null, { status: 304, headers });
+		}
+	}
+	return new Response(r.body ?? null, { status: 200, headers });
+}
+
+export async function longPoll(
+	stubs: () => ReadStub,
+	env: Env,
+	offset: ParsedOffset,
+	cursor: string | undefined,
+): Promise<Response> {
+	const holder = { stub: stubs() };
+	const timeoutMs = Number(env.TIDINGS_STREAM_LONG_POLL_MS) || TUNING.streamLongPollMs;
+	const deadline = Date.now() + timeoutMs;
+	let r = await holder.stub.streamRead(offset);
+	let waiter: Waiter | undefined;
+	try {
+		for (;;) {
+			if (r.status !== 200) return errorFor(r);
+			if (hasData(r) || r.closed) break;
+			const after = r.next ?? 0;
+			if (!waiter || waiter.ended) {
+				waiter?.close();
+				waiter = await retrying(stubs, holder, (s) => Waiter.open(s, after));
+			}
+			const left = deadline - Date.now();
+			if (left <= 0 || !(await waiter.wait(left))) break;
+			r = await retrying(stubs, holder, (s) => s.streamRead({ kind: "seq", seq: after }));
+		}
+	} finally {
+		waiter?.close();
+	}
+	const headers = new Headers(r.headers);
+	headers.set(H.cursor, nextCursor(Date.now(), cursor));
+	if (!hasData(r)) {
+		headers.set(H.upToDate, "true");
+		headers.delete("Content-Type");
+		headers.set("Cache-Control", "no-store");
+		return new Response(null, { status: 204, headers });
+	}
+	headers.set("Cache-Control", CACHEABLE);
+	if (r.etag) headers.set("ETag", r.etag);
+	return new Response(r.body ?? null, { status: 200, headers });
+}
+
+const encoder = new TextEncoder();
+
+/** One `data` event: JSON as its array text, text line by line, anything else base64. */
+function dataEvent(r: StreamReply): string {
+	if (typeof r.body === "string") return `event: data\ndata:${r.body}\n\n`;
+	const bytes = r.body ?? new Uint8Array(0);
+	if (r.text) {
+		// Every line break becomes its own `data:` line, so a payload can never end an event early.
+		const lines = new TextDecoder().decode(bytes).split(/\r\n|\r|\n/);
+		return `event: data\n${lines.map((l) => `data:${l}`).join("\n")}\n\n`;
+	}
+	let bin = "";
+	for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+	return `event: data\ndata:${btoa(bin)}\n\n`;
+}
+
+function controlEvent(r: StreamReply, cursor: string | undefined): string {
+	const control: Record<string, unknown> = { streamNextOffset: r.headers[H.offset] };
+	if (r.closed) control.streamClosed = true;
+	else control.streamCursor = nextCursor(Date.now(), cursor);
+	if (r.upToDate) control.upToDate = true;
+	return `event: control\ndata:${JSON.stringify(control)}\n\n`;
+}
+
+/**
+ * An object that restarted (deploy, eviction, reset) breaks the stubs made
+ * before; a reader that outlives it asks through a fresh one, once.
+ */
+async function retrying<T>(stubs: () => ReadStub, holder: { stub: ReadStub }, op: (s: ReadStub) => Promise<T>) {
+	try {
+		return await op(holder.stub);
+	} catch {
+		holder.stub = stubs();
+		return op(holder.stub);
+	}
+}
+
+export async function sse(
+	stubs: () => ReadStub,
+	env: Env,
+	offset: ParsedOffset,
+	cursor: string | undefined,
+): Promise<Response> {
+	const holder = { stub: stubs() };
+	const first = await holder.stub.streamRead(offset);
+	if (first.status !== 200) return errorFor(first);
+	const lifetimeMs = Number(env.TIDINGS_STREAM_SSE_MS) || TUNING.streamSseLifetimeMs;
+	const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+	const writer = writable.getWriter();
+	// The reader went away: stop waiting at once instead of at the end of the lifetime.
+	const gone = writer.closed.then(
+		() => true,
+		() => true,
+	);
+	const pump = async () => {
+		const deadline = Date.now() + lifetimeMs;
+		let r = first;
+		let waiter: Waiter | undefined;
+		let announced = false;
+		try {
+			for (;;) {
+				if (r.status !== 200) break;
+				const data = hasData(r);
+				if (data) await writer.write(encoder.encode(dataEvent(r)));
+				if (data || !announced || r.closed) await writer.write(encoder.encode(controlEvent(r, cursor)));
+				announced = true;
+				if (r.closed) break;
+				const after = r.next ?? 0;
+				if (r.upToDate) {
+					if (!waiter || waiter.ended) {
+						waiter?.close();
+						waiter = await retrying(stubs, holder, (s) => Waiter.open(s, after));
+					}
+					const left = deadline - Date.now();
+					if (left <= 0 || !(await waiter.wait(left, gone))) break;
+				}
+				r = await retrying(stubs, holder, (s) => s.streamRead({ kind: "seq", seq: after }));
+			}
+		} catch {
+			// the reader disconnected, or the object failed: the client reconnects from its last offset
+		} finally {
+			waiter?.close();
+			await writer.close().catch(() => {});
+		}
+	};
+	const headers = new Headers({
+		"Content-Type": "text/event-stream",
+		"Cache-Control": "no-cache",
+	});
+	if (!first.json && !first.text) headers.set(H.sseEncoding, "base64");
+	void pump();
+	return new Response(readable, { status: 200, headers });
+}
+
+const MESSAGES: Record<number, [string, string]> = {
+	400: ["invalid_request", "the request is not valid for this stream (offset, headers or body); see docs/streams.md"],
+	403: ["forbidden", "refused: stale producer epoch"],
+	404: ["not_found", "no such stream; create it with PUT"],
+	409: ["conflict", "the request conflicts with the stream's state or configuration"],
+	410: ["gone", "the stream was deleted (its forks still read it), or the offset was trimmed by retention"],
+	413: ["payload_too_large", "the request is over a stream limit; see docs/streams.md"],
+};
+
+/** A refusal: the protocol's status and headers, with a body in the error contract. */
+export function errorFor(r: StreamReply, message?: string): Response {
+	const [code, text] = MESSAGES[r.status] ?? ["invalid_request", "refused"];
+	if (r.status < 400) return replyResponse(r);
+	return Response.json(
+		{ error: { code, message: message ?? text } },
+		{ status: r.status, headers: { ...r.headers, "Content-Type": "application/json" } },
+	);
+}
