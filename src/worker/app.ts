@@ -10,6 +10,7 @@ import { errorResponse, onError } from "./errors.js";
 import { groups } from "./routes/groups.js";
 import { stream, streamSecurityHeaders } from "./routes/stream.js";
 import { tokens } from "./routes/tokens.js";
+import { topicSse } from "./routes/topic-sse.js";
 import { topics } from "./routes/topics.js";
 
 export const app = new Hono<AppEnv>()
@@ -21,6 +22,7 @@ export const app = new Hono<AppEnv>()
 	.use("/v1/*", authenticate)
 	.route("/v1/topics", topics)
 	.route("/v1/topics", groups)
+	.route("/v1/topics", topicSse)
 	.route("/v1/tokens", tokens)
 	.route("/v1/stream", stream);
 

@@ -333,3 +333,32 @@ describe("waiting readers", () => {
 		expect(text.startsWith("event: data\ndata:a\ndata:b\ndata:\ndata:event: control\n\nevent: control\n")).toBe(true);
 	});
 });
+
+describe("a topic over SSE (the client's fallback)", () => {
+	it("sends the WebSocket protocol's frames, one per event, from a resume point, filtered", async () => {
+		const topic = uniqueTopic("s");
+		await publish(topic, { data: 1, attributes: { k: "a" } });
+		await publish(topic, { data: 2, attributes: { k: "b" } });
+		const filter = encodeURIComponent(JSON.stringify({ k: ["a"] }));
+		const res = await api(`/v1/topics/${topic}/sse?from=0&filter=${filter}`);
+		expect(res.status).toBe(200);
+		expect(res.headers.get("Content-Type")).toBe("text/event-stream");
+		const sock = await TestSocket.open(topic, `from=0&filter=${filter}`);
+		await publish(topic, { data: 3, attributes: { k: "a" } });
+		const text = await sseUntil(res, (t) => t.includes('"data":3'));
+		const frames = text
+			.split("\n\n")
+			.filter((e) => e.startsWith("data: "))
+			.map((e) => JSON.parse(e.slice(6)) as { type: string; message?: unknown });
+		expect(frames[0]).toMatchObject({ type: "ready", from: 0 });
+		const overSocket = await sock.waitForMessages(2);
+		expect(frames.filter((f) => f.type === "message").map((f) => f.message)).toEqual(overSocket);
+		sock.close();
+	});
+
+	it("is refused for consumer groups and bad queries", async () => {
+		const topic = uniqueTopic("s");
+		expect((await call("GET", `/v1/topics/${topic}/sse?group=g`)).status).toBe(400);
+		expect((await call("GET", `/v1/topics/${topic}/sse?from=x`)).status).toBe(400);
+	});
+});

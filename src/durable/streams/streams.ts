@@ -82,8 +82,6 @@ export interface StreamRooms {
 
 type Current = { state: StreamState } | { reply: StreamReply };
 
-const SECURITY = { "X-Content-Type-Options": "nosniff" };
-
 function reply(status: number, headers: Record<string, string> = {}): StreamReply {
 	return { status, headers };
 }
@@ -103,7 +101,7 @@ export class Streams {
 			this.#expire(s);
 			s = this.#state();
 		}
-		if (s?.deleted) return reply(409, { ...SECURITY });
+		if (s?.deleted) return reply(409);
 		if (s) {
 			const same =
 				mediaType(s.content_type) === mediaType(req.contentType) &&
@@ -319,8 +317,9 @@ export class Streams {
 		const [client, server] = [pair[0], pair[1]];
 		this.r.ctx.acceptWebSocket(server, [WAITER_TAG]);
 		const s = this.#state();
-		if (!s || s.deleted) closeQuietly(server, 4404, "stream gone");
-		else if (this.r.log.head > after || s.closed) sendRaw(server, this.#tailFrame(s));
+		// A topic not written yet is waited on like any other; only a deleted stream sends readers away.
+		if (s?.deleted) closeQuietly(server, 4404, "stream gone");
+		else if (this.r.log.head > after || s?.closed) sendRaw(server, this.#tailFrame(s));
 		return new Response(null, { status: 101, webSocket: client });
 	}
 
@@ -349,7 +348,7 @@ export class Streams {
 	#tailFrame(s: StreamState | undefined): string {
 		const frame: WaiterFrame = { type: "tail", head: this.r.log.head };
 		if (s?.closed) frame.closed = true;
-		if (!s || s.deleted) frame.gone = true;
+		if (s?.deleted) frame.gone = true;
 		return JSON.stringify(frame);
 	}
 

@@ -8,7 +8,7 @@
 import { TUNING } from "../../protocol/limits.js";
 import { H, nextCursor, type ParsedOffset, type StreamReply } from "../../protocol/streams.js";
 import type { Env } from "../env.js";
-import { Waiter } from "./waiter.js";
+import { Follow } from "./waiter.js";
 
 export interface ReadStub {
 	streamRead(offset: ParsedOffset): Promise<StreamReply>;
@@ -46,26 +46,21 @@ export async function longPoll(
 	offset: ParsedOffset,
 	cursor: string | undefined,
 ): Promise<Response> {
-	const holder = { stub: stubs() };
+	const follow = new Follow(stubs);
 	const timeoutMs = Number(env.TIDINGS_STREAM_LONG_POLL_MS) || TUNING.streamLongPollMs;
 	const deadline = Date.now() + timeoutMs;
-	let r = await holder.stub.streamRead(offset);
-	let waiter: Waiter | undefined;
+	let r = await follow.ask((s) => s.streamRead(offset));
 	try {
 		for (;;) {
 			if (r.status !== 200) return errorFor(r);
 			if (hasData(r) || r.closed) break;
 			const after = r.next ?? 0;
-			if (!waiter || waiter.ended) {
-				waiter?.close();
-				waiter = await retrying(stubs, holder, (s) => Waiter.open(s, after));
-			}
 			const left = deadline - Date.now();
-			if (left <= 0 || !(await waiter.wait(left))) break;
-			r = await retrying(stubs, holder, (s) => s.streamRead({ kind: "seq", seq: after }));
+			if (left <= 0 || !(await follow.wait(after, left))) break;
+			r = await follow.ask((s) => s.streamRead({ kind: "seq", seq: after }));
 		}
 	} finally {
-		waiter?.close();
+		follow.close();
 	}
 	const headers = new Headers(r.headers);
 	headers.set(H.cursor, nextCursor(Date.now(), cursor));
@@ -104,73 +99,63 @@ function controlEvent(r: StreamReply, cursor: string | undefined): string {
 	return `event: control\ndata:${JSON.stringify(control)}\n\n`;
 }
 
-/**
- * An object that restarted (deploy, eviction, reset) breaks the stubs made
- * before; a reader that outlives it asks through a fresh one, once.
- */
-async function retrying<T>(stubs: () => ReadStub, holder: { stub: ReadStub }, op: (s: ReadStub) => Promise<T>) {
-	try {
-		return await op(holder.stub);
-	} catch {
-		holder.stub = stubs();
-		return op(holder.stub);
-	}
-}
-
 export async function sse(
 	stubs: () => ReadStub,
 	env: Env,
 	offset: ParsedOffset,
 	cursor: string | undefined,
 ): Promise<Response> {
-	const holder = { stub: stubs() };
-	const first = await holder.stub.streamRead(offset);
+	const follow = new Follow(stubs);
+	const first = await follow.ask((s) => s.streamRead(offset));
 	if (first.status !== 200) return errorFor(first);
 	const lifetimeMs = Number(env.TIDINGS_STREAM_SSE_MS) || TUNING.streamSseLifetimeMs;
-	const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
-	const writer = writable.getWriter();
-	// The reader went away: stop waiting at once instead of at the end of the lifetime.
-	const gone = writer.closed.then(
-		() => true,
-		() => true,
-	);
-	const pump = async () => {
+	const headers = new Headers({ "Content-Type": "text/event-stream", "Cache-Control": "no-cache" });
+	if (!first.json && !first.text) headers.set(H.sseEncoding, "base64");
+	return sseResponse(headers, async (write, gone) => {
 		const deadline = Date.now() + lifetimeMs;
 		let r = first;
-		let waiter: Waiter | undefined;
 		let announced = false;
 		try {
 			for (;;) {
 				if (r.status !== 200) break;
 				const data = hasData(r);
-				if (data) await writer.write(encoder.encode(dataEvent(r)));
-				if (data || !announced || r.closed) await writer.write(encoder.encode(controlEvent(r, cursor)));
+				if (data) await write(dataEvent(r));
+				if (data || !announced || r.closed) await write(controlEvent(r, cursor));
 				announced = true;
 				if (r.closed) break;
 				const after = r.next ?? 0;
 				if (r.upToDate) {
-					if (!waiter || waiter.ended) {
-						waiter?.close();
-						waiter = await retrying(stubs, holder, (s) => Waiter.open(s, after));
-					}
 					const left = deadline - Date.now();
-					if (left <= 0 || !(await waiter.wait(left, gone))) break;
+					if (left <= 0 || !(await follow.wait(after, left, gone))) break;
 				}
-				r = await retrying(stubs, holder, (s) => s.streamRead({ kind: "seq", seq: after }));
+				r = await follow.ask((s) => s.streamRead({ kind: "seq", seq: after }));
 			}
-		} catch {
-			// the reader disconnected, or the object failed: the client reconnects from its last offset
 		} finally {
-			waiter?.close();
-			await writer.close().catch(() => {});
+			follow.close();
 		}
-	};
-	const headers = new Headers({
-		"Content-Type": "text/event-stream",
-		"Cache-Control": "no-cache",
 	});
-	if (!first.json && !first.text) headers.set(H.sseEncoding, "base64");
-	void pump();
+}
+
+/**
+ * A streaming response fed by `pump`; `gone` settles when the reader went
+ * away, so a pump waiting for data stops at once rather than at the end of
+ * its lifetime. Errors end the response: the client reconnects from its
+ * last offset.
+ */
+export function sseResponse(
+	headers: Headers,
+	pump: (write: (text: string) => Promise<void>, gone: Promise<unknown>) => Promise<void>,
+): Response {
+	const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+	const writer = writable.getWriter();
+	const gone = writer.closed.then(
+		() => true,
+		() => true,
+	);
+	const write = (text: string) => writer.write(encoder.encode(text));
+	void pump(write, gone)
+		.catch(() => {})
+		.finally(() => writer.close().catch(() => {}));
 	return new Response(readable, { status: 200, headers });
 }
 

@@ -9,6 +9,57 @@ import { WAITER_HEADER, type WaiterFrame } from "../../protocol/streams.js";
 
 type Stub = { fetch(input: string, init?: RequestInit): Promise<Response> };
 
+/**
+ * An object that restarted (deploy, eviction, reset) breaks the stubs made
+ * before; a reader that outlives it asks through a fresh one, once.
+ */
+export async function retrying<S, T>(stubs: () => S, holder: { stub: S }, op: (s: S) => Promise<T>): Promise<T> {
+	try {
+		return await op(holder.stub);
+	} catch {
+		holder.stub = stubs();
+		return op(holder.stub);
+	}
+}
+
+/** A waiting reader's waiter, opened when first needed and again after the object restarted (a few times). */
+export class Follow<S extends Stub> {
+	#waiter: Waiter | undefined;
+	#reopened = 0;
+	readonly holder: { stub: S };
+
+	constructor(private readonly stubs: () => S) {
+		this.holder = { stub: stubs() };
+	}
+
+	/** The reader should end its response (the waiter could not be kept open, or the reader left). */
+	ended = false;
+
+	/** Waits up to `ms` for the head to pass `after`; false when the time ran out or the reader should reconnect. */
+	async wait(after: number, ms: number, abort?: Promise<unknown>): Promise<boolean> {
+		if (!this.#waiter || this.#waiter.ended) {
+			if (this.#waiter && ++this.#reopened > 3) {
+				this.ended = true;
+				return false;
+			}
+			this.#waiter?.close();
+			this.#waiter = await retrying(this.stubs, this.holder, (s) => Waiter.open(s, after));
+		}
+		const woke = await this.#waiter.wait(ms, abort);
+		if (abort && !woke && (await Promise.race([abort.then(() => true), Promise.resolve(false)]))) this.ended = true;
+		return woke;
+	}
+
+	/** Runs `op` through the current stub, or a fresh one if the object restarted. */
+	ask<T>(op: (s: S) => Promise<T>): Promise<T> {
+		return retrying(this.stubs, this.holder, op);
+	}
+
+	close(): void {
+		this.#waiter?.close();
+	}
+}
+
 export class Waiter {
 	#pending = false;
 	#ended = false;
