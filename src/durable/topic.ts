@@ -126,6 +126,7 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 			members: this.#groups.members,
 			abuse: this.#abuse,
 			publish: (records) => this.#publish(records),
+			refuses: () => this.#streams.refusesPublish(),
 			dispatch: (group) => this.#groups.dispatch(group),
 		});
 		ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));

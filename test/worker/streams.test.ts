@@ -108,10 +108,17 @@ describe("one log, two doors", () => {
 		expect((await history(name)).messages.map((m) => m.data)).toEqual(["AQID"]);
 	});
 
-	it("a closed stream refuses topic publishes", async () => {
+	it("a closed stream refuses topic publishes, over HTTP and over a socket", async () => {
 		const name = uniqueTopic("s");
 		await put(name, "application/json", "[1]", { "Stream-Closed": "true" });
 		expect((await publish(name, { data: 2 })).status).toBe(409);
+		const sock = await TestSocket.open(name, "from=0");
+		sock.send({ type: "publish", ref: "r", data: 3 });
+		expect(await sock.waitForFrame((f) => f.type === "error", "an error frame")).toMatchObject({
+			code: "conflict",
+			ref: "r",
+		});
+		sock.close();
 		expect(JSON.parse((await readAll(name)).text)).toEqual([1]);
 	});
 

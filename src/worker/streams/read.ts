@@ -119,8 +119,11 @@ export async function sse(
 			for (;;) {
 				if (r.status !== 200) break;
 				const data = hasData(r);
-				if (data) await write(dataEvent(r));
-				if (data || !announced || r.closed) await write(controlEvent(r, cursor));
+				// One write for the pair: a reader that stops at the first event boundary after "control"
+				// (which a payload may contain) still gets the control event that belongs to the data.
+				if (data || !announced || r.closed) {
+					await write((data ? dataEvent(r) : "") + controlEvent(r, cursor));
+				}
 				announced = true;
 				if (r.closed) break;
 				const after = r.next ?? 0;
