@@ -97,12 +97,13 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 		this.#publisher = new Publisher(this.#log, dedupe, this.#scheduler, this.#retention, transaction, (rows) => {
 			this.#live.broadcast(rows);
 			this.#groups.dispatchAll();
-			this.#streams.notify();
+			this.#streams.notify(rows.map((r) => r.row));
 		});
 		this.#streams = new Streams({
 			ctx,
 			meta: this.#meta,
 			log: this.#log,
+			topicJson: this.#topicJson,
 			dedupe,
 			scheduler: this.#scheduler,
 			transaction,

@@ -5,6 +5,7 @@
  * imports nothing from either. See docs/streams.md.
  * @module
  */
+import type { Message } from "./message.js";
 
 export const H = {
 	offset: "Stream-Next-Offset",
@@ -178,12 +179,18 @@ export interface ForkSeed {
 	rows: string[];
 }
 
-/** Frames a stream waiter socket receives: the log's head moved, or the stream closed or went away. */
+/**
+ * Frames a stream waiter socket receives: the log's head moved (from
+ * `prev`; with the new messages when they are small), or the stream closed
+ * or went away.
+ */
 export interface WaiterFrame {
 	type: "tail";
 	head: number;
+	prev: number;
 	closed?: boolean;
 	gone?: boolean;
+	messages?: Message[];
 }
 
 /** The request header that makes an upgrade to the object a stream waiter (its value: the seq the reader has). */

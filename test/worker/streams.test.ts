@@ -7,7 +7,8 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import { Topic } from "../../src/durable/topic.js";
 import type { Right } from "../../src/protocol/rights.js";
 import { formatOffset, parseOffset, WAITER_TAG } from "../../src/protocol/streams.js";
 import { mintToken } from "../../src/tokens/index.js";
@@ -312,6 +313,43 @@ describe("waiting readers", () => {
 			.filter((e) => e.startsWith("event: data"))
 			.flatMap((e) => JSON.parse(e.slice("event: data\ndata:".length)) as unknown[]);
 		expect(data).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }]);
+	});
+
+	it("a caught-up SSE reader gets new messages from the waiter frame, without reading the log again", async () => {
+		const name = uniqueTopic("s");
+		await put(name, "application/json", "[0]");
+		const res = await api(path(name, "?offset=-1&live=sse"));
+		const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+		let text = "";
+		const decoder = new TextDecoder();
+		const readUntil = (s: string) =>
+			eventually(
+				async () => {
+					if (!text.includes(s)) {
+						const next = await Promise.race([
+							reader.read(),
+							new Promise<undefined>((r) => setTimeout(() => r(undefined), 200)),
+						]);
+						if (next?.value) text += decoder.decode(next.value, { stream: true });
+					}
+					return text.includes(s) || undefined;
+				},
+				`SSE text with ${s}`,
+				10_000,
+			);
+		await readUntil("upToDate");
+		await eventually(
+			() =>
+				runInDurableObject(topicStub(name), (_i, state) => state.getWebSockets(WAITER_TAG).length === 1 || undefined),
+			"a waiter socket",
+			5_000,
+		);
+		const reads = vi.spyOn(Topic.prototype, "streamRead");
+		for (const n of [1, 2, 3]) await publish(name, { data: n });
+		await readUntil("[3]");
+		expect(reads).not.toHaveBeenCalled();
+		reads.mockRestore();
+		await reader.cancel().catch(() => {});
 	});
 
 	it("a long-poll returns what a topic publish added while it waited", async () => {

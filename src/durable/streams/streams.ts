@@ -34,7 +34,7 @@ import {
 	type WaiterFrame,
 } from "../../protocol/streams.js";
 import type { Dedupe } from "../log/dedupe.js";
-import type { TopicLog } from "../log/topic-log.js";
+import { type LogRow, renderMessage, type TopicLog } from "../log/topic-log.js";
 import { closeQuietly, sendRaw } from "../sockets/attachments.js";
 import type { Meta } from "../storage/meta.js";
 import type { Scheduler, Timer } from "../storage/scheduler.js";
@@ -42,6 +42,8 @@ import type { Transaction } from "../storage/transaction.js";
 import { byteRows, concat, rowBytes, toBase64 } from "./bytes.js";
 
 export const TIMER_STREAM_EXPIRY = "stream-expiry";
+/** New messages ride the waiter frame up to this much text; past it, readers read them. */
+const TAIL_FRAME_MAX_CHARS = 256 * 1024;
 const META_KEY = "stream";
 
 /** What a stream is, beyond its messages. */
@@ -67,6 +69,8 @@ export interface StreamRooms {
 	ctx: DurableObjectState;
 	meta: Meta;
 	log: TopicLog;
+	/** The topic's name as JSON text, for rendering messages. */
+	topicJson: string;
 	dedupe: Dedupe;
 	scheduler: Scheduler;
 	transaction: Transaction;
@@ -323,11 +327,16 @@ export class Streams {
 		return new Response(null, { status: 101, webSocket: client });
 	}
 
-	/** The head moved or the stream closed: every waiting reader hears it once. */
-	notify(): void {
+	/**
+	 * The head moved or the stream closed: every waiting reader hears it
+	 * once. The frame carries the new messages (when they are not large), so
+	 * a reader that had everything before them needs no read: fan-out to SSE
+	 * readers costs one rendering and one send per reader, as for sockets.
+	 */
+	notify(rows: readonly LogRow[] = []): void {
 		const waiters = this.r.ctx.getWebSockets(WAITER_TAG);
 		if (waiters.length === 0) return;
-		const frame = this.#tailFrame(this.#state());
+		const frame = this.#tailFrame(this.#state(), rows);
 		for (const ws of waiters) sendRaw(ws, frame);
 	}
 
@@ -345,11 +354,16 @@ export class Streams {
 
 	// --- Internals -------------------------------------------------------------------------
 
-	#tailFrame(s: StreamState | undefined): string {
-		const frame: WaiterFrame = { type: "tail", head: this.r.log.head };
+	#tailFrame(s: StreamState | undefined, rows: readonly LogRow[] = []): string {
+		const head = this.r.log.head;
+		const frame: Omit<WaiterFrame, "messages"> = { type: "tail", head, prev: head - rows.length };
 		if (s?.closed) frame.closed = true;
 		if (s?.deleted) frame.gone = true;
-		return JSON.stringify(frame);
+		const text = JSON.stringify(frame);
+		const messages = rows.map((r) => renderMessage(this.r.topicJson, r));
+		if (messages.reduce((n, m) => n + m.length, 0) > TAIL_FRAME_MAX_CHARS) return text;
+		// Stored message text is spliced in, never parsed (as for socket frames).
+		return `${text.slice(0, -1)},"messages":[${messages.join(",")}]}`;
 	}
 
 	#closeWaiters(): void {

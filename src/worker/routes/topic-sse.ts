@@ -84,7 +84,10 @@ export const topicSse = new Hono<AppEnv>().get(
 							continue;
 						}
 					}
-					p = await page(after);
+					const tail = follow.take(after);
+					p = tail
+						? { messages: tail.messages, head_seq: tail.head, first_seq: after + 1, next_after: tail.head }
+						: await page(after);
 				}
 			} finally {
 				follow.close();

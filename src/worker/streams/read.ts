@@ -5,10 +5,12 @@
  * nothing.
  * @module
  */
+
+import { concat, fromBase64 } from "../../durable/streams/bytes.js";
 import { TUNING } from "../../protocol/limits.js";
-import { H, nextCursor, type ParsedOffset, type StreamReply } from "../../protocol/streams.js";
+import { formatOffset, H, nextCursor, type ParsedOffset, type StreamReply } from "../../protocol/streams.js";
 import type { Env } from "../env.js";
-import { Follow } from "./waiter.js";
+import { Follow, type Tail } from "./waiter.js";
 
 export interface ReadStub {
 	streamRead(offset: ParsedOffset): Promise<StreamReply>;
@@ -131,12 +133,33 @@ export async function sse(
 					const left = deadline - Date.now();
 					if (left <= 0 || !(await follow.wait(after, left, gone))) break;
 				}
-				r = await follow.ask((s) => s.streamRead({ kind: "seq", seq: after }));
+				const tail = follow.take(after);
+				r = tail ? fromTail(first, tail, after) : await follow.ask((s) => s.streamRead({ kind: "seq", seq: after }));
 			}
 		} finally {
 			follow.close();
 		}
 	});
+}
+
+/** A read answered from what the waiter frames carried, as the object would have answered it. */
+function fromTail(first: StreamReply, tail: Tail, after: number): StreamReply {
+	const next = tail.messages.at(-1)?.seq ?? after;
+	const body = first.json
+		? `[${tail.messages.map((m) => JSON.stringify(m.data)).join(",")}]`
+		: concat(tail.messages.map((m) => fromBase64(m.data as string)));
+	const upToDate = next >= tail.head;
+	return {
+		status: 200,
+		headers: { [H.offset]: formatOffset(next) },
+		body,
+		upToDate,
+		closed: upToDate && tail.closed,
+		next,
+		head: tail.head,
+		json: first.json,
+		text: first.text,
+	};
 }
 
 /**

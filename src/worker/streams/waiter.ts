@@ -5,6 +5,7 @@
  * Worker, so the object sleeps between writes however many readers wait.
  * @module
  */
+import type { Message } from "../../protocol/message.js";
 import { WAITER_HEADER, type WaiterFrame } from "../../protocol/streams.js";
 
 type Stub = { fetch(input: string, init?: RequestInit): Promise<Response> };
@@ -50,6 +51,11 @@ export class Follow<S extends Stub> {
 		return woke;
 	}
 
+	/** What waiter frames carried past `after` (see `Waiter.take`). */
+	take(after: number): Tail | undefined {
+		return this.#waiter?.take(after);
+	}
+
 	/** Runs `op` through the current stub, or a fresh one if the object restarted. */
 	ask<T>(op: (s: S) => Promise<T>): Promise<T> {
 		return retrying(this.stubs, this.holder, op);
@@ -60,7 +66,16 @@ export class Follow<S extends Stub> {
 	}
 }
 
+/** What arrived since a reader's position: the new messages, in order, and the state after them. */
+export interface Tail {
+	messages: Message[];
+	head: number;
+	closed: boolean;
+}
+
 export class Waiter {
+	/** Frames not yet taken, oldest first. */
+	#frames: WaiterFrame[] = [];
 	#pending = false;
 	#ended = false;
 	#wake: (() => void) | undefined;
@@ -70,6 +85,8 @@ export class Waiter {
 			try {
 				const frame = JSON.parse(String(e.data)) as WaiterFrame;
 				if (frame.gone) this.#ended = true;
+				// A bounded queue: a reader that lags reads the log instead.
+				if (this.#frames.push(frame) > 64) this.#frames = [];
 			} catch {
 				// not ours: any frame still means "look again"
 			}
@@ -125,6 +142,30 @@ export class Waiter {
 		this.#wake = undefined;
 		this.#pending = false;
 		return woke;
+	}
+
+	/**
+	 * The messages after `after` that frames carried, if they reach it with
+	 * no hole (else undefined: read the log). Takes every frame.
+	 */
+	take(after: number): Tail | undefined {
+		const frames = this.#frames;
+		this.#frames = [];
+		const messages: Message[] = [];
+		let at = after;
+		let tail: Tail | undefined;
+		for (const f of frames) {
+			if (f.head <= at && !f.closed) continue;
+			if (f.prev > at || (f.head > at && !f.messages)) return undefined;
+			for (const m of f.messages ?? []) {
+				if (m.seq <= at) continue;
+				if (m.seq !== at + 1) return undefined;
+				messages.push(m);
+				at = m.seq;
+			}
+			tail = { messages, head: f.head, closed: f.closed === true };
+		}
+		return tail && at === tail.head ? tail : undefined;
 	}
 
 	close(): void {
