@@ -26,6 +26,7 @@ import {
 	type StreamCreate,
 	type StreamReply,
 	WAITER_HEADER,
+	WAITER_SSE_HEADER,
 } from "../protocol/streams.js";
 import { ConsumerGroups } from "./groups/consumer-groups.js";
 import { LiveStreams } from "./live/live-streams.js";
@@ -252,7 +253,9 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 
 	override async fetch(request: Request): Promise<Response> {
 		const waiting = request.headers.get(WAITER_HEADER);
-		if (waiting !== null) return this.#streams.acceptWaiter(Number(waiting) || 0);
+		if (waiting !== null) {
+			return this.#streams.acceptWaiter(Number(waiting) || 0, request.headers.get(WAITER_SSE_HEADER) !== null);
+		}
 		return openSocket(request, {
 			topic: this.#topic,
 			groups: this.#groups,

@@ -99,6 +99,30 @@ export function nextCursor(now: number, client: string | undefined): string {
 	return String(theirs + jitter);
 }
 
+// --- SSE events (protocol §5.7) ----------------------------------------------------------
+
+/** One `data` event: JSON as its array text, text line by line, anything else base64. */
+export function sseDataEvent(body: string | Uint8Array, text: boolean): string {
+	if (typeof body === "string") return `event: data\ndata:${body}\n\n`;
+	if (text) {
+		// Every line break becomes its own `data:` line, so a payload can never end an event early.
+		const lines = new TextDecoder().decode(body).split(/\r\n|\r|\n/);
+		return `event: data\n${lines.map((l) => `data:${l}`).join("\n")}\n\n`;
+	}
+	let bin = "";
+	for (let i = 0; i < body.length; i += 0x8000) bin += String.fromCharCode(...body.subarray(i, i + 0x8000));
+	return `event: data\ndata:${btoa(bin)}\n\n`;
+}
+
+/** The `control` event after data: the next offset, and the cursor (none once closed). */
+export function sseControlEvent(next: number, closed: boolean, upToDate: boolean, cursor: string): string {
+	const control: Record<string, unknown> = { streamNextOffset: formatOffset(next) };
+	if (closed) control.streamClosed = true;
+	else control.streamCursor = cursor;
+	if (upToDate) control.upToDate = true;
+	return `event: control\ndata:${JSON.stringify(control)}\n\n`;
+}
+
 // --- Content types ---------------------------------------------------------------------
 
 /** The media type without parameters, lower case: `Application/JSON; charset=utf-8` → `application/json`. */
@@ -191,8 +215,18 @@ export interface WaiterFrame {
 	closed?: boolean;
 	gone?: boolean;
 	messages?: Message[];
+	/** An SSE waiter's frame: the events, rendered (sent after the JSON and a newline, not in it). */
+	sse?: string;
 }
 
 /** The request header that makes an upgrade to the object a stream waiter (its value: the seq the reader has). */
 export const WAITER_HEADER = "x-tidings-stream-wait";
 export const WAITER_TAG = "stream-wait";
+/**
+ * A waiter of a stream's SSE reader, which takes its events rendered: after
+ * the frame's JSON, a newline and the SSE text (data, then control, at the
+ * current cursor) that a reader which had everything up to `prev` writes as
+ * it is. Rendered once in the object for every such reader.
+ */
+export const WAITER_SSE_HEADER = "x-tidings-stream-wait-sse";
+export const WAITER_SSE_TAG = "stream-wait-sse";

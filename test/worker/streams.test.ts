@@ -13,6 +13,7 @@ import type { Right } from "../../src/protocol/rights.js";
 import { formatOffset, parseOffset, WAITER_TAG } from "../../src/protocol/streams.js";
 import { mintToken } from "../../src/tokens/index.js";
 import { app } from "../../src/worker/app.js";
+import { isBad, parseProducer, parseUint } from "../../src/worker/streams/request.js";
 import {
 	api,
 	call,
@@ -185,6 +186,31 @@ describe("bad input stores nothing", () => {
 				const parsed = parseOffset(s);
 				if (parsed === undefined) return true;
 				return s === "-1" || s === "now" || (parsed.kind === "seq" && formatOffset(parsed.seq) === s);
+			}),
+		);
+		// Header values are printable ASCII (Headers refuses control characters).
+		const printable = fc.oneof(fc.stringMatching(/^[\x20-\x7e]{0,8}$/), fc.nat().map(String));
+		// Header integers (TTL, producer epoch and seq): exactly the protocol's decimal form, or refused.
+		fc.assert(
+			fc.property(
+				fc.oneof(fc.string(), fc.nat().map(String), fc.constantFrom("0", "00", "+1", "1e3", "1.0", "-1")),
+				(raw) => {
+					const n = parseUint(raw, "h");
+					return isBad(n) ? !/^(0|[1-9]\d*)$/.test(raw) || !Number.isSafeInteger(Number(raw)) : String(n) === raw;
+				},
+			),
+		);
+		fc.assert(
+			fc.property(fc.option(printable), fc.option(printable), fc.option(printable), (id, epoch, seq) => {
+				const headers = new Headers();
+				if (id !== null) headers.set("Producer-Id", id);
+				if (epoch !== null) headers.set("Producer-Epoch", epoch);
+				if (seq !== null) headers.set("Producer-Seq", seq);
+				const p = parseProducer(headers);
+				const given = [id, epoch, seq].filter((x) => x !== null).length;
+				if (given === 0) return p === undefined;
+				if (given < 3) return isBad(p);
+				return isBad(p) || (p !== undefined && p.id === headers.get("Producer-Id") && p.id !== "");
 			}),
 		);
 		// Offsets sort as the log does.

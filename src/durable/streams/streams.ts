@@ -30,20 +30,16 @@ import {
 	type StreamAppend,
 	type StreamCreate,
 	type StreamReply,
-	WAITER_TAG,
-	type WaiterFrame,
 } from "../../protocol/streams.js";
 import type { Dedupe } from "../log/dedupe.js";
-import { type LogRow, renderMessage, type TopicLog } from "../log/topic-log.js";
-import { closeQuietly, sendRaw } from "../sockets/attachments.js";
+import type { LogRow, TopicLog } from "../log/topic-log.js";
 import type { Meta } from "../storage/meta.js";
 import type { Scheduler, Timer } from "../storage/scheduler.js";
 import type { Transaction } from "../storage/transaction.js";
 import { byteRows, concat, rowBytes, toBase64 } from "./bytes.js";
+import { Waiters } from "./waiters.js";
 
 export const TIMER_STREAM_EXPIRY = "stream-expiry";
-/** New messages ride the waiter frame up to this much text; past it, readers read them. */
-const TAIL_FRAME_MAX_CHARS = 256 * 1024;
 const META_KEY = "stream";
 
 /** What a stream is, beyond its messages. */
@@ -91,7 +87,14 @@ function reply(status: number, headers: Record<string, string> = {}): StreamRepl
 }
 
 export class Streams {
-	constructor(private readonly r: StreamRooms) {}
+	readonly #waiters: Waiters;
+
+	constructor(private readonly r: StreamRooms) {
+		this.#waiters = new Waiters(r.ctx, r.log, r.topicJson, () => {
+			const s = this.#state();
+			return s && { ...s, json: isJsonType(s.content_type), text: isTextType(s.content_type) };
+		});
+	}
 
 	timers() {
 		return { [TIMER_STREAM_EXPIRY]: (_t: Timer, now: number) => this.#expireDue(now) };
@@ -241,7 +244,7 @@ export class Streams {
 		if ((s.forks ?? 0) > 0) {
 			s.deleted = true;
 			this.#save(s);
-			this.#closeWaiters();
+			this.#waiters.closeAll();
 		} else this.#hardDelete(s);
 		return reply(204);
 	}
@@ -313,31 +316,14 @@ export class Streams {
 		else this.#save(s);
 	}
 
-	// --- Waiters -------------------------------------------------------------------------
+	// --- Waiters (waiters.ts) ----------------------------------------------------------------
 
-	/** A long-poll or SSE reader's socket: told when the head passes `after`, or the stream closes. */
-	acceptWaiter(after: number): Response {
-		const pair = new WebSocketPair();
-		const [client, server] = [pair[0], pair[1]];
-		this.r.ctx.acceptWebSocket(server, [WAITER_TAG]);
-		const s = this.#state();
-		// A topic not written yet is waited on like any other; only a deleted stream sends readers away.
-		if (s?.deleted) closeQuietly(server, 4404, "stream gone");
-		else if (this.r.log.head > after || s?.closed) sendRaw(server, this.#tailFrame(s));
-		return new Response(null, { status: 101, webSocket: client });
+	acceptWaiter(after: number, sse: boolean): Response {
+		return this.#waiters.accept(after, sse);
 	}
 
-	/**
-	 * The head moved or the stream closed: every waiting reader hears it
-	 * once. The frame carries the new messages (when they are not large), so
-	 * a reader that had everything before them needs no read: fan-out to SSE
-	 * readers costs one rendering and one send per reader, as for sockets.
-	 */
 	notify(rows: readonly LogRow[] = []): void {
-		const waiters = this.r.ctx.getWebSockets(WAITER_TAG);
-		if (waiters.length === 0) return;
-		const frame = this.#tailFrame(this.#state(), rows);
-		for (const ws of waiters) sendRaw(ws, frame);
+		this.#waiters.notify(rows);
 	}
 
 	/** Refuses topic publishes a stream cannot take: a byte stream's log, or a closed stream. */
@@ -353,22 +339,6 @@ export class Streams {
 	}
 
 	// --- Internals -------------------------------------------------------------------------
-
-	#tailFrame(s: StreamState | undefined, rows: readonly LogRow[] = []): string {
-		const head = this.r.log.head;
-		const frame: Omit<WaiterFrame, "messages"> = { type: "tail", head, prev: head - rows.length };
-		if (s?.closed) frame.closed = true;
-		if (s?.deleted) frame.gone = true;
-		const text = JSON.stringify(frame);
-		const messages = rows.map((r) => renderMessage(this.r.topicJson, r));
-		if (messages.reduce((n, m) => n + m.length, 0) > TAIL_FRAME_MAX_CHARS) return text;
-		// Stored message text is spliced in, never parsed (as for socket frames).
-		return `${text.slice(0, -1)},"messages":[${messages.join(",")}]}`;
-	}
-
-	#closeWaiters(): void {
-		for (const ws of this.r.ctx.getWebSockets(WAITER_TAG)) closeQuietly(ws, 4404, "stream gone");
-	}
 
 	#state(): StreamState | undefined {
 		const s = this.r.meta.getJson<StreamState>(META_KEY);
@@ -396,7 +366,7 @@ export class Streams {
 		if ((s.forks ?? 0) > 0) {
 			s.deleted = true;
 			this.#save(s);
-			this.#closeWaiters();
+			this.#waiters.closeAll();
 			return true;
 		}
 		this.#hardDelete(s);
@@ -415,7 +385,7 @@ export class Streams {
 	}
 
 	#hardDelete(s: StreamState): void {
-		this.#closeWaiters();
+		this.#waiters.closeAll();
 		this.r.wipe();
 		if (s.fork) this.r.release(s.fork.source);
 	}

@@ -8,7 +8,15 @@
 
 import { concat, fromBase64 } from "../../durable/streams/bytes.js";
 import { TUNING } from "../../protocol/limits.js";
-import { formatOffset, H, nextCursor, type ParsedOffset, type StreamReply } from "../../protocol/streams.js";
+import {
+	formatOffset,
+	H,
+	nextCursor,
+	type ParsedOffset,
+	type StreamReply,
+	sseControlEvent,
+	sseDataEvent,
+} from "../../protocol/streams.js";
 import type { Env } from "../env.js";
 import { Follow, type Tail } from "./waiter.js";
 
@@ -79,26 +87,12 @@ export async function longPoll(
 
 const encoder = new TextEncoder();
 
-/** One `data` event: JSON as its array text, text line by line, anything else base64. */
 function dataEvent(r: StreamReply): string {
-	if (typeof r.body === "string") return `event: data\ndata:${r.body}\n\n`;
-	const bytes = r.body ?? new Uint8Array(0);
-	if (r.text) {
-		// Every line break becomes its own `data:` line, so a payload can never end an event early.
-		const lines = new TextDecoder().decode(bytes).split(/\r\n|\r|\n/);
-		return `event: data\n${lines.map((l) => `data:${l}`).join("\n")}\n\n`;
-	}
-	let bin = "";
-	for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-	return `event: data\ndata:${btoa(bin)}\n\n`;
+	return sseDataEvent(r.body ?? new Uint8Array(0), r.text === true);
 }
 
 function controlEvent(r: StreamReply, cursor: string | undefined): string {
-	const control: Record<string, unknown> = { streamNextOffset: r.headers[H.offset] };
-	if (r.closed) control.streamClosed = true;
-	else control.streamCursor = nextCursor(Date.now(), cursor);
-	if (r.upToDate) control.upToDate = true;
-	return `event: control\ndata:${JSON.stringify(control)}\n\n`;
+	return sseControlEvent(r.next ?? 0, r.closed === true, r.upToDate === true, nextCursor(Date.now(), cursor));
 }
 
 export async function sse(
@@ -107,34 +101,51 @@ export async function sse(
 	offset: ParsedOffset,
 	cursor: string | undefined,
 ): Promise<Response> {
-	const follow = new Follow(stubs);
+	const follow = new Follow(stubs, true);
 	const first = await follow.ask((s) => s.streamRead(offset));
 	if (first.status !== 200) return errorFor(first);
 	const lifetimeMs = Number(env.TIDINGS_STREAM_SSE_MS) || TUNING.streamSseLifetimeMs;
 	const headers = new Headers({ "Content-Type": "text/event-stream", "Cache-Control": "no-cache" });
 	if (!first.json && !first.text) headers.set(H.sseEncoding, "base64");
+	// The object renders events at the current cursor; a client whose cursor is ahead (jitter) needs its own.
+	const current = Number(nextCursor(Date.now(), undefined));
+	const rendered = cursor === undefined || !/^\d{1,15}$/.test(cursor) || Number(cursor) < current;
+	const read = (after: number) => follow.ask((s) => s.streamRead({ kind: "seq", seq: after }));
 	return sseResponse(headers, async (write, gone) => {
 		const deadline = Date.now() + lifetimeMs;
-		let r = first;
+		let r: StreamReply | undefined = first;
 		let announced = false;
+		let after = 0;
 		try {
 			for (;;) {
-				if (r.status !== 200) break;
-				const data = hasData(r);
-				// One write for the pair: a reader that stops at the first event boundary after "control"
-				// (which a payload may contain) still gets the control event that belongs to the data.
-				if (data || !announced || r.closed) {
-					await write((data ? dataEvent(r) : "") + controlEvent(r, cursor));
+				if (r) {
+					if (r.status !== 200) break;
+					const data = hasData(r);
+					// One write for the pair: a reader that stops at the first event boundary after "control"
+					// (which a payload may contain) still gets the control event that belongs to the data.
+					if (data || !announced || r.closed) {
+						await write((data ? dataEvent(r) : "") + controlEvent(r, cursor));
+					}
+					announced = true;
+					if (r.closed) break;
+					after = r.next ?? 0;
+					if (!r.upToDate) {
+						r = await read(after);
+						continue;
+					}
 				}
-				announced = true;
-				if (r.closed) break;
-				const after = r.next ?? 0;
-				if (r.upToDate) {
-					const left = deadline - Date.now();
-					if (left <= 0 || !(await follow.wait(after, left, gone))) break;
-				}
+				const left = deadline - Date.now();
+				if (left <= 0 || !(await follow.wait(after, left, gone))) break;
 				const tail = follow.take(after);
-				r = tail ? fromTail(first, tail, after) : await follow.ask((s) => s.streamRead({ kind: "seq", seq: after }));
+				// Caught up, and the frames chain on: write the events the object rendered once for all readers.
+				if (tail?.sse !== undefined && rendered) {
+					await write(tail.sse);
+					after = tail.head;
+					if (tail.closed) break;
+					r = undefined;
+					continue;
+				}
+				r = tail && tail.sse === undefined ? fromTail(first, tail, after) : await read(after);
 			}
 		} finally {
 			follow.close();

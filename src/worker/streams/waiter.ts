@@ -6,7 +6,7 @@
  * @module
  */
 import type { Message } from "../../protocol/message.js";
-import { WAITER_HEADER, type WaiterFrame } from "../../protocol/streams.js";
+import { WAITER_HEADER, WAITER_SSE_HEADER, type WaiterFrame } from "../../protocol/streams.js";
 
 type Stub = { fetch(input: string, init?: RequestInit): Promise<Response> };
 
@@ -29,7 +29,11 @@ export class Follow<S extends Stub> {
 	#reopened = 0;
 	readonly holder: { stub: S };
 
-	constructor(private readonly stubs: () => S) {
+	constructor(
+		private readonly stubs: () => S,
+		/** Waiters that take rendered SSE events (a stream's SSE reader). */
+		private readonly sse = false,
+	) {
 		this.holder = { stub: stubs() };
 	}
 
@@ -44,7 +48,7 @@ export class Follow<S extends Stub> {
 				return false;
 			}
 			this.#waiter?.close();
-			this.#waiter = await retrying(this.stubs, this.holder, (s) => Waiter.open(s, after));
+			this.#waiter = await retrying(this.stubs, this.holder, (s) => Waiter.open(s, after, this.sse));
 		}
 		const woke = await this.#waiter.wait(ms, abort);
 		if (abort && !woke && (await Promise.race([abort.then(() => true), Promise.resolve(false)]))) this.ended = true;
@@ -71,6 +75,46 @@ export interface Tail {
 	messages: Message[];
 	head: number;
 	closed: boolean;
+	/** The events to write as they are (frames of an SSE waiter), instead of the messages. */
+	sse?: string;
+}
+
+/** Frames are applied in order; one at or below the reader's position adds nothing (unless it closes). */
+function stale(f: WaiterFrame, at: number): boolean {
+	return f.head <= at && !f.closed;
+}
+
+/** The rendered SSE text of frames that chain exactly from `after`. */
+function rendered(frames: WaiterFrame[], after: number): Tail | undefined {
+	let at = after;
+	let tail: Tail | undefined;
+	for (const f of frames) {
+		if (stale(f, at)) continue;
+		if (f.sse === undefined || f.prev !== at) return undefined;
+		at = f.head;
+		tail = { messages: [], head: at, closed: f.closed === true, sse: (tail?.sse ?? "") + f.sse };
+		if (tail.closed) break;
+	}
+	return tail;
+}
+
+/** The messages frames carried past `after`, when they reach on from it with no hole. */
+function carried(frames: WaiterFrame[], after: number): Tail | undefined {
+	const messages: Message[] = [];
+	let at = after;
+	let tail: Tail | undefined;
+	for (const f of frames) {
+		if (stale(f, at)) continue;
+		if (f.prev > at || (f.head > at && !f.messages)) return undefined;
+		for (const m of f.messages ?? []) {
+			if (m.seq <= at) continue;
+			if (m.seq !== at + 1) return undefined;
+			messages.push(m);
+			at = m.seq;
+		}
+		tail = { messages, head: f.head, closed: f.closed === true };
+	}
+	return tail && at === tail.head ? tail : undefined;
 }
 
 export class Waiter {
@@ -83,7 +127,11 @@ export class Waiter {
 	private constructor(private readonly ws: WebSocket) {
 		ws.addEventListener("message", (e) => {
 			try {
-				const frame = JSON.parse(String(e.data)) as WaiterFrame;
+				// An SSE waiter's frame: the JSON, a newline, then the rendered events.
+				const text = String(e.data);
+				const cut = text.indexOf("\n");
+				const frame = JSON.parse(cut < 0 ? text : text.slice(0, cut)) as WaiterFrame;
+				if (cut >= 0) frame.sse = text.slice(cut + 1);
 				if (frame.gone) this.#ended = true;
 				// A bounded queue: a reader that lags reads the log instead.
 				if (this.#frames.push(frame) > 64) this.#frames = [];
@@ -103,11 +151,11 @@ export class Waiter {
 		});
 	}
 
-	/** Opens a waiter for a reader that has everything up to `after`. */
-	static async open(stub: Stub, after: number): Promise<Waiter> {
-		const res = await stub.fetch("https://topic/stream-wait", {
-			headers: { Upgrade: "websocket", [WAITER_HEADER]: String(after) },
-		});
+	/** Opens a waiter for a reader that has everything up to `after` (`sse`: a stream's SSE reader). */
+	static async open(stub: Stub, after: number, sse = false): Promise<Waiter> {
+		const headers: Record<string, string> = { Upgrade: "websocket", [WAITER_HEADER]: String(after) };
+		if (sse) headers[WAITER_SSE_HEADER] = "1";
+		const res = await stub.fetch("https://topic/stream-wait", { headers });
 		const ws = res.webSocket;
 		if (!ws) throw new Error(`stream waiter refused: ${res.status}`);
 		ws.accept();
@@ -145,27 +193,14 @@ export class Waiter {
 	}
 
 	/**
-	 * The messages after `after` that frames carried, if they reach it with
-	 * no hole (else undefined: read the log). Takes every frame.
+	 * What frames carried past `after`, if it reaches on from `after` with no
+	 * hole (else undefined: read the log): the SSE text rendered in the
+	 * object when every frame has it, else the messages. Takes every frame.
 	 */
 	take(after: number): Tail | undefined {
 		const frames = this.#frames;
 		this.#frames = [];
-		const messages: Message[] = [];
-		let at = after;
-		let tail: Tail | undefined;
-		for (const f of frames) {
-			if (f.head <= at && !f.closed) continue;
-			if (f.prev > at || (f.head > at && !f.messages)) return undefined;
-			for (const m of f.messages ?? []) {
-				if (m.seq <= at) continue;
-				if (m.seq !== at + 1) return undefined;
-				messages.push(m);
-				at = m.seq;
-			}
-			tail = { messages, head: f.head, closed: f.closed === true };
-		}
-		return tail && at === tail.head ? tail : undefined;
+		return rendered(frames, after) ?? carried(frames, after);
 	}
 
 	close(): void {
