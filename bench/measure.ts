@@ -12,6 +12,7 @@ import { type CpuShare, cpuSpan } from "./lib/cpu.js";
 import { closedLoop, fixedRate, HttpClient, type Outcomes } from "./lib/http.js";
 import { Histogram, round } from "./lib/stats.js";
 import { GroupConsumers, memberUrl, Subscribers, wsPublish, wsUrl } from "./lib/ws.js";
+import type { StreamsResult } from "./streams.js";
 
 export type ThroughputKind = "httpSingle" | "httpBatch" | "wsPublish";
 
@@ -137,6 +138,8 @@ export type ImplResults = Partial<Record<ThroughputKind, ThroughputResult>> & {
 	groups?: Record<string, GroupResult>;
 	/** Publishing while a backlog drains; tidings only. */
 	starvation?: StarvationResult;
+	/** Durable Streams rows; tidings only. */
+	streams?: StreamsResult;
 	/** workerd's RSS with a backlog pending and a thousand members; tidings only. */
 	memory?: MemoryResult;
 	/** Single publishes of an order, to a topic with the order schema and to one without; tidings only. */

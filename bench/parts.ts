@@ -6,7 +6,7 @@
  */
 import type { ThroughputKind } from "./measure.js";
 
-export const PARTS = ["throughput", "typed", "groups", "peer", "starvation", "memory", "latency"] as const;
+export const PARTS = ["throughput", "typed", "groups", "peer", "starvation", "memory", "latency", "streams"] as const;
 export type Part = (typeof PARTS)[number];
 
 export interface Plan {
@@ -40,6 +40,8 @@ export function plan(argv: string[]): Plan {
 	const want = new Set<Part>(requested);
 	// The peer's ratios are against tidings' group rows and its single and batch publishes.
 	if (want.has("peer")) want.add("groups");
+	// The SSE fan-out row reads beside the WebSocket fan-out row at the same rate.
+	if (want.has("streams")) want.add("latency");
 	const kinds = new Set<ThroughputKind>(want.has("throughput") ? ALL_KINDS : []);
 	// Latency derives its rate from both single rows; starvation and the peer compare with tidings' single row.
 	if (want.has("latency") || want.has("starvation") || want.has("peer")) kinds.add("httpSingle");

@@ -16,6 +16,7 @@ import { CONFIG, IMPLS, type Impl, TARGETS } from "./config.js";
 import { bundle } from "./lib/build.js";
 import { findWorkerd } from "./lib/cpu.js";
 import { round } from "./lib/stats.js";
+import { type Cell, renderTable } from "./lib/table.js";
 import { COMPATIBILITY_DATE, startWorkers } from "./lib/workers.js";
 import { Bench, GROUP_ROWS, LATENCY_ROWS, THROUGHPUT_ROWS } from "./measure.js";
 import { PARTS, type Plan, plan } from "./parts.js";
@@ -31,6 +32,7 @@ import {
 	summarize,
 	summaryTable,
 } from "./report.js";
+import { catchUp, type StreamsResult, sseFanOut } from "./streams.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, "..");
@@ -90,6 +92,7 @@ async function measure(bench: Bench, p: Plan, peer: () => Promise<void>): Promis
 	if (runs("peer")) await peer();
 	const rates: Record<string, number> = {};
 	if (runs("latency")) await latency(bench, rates);
+	if (runs("streams")) await streams(bench);
 	// Last: a thousand members take the object long to open and longer to let go of, and
 	// workerd runs every object on one thread, so any row after this one would measure that.
 	if (runs("memory")) {
@@ -98,6 +101,43 @@ async function measure(bench: Bench, p: Plan, peer: () => Promise<void>): Promis
 		});
 	}
 	return rates;
+}
+
+/** SSE fan-out beside the WebSocket fan-out row, at its rate and reader count; catch-up reads of a full topic. */
+async function streams(bench: Bench): Promise<void> {
+	const { subscribers, rates } = CONFIG.fixedRateLatency;
+	const rate = rates[0] ?? 250;
+	const result: StreamsResult = {};
+	bench.results.tidings.streams = result;
+	await bench.step(`tidings: SSE fan-out, ${subscribers} readers at ${rate} msg/s`, async () => {
+		result.sse = await sseFanOut(bench, subscribers, rate);
+	});
+	await bench.step(`tidings: catch-up read of ${CATCH_UP_MESSAGES} messages over /v1/stream`, async () => {
+		result.catchUp = await catchUp(bench, CATCH_UP_MESSAGES);
+	});
+}
+
+const CATCH_UP_MESSAGES = 10_000;
+
+/** The SSE row beside the WebSocket row of the same readers and rate, and the catch-up row. */
+function streamsTable(results: Bench["results"]): string | undefined {
+	const s = results.tidings.streams;
+	if (!s) return undefined;
+	const { subscribers, rates } = CONFIG.fixedRateLatency;
+	const ws = results.tidings.latency[`${subscribers}@${rates[0]}`];
+	const rows: Cell[][] = [];
+	for (const [label, r] of [
+		[`WebSocket, ${subscribers} subscribers`, ws],
+		[`SSE (/v1/stream), ${subscribers} readers`, s.sse],
+	] as const) {
+		if (r)
+			rows.push([label, r.achievedRatePerSecond, `${r.deliveries}/${r.expectedDeliveries}`, r.p50Ms, r.p99Ms, r.maxMs]);
+	}
+	const table = renderTable(["fan-out at the fixed rate", "msg/s", "delivered", "p50 ms", "p99 ms", "max ms"], rows);
+	const c = s.catchUp;
+	return c
+		? `${table}\n\n${renderTable(["catch-up read", "messages", "pages", "ms", "msg/s"], [["/v1/stream?offset=-1 to the tail", c.messages, c.pages, c.ms, c.messagesPerSecond]])}`
+		: table;
 }
 
 /** The latency rows, at half the smaller single-publish maximum, and at the fixed rates. */
@@ -195,6 +235,8 @@ async function main(): Promise<number> {
 	if (peerRows.length > 0 && peer) tables.push(peerTable(peerRows, peer));
 	if (queueRows.length > 0) tables.push(queueTable(queueRows));
 	tables.push(detailTable(bench.results, p.parts));
+	const streamRows = streamsTable(bench.results);
+	if (streamRows) tables.push(streamRows);
 	if (peer && !peer.skipped) tables.push(peerDetailTable(peer));
 	console.log(`\n${tables.join("\n\n")}\n`);
 	for (const n of notes) console.log(`* ${n}`);

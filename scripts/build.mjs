@@ -4,7 +4,7 @@
 //   node scripts/build.mjs            everything, with type declarations
 //   node scripts/build.mjs --browser  only public/tidings.js (Wrangler's build step)
 import { execFileSync } from "node:child_process";
-import { chmod, mkdir, rename } from "node:fs/promises";
+import { chmod, mkdir, readdir, rename, rm } from "node:fs/promises";
 import { build } from "esbuild";
 
 const common = { bundle: true, format: "esm", target: "es2022", logLevel: "warning", legalComments: "none" };
@@ -12,9 +12,24 @@ const common = { bundle: true, format: "esm", target: "es2022", logLevel: "warni
 // Written elsewhere and renamed into place, so a `wrangler dev` serving public/
 // never sends half a file, and builds started by parallel `wrangler dev`s do not collide.
 await mkdir("dist", { recursive: true });
-const tmp = `dist/.tidings.${process.pid}.js`;
-await build({ ...common, entryPoints: ["src/client/browser.ts"], outfile: tmp, platform: "browser", minify: true });
-await rename(tmp, "public/tidings.js");
+// Split: what only some pages need (the SSE fallback) is a chunk beside it, loaded on first use.
+const tmp = `dist/.browser.${process.pid}`;
+await build({
+	...common,
+	entryPoints: { tidings: "src/client/browser.ts" },
+	outdir: tmp,
+	splitting: true,
+	chunkNames: "tidings-[name]-[hash]",
+	platform: "browser",
+	minify: true,
+});
+// Chunks first (the entry names them), then the entry; then the chunks of earlier builds go.
+const old = (await readdir("public")).filter((f) => /^tidings-.*\.js$/.test(f));
+const built = await readdir(tmp);
+for (const f of built.filter((f) => f !== "tidings.js")) await rename(`${tmp}/${f}`, `public/${f}`);
+await rename(`${tmp}/tidings.js`, "public/tidings.js");
+for (const f of old.filter((f) => !built.includes(f))) await rm(`public/${f}`, { force: true });
+await rm(tmp, { recursive: true, force: true });
 
 if (!process.argv.includes("--browser")) {
 	await build({

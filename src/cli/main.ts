@@ -166,7 +166,10 @@ function buildProgram(setExit: (code: number) => void): Command {
 		.argument("<topic>")
 		.action(async (topic: string) => {
 			const groups = await admin().groups(topic);
-			if (globals().json) return groups.forEach((g) => printJson(g));
+			if (globals().json) {
+				for (const g of groups) printJson(g);
+				return;
+			}
 			printTable(
 				["GROUP", "CURSOR", "PENDING", "IN FLIGHT", "ACKED", "RETRIED", "DEAD", "MEMBERS"],
 				groups.map((g) => [

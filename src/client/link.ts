@@ -4,7 +4,10 @@
  * when a `ping` gets no answer within a heartbeat, because a socket can look
  * open long after the network is gone. A socket refused before it opened
  * says nothing of why, so the link asks the same URL over HTTP, and gives up
- * only on a refusal that a retry cannot mend.
+ * only on a refusal that a retry cannot mend. A subscription whose upgrade
+ * is refused though the server would take it (a proxy that strips
+ * upgrades) reads the same frames over SSE (sse.ts, loaded only then), and
+ * tries its WebSocket again each time that response ends.
  * @module
  */
 import { CLOSE_CODES } from "../protocol/errors.js";
@@ -65,6 +68,8 @@ export class Link {
 	#awaitingPong = false;
 	#pingAt = 0;
 	#refreshToken = false;
+	/** Ends the SSE response this link reads instead of a socket, if any. */
+	#sse?: AbortController;
 
 	constructor(
 		host: LinkHost,
@@ -73,6 +78,8 @@ export class Link {
 		onFrame: (frame: ServerFrame) => void,
 		/** Called when the server ends the socket for good, or refuses it for a reason a retry cannot mend. */
 		onFatal?: (error: TidingsError) => void,
+		/** Read over SSE when WebSocket upgrades are refused on the way (live subscriptions). */
+		readonly sse = false,
 	) {
 		this.#host = host;
 		this.#topic = topic;
@@ -195,6 +202,7 @@ export class Link {
 				() => this.#retry(),
 				(e: TidingsError) => {
 					if (this.state === "closed") return;
+					if (e.code === "upgrade_required" && this.sse) return this.#overSse(path);
 					if (e.code === "upgrade_required" || e.retryable) {
 						if (e.code === "unauthorized") this.#host.events.emit("error", e);
 						return this.#retry();
@@ -203,6 +211,35 @@ export class Link {
 				},
 			);
 		};
+	}
+
+	/** The upgrade passed every check yet never happened: something on the way refuses WebSockets. */
+	async #overSse(wsPath: string) {
+		const generation = ++this.generation;
+		const abort = new AbortController();
+		this.#sse = abort;
+		try {
+			const { readSse } = await import("./sse.js");
+			await readSse(
+				this.#host.http,
+				wsPath.replace("/ws?", "/sse?"),
+				abort.signal,
+				() => {
+					this.state = "open";
+					this.#host.update();
+					this.#host.reachable();
+				},
+				(frame) => {
+					if (generation !== this.generation) return;
+					if (frame.type === "ready") this.#failures = 0;
+					this.#onFrame(frame);
+				},
+			);
+		} catch {
+			// the network, or the server: as for a lost socket
+		}
+		abort.abort();
+		if (generation === this.generation) this.#retry();
 	}
 
 	#fatal(error: TidingsError) {
@@ -245,6 +282,7 @@ export class Link {
 	}
 
 	#drop(code: number) {
+		this.#sse?.abort();
 		clearInterval(this.#heartbeat);
 		clearTimeout(this.#timer);
 		clearTimeout(this.#openTimer);

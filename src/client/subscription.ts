@@ -67,6 +67,8 @@ export class Subscription<T = unknown> {
 					this.#confirm(DEFAULTS.receivedEveryMs);
 				} else if (frame.type === "error") events.emit("error", new TidingsError(frame.code, frame.message));
 			},
+			undefined,
+			true,
 		);
 	}
 

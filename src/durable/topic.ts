@@ -31,6 +31,14 @@ import type {
 	TopicSummary,
 } from "../protocol/message.js";
 import type { GroupSettingsInput, PublishRecord, TopicSettingsInput } from "../protocol/schema.js";
+import {
+	type ParsedOffset,
+	type StreamAppend,
+	type StreamCreate,
+	type StreamReply,
+	WAITER_HEADER,
+	WAITER_SSE_HEADER,
+} from "../protocol/streams.js";
 import { CatalogReporter, TIMER_CATALOG } from "./catalog/reporter.js";
 import { catalogShardOf } from "./catalog/shards.js";
 import { ConsumerGroups } from "./groups/consumer-groups.js";
@@ -49,6 +57,7 @@ import { migrate } from "./storage/migrations.js";
 import { Scheduler } from "./storage/scheduler.js";
 import { Settings } from "./storage/settings.js";
 import { type Transaction, transactional } from "./storage/transaction.js";
+import { Streams } from "./streams/streams.js";
 
 export class Topic extends DurableObject<Env> implements TopicApi {
 	/** The topic's name: the object's own (`idFromName`), or as stored by its first write. */
@@ -63,6 +72,7 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 	#retention!: Retention;
 	#live!: LiveStreams;
 	#groups!: ConsumerGroups;
+	#streams!: Streams;
 	#abuse!: AbuseLimits;
 	#reporter!: CatalogReporter;
 	#receive!: ReturnType<typeof frameReceiver>;
@@ -133,18 +143,38 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 			this.#reporter.changed();
 			this.#live.broadcast(rows);
 			this.#groups.dispatchAll();
+			this.#streams.notify(rows.map((r) => r.row));
+		});
+		this.#streams = new Streams({
+			ctx,
+			meta: this.#meta,
+			log: this.#log,
+			topicJson: this.#topicJson,
+			dedupe,
+			scheduler: this.#scheduler,
+			transaction,
+			publish: (records) => this.#publish(records),
+			isTopic: () => this.#named || this.#log.head > 0,
+			wipe: () => this.#wipe(),
+			release: (source) => {
+				env.TOPIC.getByName(source)
+					.streamForkRelease()
+					.catch((err: unknown) => console.error("tidings: releasing a fork's source failed", err));
+			},
 		});
 		this.#scheduler.handle({
 			[TIMER_DELAYED]: (t, now) => this.#publisher.joinDelayed(t, now),
 			[TIMER_RETENTION]: (_t, now) => this.#retention.run(now),
 			[TIMER_CATALOG]: this.#reporter.run,
 			...this.#groups.timers(),
+			...this.#streams.timers(),
 		});
 		this.#receive = frameReceiver({
 			live: this.#live,
 			members: this.#groups.members,
 			abuse: this.#abuse,
 			publish: (records) => this.#publish(records),
+			refuses: () => this.#streams.refusesPublish(),
 			dispatch: (group) => this.#groups.dispatch(group),
 		});
 		ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
@@ -158,6 +188,8 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 
 	publish(records: PublishRecord[], limitKey?: string): Result<PublishResult[]> {
 		if (!this.#abuse.takePublishes(limitKey, records.length)) return fail("rate_limited", PUBLISH_LIMIT_MESSAGE, 1);
+		const refused = this.#streams.refusesPublish();
+		if (refused !== undefined) return fail("conflict", refused);
 		return this.#publish(records);
 	}
 
@@ -170,6 +202,39 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 	 */
 	checkSchema(records: readonly Checked[]): Result<number | undefined> {
 		return this.#schemas.check(records);
+	}
+
+	// --- Durable Streams (the other door to the same log; see streams/streams.ts) ----------
+
+	streamCreate(req: StreamCreate): StreamReply {
+		const answer = this.#streams.create(req);
+		// After: remembering the name first would make the topic exist, and the create a repeat.
+		if (answer.status === 201) this.#remember();
+		return answer;
+	}
+
+	streamAppend(req: StreamAppend): StreamReply {
+		return this.#streams.append(req);
+	}
+
+	streamRead(offset: ParsedOffset): StreamReply {
+		return this.#streams.read(offset);
+	}
+
+	streamHead(): StreamReply {
+		return this.#streams.head();
+	}
+
+	streamDelete(): StreamReply {
+		return this.#streams.delete();
+	}
+
+	streamForkSource(contentType: string | undefined, offset: ParsedOffset | undefined, sub: number) {
+		return this.#streams.forkSource(contentType, offset, sub);
+	}
+
+	streamForkRelease(): void {
+		this.#streams.forkRelease();
 	}
 
 	history(after: number, limit: number): string {
@@ -281,6 +346,10 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 	// --- Sockets and the alarm -----------------------------------------------------------
 
 	override async fetch(request: Request): Promise<Response> {
+		const waiting = request.headers.get(WAITER_HEADER);
+		if (waiting !== null) {
+			return this.#streams.acceptWaiter(Number(waiting) || 0, request.headers.get(WAITER_SSE_HEADER) !== null);
+		}
 		return openSocket(request, {
 			topic: this.#topic,
 			groups: this.#groups,
@@ -328,6 +397,33 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 		this.#live.forget(ws);
 		this.#abuse.forget(ws);
 		this.#groups.socketGone(ws);
+	}
+
+	/**
+	 * A deleted stream (or topic): every row goes, in one synchronous step, and
+	 * every socket is told. Seqs start again at 1; the stream's new incarnation
+	 * has other ETags.
+	 */
+	#wipe(): void {
+		const sql = this.ctx.storage.sql;
+		this.#transaction(() => {
+			for (const table of ["messages", "dedupe", "timers", "groups", "group_messages", "dead_letters"]) {
+				sql.exec(`DELETE FROM ${table}`);
+			}
+			sql.exec("DELETE FROM meta WHERE key <> 'schema_version'");
+		});
+		this.#named = false;
+		this.#reload();
+		// As `DELETE /v1/topics/:topic` does: the sockets close with 4410 and the topic leaves the list.
+		for (const ws of this.ctx.getWebSockets()) closeQuietly(ws, CLOSE_CODES.topicDeleted, "topic deleted");
+		const createdAt = this.#createdAt;
+		this.#createdAt = undefined;
+		this.#lastPublishAt = undefined;
+		if (createdAt !== undefined) {
+			this.env.CATALOG.getByName(catalogShardOf(this.#topic))
+				.remove(this.#topic, createdAt)
+				.catch((err: unknown) => console.error("tidings: removing a deleted stream from the catalog failed", err));
+		}
 	}
 
 	/** In-memory mirrors reload after a rolled-back transaction. */

@@ -19,6 +19,8 @@ export const ERROR_STATUS = {
 	unauthorized: 401,
 	forbidden: 403,
 	not_found: 404,
+	conflict: 409,
+	gone: 410,
 	unsupported_media_type: 415,
 	upgrade_required: 426,
 	rate_limited: 429,

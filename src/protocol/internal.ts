@@ -20,6 +20,7 @@ import type {
 } from "./message.js";
 import { type Grants, RIGHTS, type Right } from "./rights.js";
 import type { GroupSettingsInput, PublishRecord, TopicSettingsInput } from "./schema.js";
+import type { ForkSeed, ParsedOffset, StreamAppend, StreamCreate, StreamReply } from "./streams.js";
 
 // --- Results ----------------------------------------------------------------------
 
@@ -103,6 +104,20 @@ export interface TopicApi extends Rpc.DurableObjectBranded {
 	deadLetters(group: string, after: number, limit: number): Result<{ count: number; messages: DeadLetter[] }>;
 	redrive(group: string, seqs?: number[]): Result<{ redriven: number }>;
 	purgeDeadLetters(group: string, seqs?: number[]): Result<{ purged: number }>;
+	/** Durable Streams (`/v1/stream/:name`): answers carry the protocol's status and headers. */
+	streamCreate(req: StreamCreate): StreamReply;
+	streamAppend(req: StreamAppend): StreamReply;
+	streamRead(offset: ParsedOffset): StreamReply;
+	streamHead(): StreamReply;
+	streamDelete(): StreamReply;
+	/** A fork's source hands over what the fork inherits, and counts the fork. */
+	streamForkSource(
+		contentType: string | undefined,
+		offset: ParsedOffset | undefined,
+		sub: number,
+	): StreamReply & { seed?: Omit<ForkSeed, "source" | "offset" | "sub"> };
+	/** A fork of this stream was deleted or expired. */
+	streamForkRelease(): void;
 }
 
 /** A page of one catalog shard; `stoppedAt` is where it stopped reading, null when it read to the end. */
@@ -132,6 +147,10 @@ export interface Env {
 	TIDINGS_TOKEN_SECRET?: string;
 	/** Origins allowed by CORS, comma-separated, or `*` (default: none; all in local development). */
 	TIDINGS_CORS_ORIGINS?: string;
+	/** Durable Streams: how long a long-poll waits, in ms (default 20 s). */
+	TIDINGS_STREAM_LONG_POLL_MS?: string;
+	/** Durable Streams: how long one SSE response lasts before the client reconnects, in ms (default 60 s). */
+	TIDINGS_STREAM_SSE_MS?: string;
 }
 
 // --- Sockets --------------------------------------------------------------------------

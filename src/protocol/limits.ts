@@ -121,6 +121,13 @@ export const LIMITS = {
 	/** Topics per page of the topic list (`GET /v1/topics?limit=`), and the default. */
 	topicListMax: 1000,
 	topicListDefault: 100,
+	/** Durable Streams: one append (POST or PUT body), in bytes; JSON appends hold at most this many messages. */
+	streamAppendMaxBytes: 1 * MiB,
+	streamAppendMaxMessages: 1000,
+	/** Durable Streams: a catch-up read stops near this much data (the next read goes on from its offset). */
+	streamReadMaxBytes: 1 * MiB,
+	/** Durable Streams: a fork copies at most this much of its source. */
+	streamForkMaxBytes: 16 * MiB,
 } as const;
 
 /**
@@ -225,5 +232,11 @@ export const TUNING = /* @__PURE__ */ table(
 			catalogShards: 8,
 			/** Catalog rows one shard reads for one listing page, matching the caller's rights or not. */
 			catalogScanMax: 5000,
+			/** A byte-stream append is stored in rows of at most this many bytes (base64 in the row stays under the message limit). */
+			streamRowBytes: 48 * KiB,
+			/** Durable Streams: how long a long-poll waits before answering 204 (TIDINGS_STREAM_LONG_POLL_MS overrides). */
+			streamLongPollMs: 20 * SECOND,
+			/** Durable Streams: an SSE response ends after this long; the client reconnects from its offset (protocol §8.2). */
+			streamSseLifetimeMs: 60 * SECOND,
 		}) as const,
 );

@@ -7,6 +7,7 @@
  */
 import type { MiddlewareHandler } from "hono";
 import { cors as honoCors } from "hono/cors";
+import { STREAM_REQUEST_HEADERS, STREAM_RESPONSE_HEADERS } from "../protocol/streams.js";
 import { isDevelopment } from "./auth.js";
 import type { AppEnv } from "./env.js";
 
@@ -19,8 +20,16 @@ export function allowedOrigin(origin: string, env: AppEnv["Bindings"]): string |
 
 const honoCorsMiddleware = honoCors({
 	origin: (origin, c) => allowedOrigin(origin, c.env as AppEnv["Bindings"]),
-	allowMethods: ["GET", "POST", "PUT", "DELETE"],
-	allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "traceparent", "baggage"],
+	allowMethods: ["GET", "HEAD", "POST", "PUT", "DELETE"],
+	allowHeaders: [
+		"Authorization",
+		"Content-Type",
+		"Idempotency-Key",
+		"traceparent",
+		"baggage",
+		...STREAM_REQUEST_HEADERS,
+	],
+	exposeHeaders: STREAM_RESPONSE_HEADERS,
 	maxAge: 600,
 });
 

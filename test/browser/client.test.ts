@@ -15,6 +15,7 @@ import { type Browser, type BrowserContext, chromium, type Page } from "playwrig
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CHROMIUM_ARGS, findChromium } from "../../scripts/chromium.mjs";
 import type { Message } from "../../src/client/index.js";
+import { startFaultProxy } from "../node/fault-proxy.js";
 import { type DevServer, freePort, startDev } from "../node/wrangler-dev.js";
 import { eventually } from "../shared/eventually.js";
 
@@ -203,6 +204,35 @@ describe("in Chromium", () => {
 		]);
 		expect((await history("browser.quota")).map((m) => m.data)).toEqual(["kept"]);
 		await context.close();
+		expect(pageErrors).toEqual([]);
+	});
+
+	it("falls back to SSE when a proxy refuses WebSocket upgrades, loading the fallback from its own chunk", async () => {
+		const proxy = await startFaultProxy(Number(new URL(server.url).port));
+		proxy.fault = "no-upgrade";
+		const context = await newContext();
+		const page = await open(context);
+		const scripts: string[] = [];
+		page.on("request", (r) => {
+			if (r.resourceType() === "script") scripts.push(new URL(r.url()).pathname);
+		});
+		const topic = `browser.sse-${Date.now()}`;
+		await page.evaluate(([t, url]) => window.start(t, { url }), [topic, proxy.url] as const);
+		for (const n of [1, 2]) {
+			await fetch(`${server.url}/v1/topics/${topic}/messages`, {
+				method: "POST",
+				headers: { "Content-Type": "application/json" },
+				body: JSON.stringify({ data: n }),
+			}).then((r) => r.arrayBuffer());
+		}
+		await page.waitForFunction(() => window.got.length >= 2, undefined, { timeout: 20_000 });
+		expect(await page.evaluate(() => window.got)).toEqual([
+			[1, 1],
+			[2, 2],
+		]);
+		expect(scripts.some((p) => /^\/tidings-sse-.*\.js$/.test(p))).toBe(true);
+		await context.close();
+		await proxy.close();
 		expect(pageErrors).toEqual([]);
 	});
 });

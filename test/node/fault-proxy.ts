@@ -13,7 +13,8 @@
  */
 import { connect, createServer, type Server, type Socket } from "node:net";
 
-export type Fault = "none" | "refuse" | "blackhole" | "lose-replies";
+/** `no-upgrade`: a proxy that refuses WebSocket upgrades (502) and passes every other request. */
+export type Fault = "none" | "refuse" | "blackhole" | "lose-replies" | "no-upgrade";
 
 export interface FaultProxy {
 	url: string;
@@ -66,7 +67,15 @@ export async function startFaultProxy(upstreamPort: number): Promise<FaultProxy>
 			client.pause();
 			upstream.pause();
 		}
-		client.on("data", (d) => upstream.write(d));
+		client.on("data", (d) => {
+			if (proxy.fault === "no-upgrade" && /\r\nupgrade:\s*websocket/i.test(String(d))) {
+				// Answer the refusal whole before anything closes the client's side.
+				upstream.removeAllListeners().on("error", () => {});
+				upstream.destroy();
+				return client.end("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+			}
+			upstream.write(d);
+		});
 		upstream.on("data", (d) => {
 			if (proxy.fault === "lose-replies") return end();
 			client.write(d);

@@ -58,7 +58,7 @@ export async function startDev(
 			persistTo,
 			"--var",
 			"TIDINGS_ALLOW_ANONYMOUS:true",
-			...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
+			...Object.entries(vars).flatMap(([k, val]) => ["--var", `${k}:${val}`]),
 			"--show-interactive-dev-session=false",
 		],
 		{

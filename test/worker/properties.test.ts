@@ -281,12 +281,10 @@ describe("WebSocket frames", () => {
 		validMessage.map((m) => ({ type: "publish", ...m, key: "" })),
 		fc.constant({ type: "publish", messages: [] }),
 		// A batch with one bad message among good ones: the whole batch is refused.
-		fc
-			.tuple(fc.array(validMessage, { minLength: 1, maxLength: 3 }), fc.nat(3))
-			.map(([ms, i]) => ({
-				type: "publish",
-				messages: ms.toSpliced(i % (ms.length + 1), 0, { attributes: {} } as (typeof ms)[number]),
-			})),
+		fc.tuple(fc.array(validMessage, { minLength: 1, maxLength: 3 }), fc.nat(3)).map(([ms, i]) => ({
+			type: "publish",
+			messages: ms.toSpliced(i % (ms.length + 1), 0, { attributes: {} } as (typeof ms)[number]),
+		})),
 	);
 
 	it("the object answers every frame; valid publishes store exactly the non-duplicates, invalid ones nothing", async () => {

@@ -12,6 +12,9 @@ type DedupeRow = {
 	deliver_at: number | null;
 };
 
+/** Producer state keys start with a NUL, which no client sends as a publish key in practice. */
+const PRODUCER_PREFIX = "\u0000producer:";
+
 export class Dedupe {
 	constructor(private readonly sql: SqlStorage) {}
 
@@ -42,6 +45,26 @@ export class Dedupe {
 	/** A delayed message joined the log: later duplicates answer its seq. */
 	delivered(key: string, id: string, seq: number): void {
 		this.sql.exec("UPDATE dedupe SET seq = ? WHERE key = ? AND id = ?", seq, key, id);
+	}
+
+	/**
+	 * A Durable Streams producer's state (its epoch and highest accepted
+	 * seq) lives here beside publish keys, under a key no publish can take
+	 * by accident, and expires with the same window.
+	 */
+	producer(producerId: string, now: number): { epoch: number; seq: number } | undefined {
+		const row = this.sql
+			.exec<DedupeRow>(
+				"SELECT id, seq, deliver_at FROM dedupe WHERE key = ? AND expires_at > ?",
+				PRODUCER_PREFIX + producerId,
+				now,
+			)
+			.toArray()[0];
+		return row ? { epoch: Number(row.id), seq: row.seq ?? 0 } : undefined;
+	}
+
+	rememberProducer(producerId: string, epoch: number, seq: number, now: number): void {
+		this.remember(PRODUCER_PREFIX + producerId, String(epoch), { seq }, now);
 	}
 
 	purge(now: number, limit: number): number {

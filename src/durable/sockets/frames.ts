@@ -21,6 +21,8 @@ export interface FrameRooms {
 	abuse: AbuseLimits;
 	/** Checks (the topic's schema) and stores; a refusal stores nothing. */
 	publish: (records: PublishRecord[]) => Result<PublishResult[]>;
+	/** Why the topic takes no publishes now (a closed stream, a byte stream), if so. */
+	refuses: () => string | undefined;
 	/** Hand out what a group has ready, after its members settled something. */
 	dispatch: (group: string) => void;
 }
@@ -73,6 +75,11 @@ function frameTable(rooms: FrameRooms): Table {
 					send(ws, { type: "error", ...denied.error, ref });
 					// An expired token gets nothing more on this socket: the client reconnects with a fresh one.
 					if (denied.error.code === "unauthorized") closeIfExpired(ws, grant);
+					return;
+				}
+				const refused = rooms.refuses();
+				if (refused !== undefined) {
+					send(ws, { type: "error", code: "conflict", message: refused, ref });
 					return;
 				}
 				const records = "messages" in body ? body.messages : [body];
