@@ -3,6 +3,7 @@ import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Topic } from "../../src/durable/topic.js";
 import {
+	api,
 	call,
 	captureConsoleErrors,
 	createGroup,
@@ -245,5 +246,33 @@ describe("dead letters forwarded into a typed topic", () => {
 		} finally {
 			errors.restore();
 		}
+	});
+});
+
+describe("a typed topic's stream door", () => {
+	it("refuses a stream append the schema refuses, whole, with the same error, and stores nothing", async () => {
+		const topic = uniqueTopic("orders");
+		expect((await setSchema(topic, ORDER)).status).toBe(200);
+		const created = await api(`/v1/stream/${topic}`, {
+			method: "PUT",
+			headers: { "Content-Type": "application/json" },
+		});
+		expect(created.status).toBeLessThan(300);
+		const append = (body: unknown) =>
+			api(`/v1/stream/${topic}`, {
+				method: "POST",
+				headers: { "Content-Type": "application/json" },
+				body: JSON.stringify(body),
+			});
+		const refused = await append([GOOD, { ...GOOD, currency: "GBP" }]);
+		expect(refused.status).toBe(400);
+		expect(((await refused.json()) as MismatchBody).error).toMatchObject({
+			code: "schema_mismatch",
+			index: 1,
+			pointer: "/currency",
+		});
+		expect((await history(topic)).messages).toEqual([]);
+		expect((await append([GOOD])).status).toBeLessThan(300);
+		expect((await history(topic)).messages.map((m) => m.data)).toEqual([GOOD]);
 	});
 });

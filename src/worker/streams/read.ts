@@ -209,6 +209,8 @@ const MESSAGES: Record<number, [string, string]> = {
 export function errorFor(r: StreamReply, message?: string): Response {
 	const [code, text] = MESSAGES[r.status] ?? ["invalid_request", "refused"];
 	if (r.status < 400) return replyResponse(r);
+	// The object already wrote the error (a schema_mismatch naming the message): pass it on.
+	if (typeof r.body === "string" && r.headers["Content-Type"] === "application/json") return replyResponse(r, r.body);
 	return Response.json(
 		{ error: { code, message: message ?? text } },
 		{ status: r.status, headers: { ...r.headers, "Content-Type": "application/json" } },
