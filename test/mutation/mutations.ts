@@ -50,6 +50,14 @@ export const MUTATIONS: Mutation[] = [
 		only: "24 hours",
 	},
 	{
+		name: "dedupe: keys left after a purge get no timer",
+		file: "src/durable/log/dedupe.ts",
+		find: 'return this.sql.exec<{ t: number | null }>("SELECT MIN(expires_at) AS t FROM dedupe").one().t ?? undefined;',
+		replace: "return undefined;",
+		tests: [TIMERS, PUBLISH],
+		only: "24 hours",
+	},
+	{
 		name: "timer: an alarm runs every due timer, no cap",
 		file: "src/durable/storage/scheduler.ts",
 		find: "TUNING.timersPerAlarm,\n",

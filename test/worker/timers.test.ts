@@ -191,7 +191,10 @@ describe("retention", () => {
 			expect(after.status).toBe(201);
 			expect(after.body).toEqual({ id: expect.any(String), seq: 2 });
 			expect(after.body.id).not.toBe(first.body.id);
-			// The key's row from the first publish was replaced; the retention timer forgets keys past their window.
+			// A second key, 30 h in: it outlives the first.
+			vi.setSystemTime(t0 + 30 * HOUR);
+			expect((await publish(topic, { data: 4, key: "k2" })).status).toBe(201);
+			// The retention timer forgets keys past their window, and comes back for the one left.
 			vi.setSystemTime(t0 + 48 * HOUR + 2 * MINUTE);
 			await runInDurableObject(stub, (_i, state) => {
 				// The timer is due by now by the faked clock; the real alarm would come in 48 h.
@@ -200,10 +203,13 @@ describe("retention", () => {
 				).toBeLessThanOrEqual(Date.now());
 			});
 			expect(await runDurableObjectAlarm(stub)).toBe(true);
-			const left = await runInDurableObject(stub, (_i, state) =>
-				state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM dedupe").one(),
-			);
-			expect(left.n).toBe(0);
+			const left = await runInDurableObject(stub, (_i, state) => ({
+				keys: state.storage.sql.exec<{ key: string }>("SELECT key FROM dedupe").toArray(),
+				due: state.storage.sql.exec<{ due_at: number }>("SELECT due_at FROM timers WHERE kind = 'retention'").one()
+					.due_at,
+			}));
+			expect(left.keys.map((k) => k.key)).toEqual(["k2"]);
+			expect(left.due).toBe(t0 + 30 * HOUR + 24 * HOUR);
 		} finally {
 			vi.useRealTimers();
 		}
