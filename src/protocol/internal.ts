@@ -9,8 +9,16 @@
  * @module
  */
 import { ERROR_STATUS, type ErrorBody, type ErrorCode, type ErrorDetail, type SchemaMismatch } from "./errors.js";
-import type { DeadLetter, GroupInfo, PublishResult, TopicSchema, TopicSettings, TopicStats } from "./message.js";
-import { RIGHTS, type Right } from "./rights.js";
+import type {
+	DeadLetter,
+	GroupInfo,
+	PublishResult,
+	TopicSchema,
+	TopicSettings,
+	TopicStats,
+	TopicSummary,
+} from "./message.js";
+import { type Grants, RIGHTS, type Right } from "./rights.js";
 import type { GroupSettingsInput, PublishRecord, TopicSettingsInput } from "./schema.js";
 
 // --- Results ----------------------------------------------------------------------
@@ -78,7 +86,11 @@ export interface TopicApi extends Rpc.DurableObjectBranded {
 	publish(records: PublishRecord[], limitKey?: string): Result<PublishResult[]>;
 	/** A history page as JSON text (`HistoryPage`): stored message text is spliced in, never parsed. */
 	history(after: number, limit: number): string;
-	stats(): TopicStats;
+	/** `not_found` for a topic never written (no publish, settings or group). */
+	stats(): Result<TopicStats>;
+	groups(): Result<GroupInfo[]>;
+	/** Removes everything of the topic and closes its sockets (4410); the name starts again from seq 1. */
+	destroy(): Promise<Result<{ deleted: true; messages: number }>>;
 	/** Retention, `max_sockets` and the schema; a schema that does not compile is refused (`invalid_schema`) and changes nothing. */
 	configure(change: TopicSettingsInput): Result<{ settings: TopicSettings; schema: TopicSchema | null }>;
 	configureGroup(group: string, input: GroupSettingsInput): Result<{ info: GroupInfo; created: boolean }>;
@@ -93,9 +105,24 @@ export interface TopicApi extends Rpc.DurableObjectBranded {
 	purgeDeadLetters(group: string, seqs?: number[]): Result<{ purged: number }>;
 }
 
+/** A page of one catalog shard; `stoppedAt` is where it stopped reading, null when it read to the end. */
+export interface CatalogPage {
+	topics: TopicSummary[];
+	stoppedAt: string | null;
+}
+
+/** A shard of the topic catalog (src/durable/catalog): topics report to it, listings read it. */
+export interface CatalogApi extends Rpc.DurableObjectBranded {
+	report(summary: TopicSummary): void;
+	/** A topic was deleted: its entry goes, and reports of that incarnation (`createdAt`) arriving late are ignored. */
+	remove(topic: string, createdAt: number): void;
+	list(query: { prefix: string; after: string; limit: number; grants: Grants | null }): CatalogPage;
+}
+
 /** Bindings and configuration of the tidings Worker (see wrangler.toml and docs/operations.md). */
 export interface Env {
 	TOPIC: DurableObjectNamespace<TopicApi>;
+	CATALOG: DurableObjectNamespace<CatalogApi>;
 	ASSETS?: Fetcher;
 	/** `"true"` lets anyone do anything: local development only (`npm start` sets it). */
 	TIDINGS_ALLOW_ANONYMOUS?: string;

@@ -37,7 +37,12 @@ export interface DevServer {
 export async function startDev(
 	persistTo: string,
 	port: number,
-	{ configs = ["wrangler.toml"], timeoutMs = 60_000, health = "/healthz" } = {},
+	{
+		configs = ["wrangler.toml"],
+		timeoutMs = 60_000,
+		health = "/healthz",
+		vars = {},
+	}: { configs?: string[]; timeoutMs?: number; health?: string; vars?: Record<string, string> } = {},
 ): Promise<DevServer> {
 	const child = spawn(
 		process.execPath,
@@ -53,6 +58,7 @@ export async function startDev(
 			persistTo,
 			"--var",
 			"TIDINGS_ALLOW_ANONYMOUS:true",
+			...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
 			"--show-interactive-dev-session=false",
 		],
 		{

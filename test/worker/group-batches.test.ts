@@ -217,7 +217,8 @@ describe("leases across restarts", () => {
 				  last_error TEXT, payload TEXT, PRIMARY KEY (grp, seq));
 				CREATE INDEX group_messages_ready ON group_messages (grp, state, available_at);
 				CREATE INDEX group_messages_owner ON group_messages (grp, owner);
-				CREATE INDEX group_messages_lease ON group_messages (grp, state, lease_until);`);
+				CREATE INDEX group_messages_lease ON group_messages (grp, state, lease_until);
+				ALTER TABLE dead_letters DROP COLUMN errors;`);
 			sql.exec(
 				"INSERT INTO group_messages VALUES ('p', 1, 1, 'leased', 'pull:00000000-0000-0000-0000-000000000000', ?, ?, NULL, NULL)",
 				now + 1000,

@@ -13,7 +13,7 @@
  * @module
  */
 import { LIMITS } from "../../protocol/limits.js";
-import type { Attributes, DeadLetter, Message } from "../../protocol/message.js";
+import type { AttemptError, Attributes, DeadLetter, Message } from "../../protocol/message.js";
 import type { PublishRecord } from "../../protocol/schema.js";
 import type { Scheduler } from "../storage/scheduler.js";
 
@@ -35,7 +35,7 @@ export class DeadLetters {
 	/** Stores a dead letter (and its forward, when the group has a dead-letter topic). Call inside a transaction. */
 	add(
 		group: string,
-		dead: { seq: number; attempts: number; error: string | null; json: string },
+		dead: { seq: number; attempts: number; error: string | null; errors: string; json: string },
 		now: number,
 		forwardTo: string | undefined,
 	): DeadLetter {
@@ -48,17 +48,25 @@ export class DeadLetters {
 			this.scheduler.schedule(TIMER_DEAD_LETTER, `${group}/${dead.seq}/${now}`, now, JSON.stringify(forward));
 		}
 		this.sql.exec(
-			`INSERT INTO dead_letters (grp, seq, attempts, last_error, dead_at, message) VALUES (?, ?, ?, ?, ?, ?)
+			`INSERT INTO dead_letters (grp, seq, attempts, last_error, errors, dead_at, message) VALUES (?, ?, ?, ?, ?, ?, ?)
 			 ON CONFLICT (grp, seq) DO UPDATE SET attempts = excluded.attempts, last_error = excluded.last_error,
-			   dead_at = excluded.dead_at, message = excluded.message`,
+			   errors = excluded.errors, dead_at = excluded.dead_at, message = excluded.message`,
 			group,
 			dead.seq,
 			dead.attempts,
 			dead.error,
+			dead.errors,
 			now,
 			dead.json,
 		);
-		return { seq: dead.seq, attempts: dead.attempts, last_error: dead.error, dead_at: now, message };
+		return {
+			seq: dead.seq,
+			attempts: dead.attempts,
+			last_error: dead.error,
+			errors: JSON.parse(dead.errors) as AttemptError[],
+			dead_at: now,
+			message,
+		};
 	}
 
 	/** The dead-letter topic refused a forward for good: the dead letter says why. */
@@ -79,11 +87,12 @@ export class DeadLetters {
 			seq: number;
 			attempts: number;
 			last_error: string | null;
+			errors: string | null;
 			dead_at: number;
 			message: string;
 			forward_error: string | null;
 		}>(
-			"SELECT seq, attempts, last_error, dead_at, message, forward_error FROM dead_letters WHERE grp = ? AND seq > ? ORDER BY seq LIMIT ?",
+			"SELECT seq, attempts, last_error, errors, dead_at, message, forward_error FROM dead_letters WHERE grp = ? AND seq > ? ORDER BY seq LIMIT ?",
 			group,
 			after,
 			limit,
@@ -93,6 +102,8 @@ export class DeadLetters {
 			const { forward_error, ...rest } = r;
 			messages.push({
 				...rest,
+				// Dead before attempt errors were kept: the last one is all there is.
+				errors: r.errors === null ? [] : (JSON.parse(r.errors) as AttemptError[]),
 				message: JSON.parse(r.message) as Message,
 				...(forward_error === null ? {} : { forward_error }),
 			});
@@ -105,8 +116,8 @@ export class DeadLetters {
 		const { where, args } = seqFilter(seqs);
 		const n = this.#count(group, where, args);
 		this.sql.exec(
-			`INSERT INTO group_messages (grp, seq, attempt, state, due_at, payload)
-			 SELECT grp, seq, 0, 'ready', ?, message FROM dead_letters WHERE grp = ?${where}
+			`INSERT INTO group_messages (grp, seq, attempt, state, due_at, payload, errors)
+			 SELECT grp, seq, 0, 'ready', ?, message, errors FROM dead_letters WHERE grp = ?${where}
 			 ON CONFLICT (grp, seq) DO NOTHING`,
 			now,
 			group,
