@@ -44,6 +44,8 @@ export async function startDev(
 		vars = {},
 	}: { configs?: string[]; timeoutMs?: number; health?: string; vars?: Record<string, string> } = {},
 ): Promise<DevServer> {
+	// An inspector port of its own: wrangler picks a free one, but several dev servers starting at once can pick the same.
+	const inspectorPort = await freePort();
 	const child = spawn(
 		process.execPath,
 		[
@@ -54,6 +56,8 @@ export async function startDev(
 			String(port),
 			"--ip",
 			"127.0.0.1",
+			"--inspector-port",
+			String(inspectorPort),
 			"--persist-to",
 			persistTo,
 			"--var",
