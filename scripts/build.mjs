@@ -1,10 +1,13 @@
 #!/usr/bin/env node
-// Builds the package entry points into dist/ and the browser bundle that the
-// Worker serves at /tidings.js (public/tidings.js, an asset).
+// Builds the package entry points into dist/ and what the Worker serves as
+// assets: the browser bundle at /tidings.js (public/tidings.js), the console's
+// script at /console/console.js and the demo's job-finished page module at
+// /job-finished.js.
 //   node scripts/build.mjs            everything, with type declarations
-//   node scripts/build.mjs --browser  only public/tidings.js (Wrangler's build step)
+//   node scripts/build.mjs --browser  only the assets (Wrangler's build step)
 import { execFileSync } from "node:child_process";
 import { mkdir, rename } from "node:fs/promises";
+import path from "node:path";
 import { build } from "esbuild";
 
 const common = { bundle: true, format: "esm", target: "es2022", logLevel: "warning", legalComments: "none" };
@@ -12,9 +15,18 @@ const common = { bundle: true, format: "esm", target: "es2022", logLevel: "warni
 // Written elsewhere and renamed into place, so a `wrangler dev` serving public/
 // never sends half a file, and builds started by parallel `wrangler dev`s do not collide.
 await mkdir("dist", { recursive: true });
-const tmp = `dist/.tidings.${process.pid}.js`;
-await build({ ...common, entryPoints: ["src/client/browser.ts"], outfile: tmp, platform: "browser", minify: true });
-await rename(tmp, "public/tidings.js");
+/** Bundles `entry` for browsers into `out` (under public/), minified, renamed into place. */
+async function asset(entry, out) {
+	const tmp = `dist/.${path.basename(out)}.${process.pid}.js`;
+	await build({ ...common, entryPoints: [entry], outfile: tmp, platform: "browser", minify: true });
+	await rename(tmp, out);
+}
+await Promise.all([
+	asset("src/client/browser.ts", "public/tidings.js"),
+	// The console has its own bundle (client and operator calls), so /tidings.js stays small.
+	asset("src/console/main.ts", "public/console/console.js"),
+	asset("examples/job-finished/page.ts", "public/job-finished.js"),
+]);
 
 if (!process.argv.includes("--browser")) {
 	await build({
