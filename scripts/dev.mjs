@@ -93,4 +93,3 @@ if (children[0].exitCode === null) {
   data persists in .wrangler/state; stop with Ctrl-C.
 `);
 }
-

@@ -67,6 +67,8 @@ export function sparkline(values: number[], label: string, width = 120, height =
 	svg.setAttribute("width", String(width));
 	svg.setAttribute("height", String(height));
 	svg.setAttribute("class", "spark");
+	// Stretched to whatever size the stylesheet gives it (narrower on a phone).
+	svg.setAttribute("preserveAspectRatio", "none");
 	svg.setAttribute("role", "img");
 	svg.setAttribute("aria-label", label);
 	const points = values.slice(-KEEP + 1);
