@@ -20,15 +20,22 @@ import { eventually } from "../shared/eventually.js";
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const SHOTS = path.join(ROOT, "screenshots");
 const state = mkdtempSync(path.join(os.tmpdir(), "tidings-console-"));
+const keyedState = mkdtempSync(path.join(os.tmpdir(), "tidings-console-keyed-"));
 let server: DevServer;
+/** A Worker configured as a deployment is: an admin key and a token secret, no anonymous access. */
+let keyed: DevServer;
+const ADMIN_KEY = "console-test-admin-key-0123456789";
 let browser: Browser;
 const pageErrors: string[] = [];
 const WIDTHS = [375, 1440] as const;
 
 beforeAll(async () => {
 	mkdirSync(SHOTS, { recursive: true });
-	[server, browser] = await Promise.all([
+	[server, keyed, browser] = await Promise.all([
 		startDev(state, await freePort()),
+		startDev(keyedState, await freePort(), {
+			vars: { TIDINGS_ADMIN_KEY: ADMIN_KEY, TIDINGS_TOKEN_SECRET: "console-test-token-secret-0123456789" },
+		}),
 		findChromium().then(({ path: executablePath }) =>
 			chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS }),
 		),
@@ -37,14 +44,15 @@ beforeAll(async () => {
 
 afterAll(async () => {
 	await browser?.close();
-	await server?.kill9().catch(() => {});
+	await Promise.all([server?.kill9().catch(() => {}), keyed?.kill9().catch(() => {})]);
 	rmSync(state, { recursive: true, force: true });
+	rmSync(keyedState, { recursive: true, force: true });
 });
 
-async function open(pathname: string, width = 1440): Promise<Page> {
+async function open(pathname: string, width = 1440, base = server.url): Promise<Page> {
 	const page = await browser.newPage({ viewport: { width, height: width < 600 ? 812 : 900 } });
 	page.on("pageerror", (e) => pageErrors.push(String(e)));
-	await page.goto(`${server.url}${pathname}`);
+	await page.goto(`${base}${pathname}`);
 	return page;
 }
 
@@ -260,6 +268,59 @@ describe("console", () => {
 			await shoot(page, "tokens");
 		}
 		expect(page.url()).not.toContain("token=");
+		await page.close();
+		expect(pageErrors).toEqual([]);
+	});
+});
+
+describe("console, signed in", () => {
+	it("asks for the key, keeps it in session storage only, mints a token, and a token sees only its rights", async () => {
+		const page = await open("/console", 375, keyed.url);
+		await page.getByRole("heading", { name: "Sign in to the console" }).waitFor();
+		for (const width of WIDTHS) {
+			await page.setViewportSize({ width, height: width < 600 ? 812 : 900 });
+			await shoot(page, "sign-in");
+		}
+		await page.getByLabel("Admin key or token").fill("wrong");
+		await page.getByRole("button", { name: "Sign in" }).click();
+		await page
+			.getByRole("alert")
+			.getByText(/^unauthorized: /)
+			.waitFor();
+		await page.getByLabel("Admin key or token").fill(ADMIN_KEY);
+		await page.keyboard.press("Enter");
+		await page.getByRole("heading", { name: "Topics" }).waitFor();
+		expect(await page.evaluate<string | null>('sessionStorage.getItem("tidings.console.credential")')).toBe(ADMIN_KEY);
+		// A reload keeps the session; the key is never in the URL.
+		await page.reload();
+		await page.getByRole("heading", { name: "Topics" }).waitFor();
+		expect(page.url()).not.toContain(ADMIN_KEY);
+
+		// A group made from the form; a token minted for jobs.>.
+		await page.goto(`${keyed.url}/console#/t/jobs.1/groups`);
+		await page.getByLabel("Name").fill("workers");
+		await page.getByRole("button", { name: "Save group" }).click();
+		await page.getByText("created group workers").waitFor();
+		await page.locator('tr[data-group="workers"]').waitFor();
+		await page.getByRole("link", { name: "Tokens" }).click();
+		await page.getByLabel("Topic pattern").fill("jobs.>");
+		await page.getByRole("button", { name: "Mint token" }).click();
+		const token = await page.getByLabel("Token", { exact: true }).inputValue();
+		expect(token.split(".")).toHaveLength(3);
+
+		// Signed in with the token: its topics, and a refusal where it has no right.
+		await page.getByRole("button", { name: "Sign out" }).click();
+		expect(await page.evaluate<string | null>('sessionStorage.getItem("tidings.console.credential")')).toBeNull();
+		await page.getByLabel("Admin key or token").fill(token);
+		await page.getByRole("button", { name: "Sign in" }).click();
+		// Back where it was signed out: the token view.
+		await page.getByRole("heading", { name: "Tokens" }).waitFor();
+		await page.getByRole("link", { name: "Topics" }).click();
+		await page.locator('tr[data-topic="jobs.1"]').waitFor({ timeout: 15_000 });
+		await page.getByRole("link", { name: "Tokens" }).click();
+		await page.getByLabel("Topic pattern").fill("jobs.>");
+		await page.getByRole("button", { name: "Mint token" }).click();
+		await page.getByText("tokens are issued with the admin key only").waitFor();
 		await page.close();
 		expect(pageErrors).toEqual([]);
 	});

@@ -33,12 +33,20 @@ export interface DevServer {
 /**
  * `configs`: Wrangler config files, the first one served on `port` (more
  * than one runs several Workers in one session, bound to each other).
+ * `vars`: the Worker's variables and secrets; anonymous access, as `npm start` has, unless given.
  */
 export async function startDev(
 	persistTo: string,
 	port: number,
-	{ configs = ["wrangler.toml"], timeoutMs = 60_000, health = "/healthz" } = {},
+	{
+		configs = ["wrangler.toml"],
+		timeoutMs = 60_000,
+		health = "/healthz",
+		vars = { TIDINGS_ALLOW_ANONYMOUS: "true" } as Record<string, string>,
+	} = {},
 ): Promise<DevServer> {
+	// Its own devtools port: wrangler's default search from 9229 races when several start at once.
+	const inspectorPort = await freePort();
 	const child = spawn(
 		process.execPath,
 		[
@@ -51,8 +59,9 @@ export async function startDev(
 			"127.0.0.1",
 			"--persist-to",
 			persistTo,
-			"--var",
-			"TIDINGS_ALLOW_ANONYMOUS:true",
+			"--inspector-port",
+			String(inspectorPort),
+			...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
 			"--show-interactive-dev-session=false",
 		],
 		{
