@@ -58,14 +58,21 @@ async function start(credential: string): Promise<void> {
 	}
 	storeCredential(credential);
 	session = candidate;
+	showNav(true);
 	who.textContent = credential ? "signed in" : "anonymous (local development)";
 	signOut.hidden = !credential;
 	route();
 }
 
+/** Topics and Tokens need a session: shown only with one (Demo always). */
+function showNav(on: boolean): void {
+	for (const link of document.querySelectorAll<HTMLAnchorElement>("nav a[data-view]")) link.hidden = !on;
+}
+
 function signIn(error?: string): void {
 	cleanup?.();
 	cleanup = undefined;
+	showNav(false);
 	who.textContent = "signed out";
 	signOut.hidden = true;
 	const input = h("input", {

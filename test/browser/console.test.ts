@@ -31,11 +31,16 @@ const WIDTHS = [375, 1440] as const;
 
 beforeAll(async () => {
 	mkdirSync(SHOTS, { recursive: true });
-	[server, keyed, browser] = await Promise.all([
-		startDev(state, await freePort()),
-		startDev(keyedState, await freePort(), {
+	// The two Workers start one after the other: free ports are found before they are taken.
+	// (Each is assigned as soon as it runs, so that afterAll stops it even if the other fails.)
+	const servers = (async () => {
+		server = await startDev(state, await freePort());
+		keyed = await startDev(keyedState, await freePort(), {
 			vars: { TIDINGS_ADMIN_KEY: ADMIN_KEY, TIDINGS_TOKEN_SECRET: "console-test-token-secret-0123456789" },
-		}),
+		});
+	})();
+	[, browser] = await Promise.all([
+		servers,
 		findChromium().then(({ path: executablePath }) =>
 			chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS }),
 		),
