@@ -57,6 +57,10 @@ afterAll(async () => {
 async function open(pathname: string, width = 1440, base = server.url): Promise<Page> {
 	const page = await browser.newPage({ viewport: { width, height: width < 600 ? 812 : 900 } });
 	page.on("pageerror", (e) => pageErrors.push(String(e)));
+	// What the Content-Security-Policy of /console (public/_headers) blocks shows as console errors.
+	page.on("console", (m) => {
+		if (m.type() === "error" && /Content Security Policy/i.test(m.text())) pageErrors.push(m.text());
+	});
 	await page.goto(`${base}${pathname}`);
 	return page;
 }
@@ -274,6 +278,11 @@ describe("console", () => {
 		}
 		expect(page.url()).not.toContain("token=");
 		await page.close();
+		// Not to be framed (clickjacking), and nothing loaded from elsewhere.
+		const res = await fetch(`${server.url}/console`);
+		await res.arrayBuffer();
+		expect(res.headers.get("content-security-policy")).toContain("frame-ancestors 'none'");
+		expect(res.headers.get("x-frame-options")).toBe("DENY");
 		expect(pageErrors).toEqual([]);
 	});
 });
