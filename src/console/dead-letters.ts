@@ -9,6 +9,7 @@ import { confirmAction } from "./dialog.js";
 import { errorText, h, kids, notice, num, preview, stamp, topicHref } from "./dom.js";
 import type { Cleanup } from "./main.js";
 import { messageDetail } from "./message.js";
+import { poller } from "./poller.js";
 import type { Session } from "./session.js";
 
 const PAGE = 50;
@@ -16,7 +17,6 @@ const POLL_MS = 3000;
 
 export function deadLettersView(root: HTMLElement, session: Session, topic: string, group: string): Cleanup {
 	let stopped = false;
-	let timer: ReturnType<typeof setTimeout> | undefined;
 	let letters: DeadLetter[] = [];
 	let total = 0;
 	let limit = PAGE;
@@ -57,7 +57,6 @@ export function deadLettersView(root: HTMLElement, session: Session, topic: stri
 	);
 
 	async function poll(): Promise<void> {
-		clearTimeout(timer);
 		try {
 			const [page, info] = await Promise.all([
 				session.admin.deadLetters(topic, group, { limit }),
@@ -80,7 +79,6 @@ export function deadLettersView(root: HTMLElement, session: Session, topic: stri
 			if (stopped) return;
 			status.replaceChildren(notice("error", `could not read dead letters: ${errorText(err)}`));
 		}
-		if (!stopped) timer = setTimeout(poll, POLL_MS);
 	}
 
 	function renderCounts(g: GroupInfo): void {
@@ -118,7 +116,7 @@ export function deadLettersView(root: HTMLElement, session: Session, topic: stri
 								class: "btn",
 								onclick: () => {
 									limit += PAGE;
-									void poll();
+									loop.now();
 								},
 							},
 							`Show more (${num(total - letters.length)} not shown)`,
@@ -227,7 +225,7 @@ export function deadLettersView(root: HTMLElement, session: Session, topic: stri
 			status.replaceChildren(notice("ok", await what()));
 			selected.clear();
 			drawn = false;
-			await poll();
+			loop.now();
 		} catch (err) {
 			status.replaceChildren(notice("error", errorText(err)));
 		}
@@ -262,9 +260,10 @@ export function deadLettersView(root: HTMLElement, session: Session, topic: stri
 		await act(async () => `Purged ${num((await session.admin.purgeDeadLetters(topic, group)).purged)}.`);
 	};
 
-	void poll();
+	const loop = poller(poll, POLL_MS);
+	loop.now();
 	return () => {
 		stopped = true;
-		clearTimeout(timer);
+		loop.stop();
 	};
 }

@@ -10,6 +10,7 @@ import { groupsPanel } from "./groups.js";
 import { historyPanel } from "./history.js";
 import type { Cleanup } from "./main.js";
 import { messageDetail } from "./message.js";
+import { poller } from "./poller.js";
 import { publishForm } from "./publish.js";
 import type { Session } from "./session.js";
 import { liveTail } from "./tail.js";
@@ -24,7 +25,6 @@ const TABS = [
 
 export function topicView(root: HTMLElement, session: Session, topic: string, tab: string): Cleanup {
 	let stopped = false;
-	let timer: ReturnType<typeof setTimeout> | undefined;
 	const stops: Array<() => void> = [];
 	const stats = h("dl", { class: "stats", "aria-label": "counts" });
 	const status = h("div", {});
@@ -50,7 +50,6 @@ export function topicView(root: HTMLElement, session: Session, topic: string, ta
 	const onStats: Array<(s: TopicStats) => void> = [];
 
 	async function poll(): Promise<void> {
-		clearTimeout(timer);
 		try {
 			stat = await session.admin.topic(topic);
 			if (stopped) return;
@@ -70,17 +69,10 @@ export function topicView(root: HTMLElement, session: Session, topic: string, ta
 			);
 			stats.replaceChildren();
 		}
-		if (!stopped) timer = setTimeout(poll, POLL_MS);
 	}
 
-	/** Reads the counts again shortly (once for a burst of messages), rather than at the next poll. */
-	let soonTimer: ReturnType<typeof setTimeout> | undefined;
-	function soon(): void {
-		soonTimer ??= setTimeout(() => {
-			soonTimer = undefined;
-			if (!stopped) void poll();
-		}, 300);
-	}
+	// Counts again every POLL_MS, and shortly after each message the tail receives.
+	const loop = poller(poll, POLL_MS);
 
 	function renderStats(s: TopicStats): void {
 		const item = (label: string, value: number) => h("div", {}, h("dt", {}, label), h("dd", {}, num(value)));
@@ -129,7 +121,7 @@ export function topicView(root: HTMLElement, session: Session, topic: string, ta
 			detail.querySelector<HTMLElement>("h2")?.focus();
 		};
 		if (tab === "live") {
-			const tail = liveTail(session, topic, open, soon);
+			const tail = liveTail(session, topic, open, () => loop.soon());
 			stops.push(tail.stop);
 			side.append(publishForm(session, topic));
 			panel.append(h("div", { class: "split" }, tail.el, side));
@@ -138,16 +130,15 @@ export function topicView(root: HTMLElement, session: Session, topic: string, ta
 			panel.append(h("div", { class: "split" }, history, side));
 		}
 	} else {
-		const groups = groupsPanel(session, topic, () => void poll());
+		const groups = groupsPanel(session, topic, () => loop.now());
 		onStats.push(groups.update);
 		panel.append(groups.el);
 	}
 
-	void poll();
+	loop.now();
 	return () => {
 		stopped = true;
-		clearTimeout(timer);
-		clearTimeout(soonTimer);
+		loop.stop();
 		for (const s of stops) s();
 	};
 }

@@ -7,6 +7,7 @@
 import type { TopicList } from "../protocol/message.js";
 import { ago, errorText, h, kids, notice, num, topicHref } from "./dom.js";
 import type { Cleanup } from "./main.js";
+import { poller } from "./poller.js";
 import type { Session } from "./session.js";
 import { formatRate, rate, rates, sample, sparkline } from "./sparkline.js";
 
@@ -18,7 +19,6 @@ export function topicsView(root: HTMLElement, session: Session): Cleanup {
 	let prefix = "";
 	let after = "";
 	let stopped = false;
-	let timer: ReturnType<typeof setTimeout> | undefined;
 
 	const filter = h("input", {
 		id: "prefix",
@@ -68,11 +68,10 @@ export function topicsView(root: HTMLElement, session: Session): Cleanup {
 	filter.oninput = () => {
 		prefix = filter.value.trim();
 		after = "";
-		void poll();
+		loop.now();
 	};
 
 	async function poll(): Promise<void> {
-		clearTimeout(timer);
 		try {
 			const list = await session.admin.topics({ prefix, after, limit: PAGE });
 			if (stopped) return;
@@ -84,7 +83,6 @@ export function topicsView(root: HTMLElement, session: Session): Cleanup {
 			if (stopped) return;
 			status.replaceChildren(notice("error", `could not list topics: ${errorText(err)}`));
 		}
-		if (!stopped) timer = setTimeout(poll, POLL_MS);
 	}
 
 	function render(list: TopicList): void {
@@ -169,13 +167,14 @@ export function topicsView(root: HTMLElement, session: Session): Cleanup {
 
 	function page(to: string): void {
 		after = to;
-		void poll();
+		loop.now();
 	}
 
-	void poll();
+	const loop = poller(poll, POLL_MS);
+	loop.now();
 	return () => {
 		stopped = true;
-		clearTimeout(timer);
+		loop.stop();
 	};
 }
 

@@ -359,7 +359,7 @@ describe("demo page", () => {
 			// A subscription the server refuses is said on the status line.
 			await page.getByRole("textbox", { name: "topic" }).fill("no spaces allowed");
 			await page.getByRole("button", { name: "Subscribe" }).click();
-			await page.locator("#status.refused").getByText("subscription to no spaces allowed refused").waitFor();
+			await page.locator("#state.refused").getByText("subscription to no spaces allowed refused").waitFor();
 			await page.close();
 		} finally {
 			await worker.stop();
