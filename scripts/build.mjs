@@ -6,7 +6,7 @@
 //   node scripts/build.mjs            everything, with type declarations
 //   node scripts/build.mjs --browser  only the assets (Wrangler's build step)
 import { execFileSync } from "node:child_process";
-import { mkdir, rename } from "node:fs/promises";
+import { chmod, mkdir, rename } from "node:fs/promises";
 import path from "node:path";
 import { build } from "esbuild";
 
@@ -36,6 +36,15 @@ if (!process.argv.includes("--browser")) {
 		platform: "neutral",
 		packages: "external",
 	});
+	// The `tidings` CLI (package.json `bin`); its dependencies stay packages, installed beside it.
+	await build({
+		...common,
+		entryPoints: { cli: "src/cli/bin.ts" },
+		outdir: "dist",
+		platform: "node",
+		packages: "external",
+	});
+	await chmod("dist/cli.js", 0o755);
 	execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"], {
 		stdio: "inherit",
 	});

@@ -7,7 +7,16 @@
  * `Tidings` (a page that only publishes and subscribes does not pay for it).
  * @module
  */
-import type { DeadLetter, GroupInfo, HistoryPage, TopicList, TopicSettings, TopicStats } from "../protocol/message.js";
+import type {
+	DeadLetter,
+	GroupInfo,
+	HistoryPage,
+	PublishInput,
+	PublishResult,
+	TopicList,
+	TopicSettings,
+	TopicStats,
+} from "../protocol/message.js";
 import type { Grants } from "../protocol/rights.js";
 import type { GroupSettingsInput, TopicSettingsInput } from "../protocol/schema.js";
 import { DEFAULTS } from "./defaults.js";
@@ -64,6 +73,12 @@ export class TidingsAdmin {
 	/** Deletes the topic: its messages, groups, keys and timers; its sockets close with 4410. */
 	deleteTopic(topic: string): Promise<{ deleted: true; messages: number }> {
 		return this.#json("DELETE", topicPath(topic));
+	}
+
+	/** Publishes up to 100 messages atomically (consecutive seqs), straight over HTTP: no outbox. */
+	async publish(topic: string, messages: PublishInput[]): Promise<PublishResult[]> {
+		return (await this.#json<{ messages: PublishResult[] }>("POST", `${topicPath(topic)}/messages`, { messages }))
+			.messages;
 	}
 
 	history(topic: string, query: { after?: number; limit?: number } = {}): Promise<HistoryPage> {

@@ -36,7 +36,11 @@ beforeAll(async () => {
 	const servers = (async () => {
 		server = await startDev(state, await freePort());
 		keyed = await startDev(keyedState, await freePort(), {
-			vars: { TIDINGS_ADMIN_KEY: ADMIN_KEY, TIDINGS_TOKEN_SECRET: "console-test-token-secret-0123456789" },
+			vars: {
+				TIDINGS_ALLOW_ANONYMOUS: "false",
+				TIDINGS_ADMIN_KEY: ADMIN_KEY,
+				TIDINGS_TOKEN_SECRET: "console-test-token-secret-0123456789",
+			},
 		});
 	})();
 	[, browser] = await Promise.all([

@@ -33,7 +33,7 @@ export interface DevServer {
 /**
  * `configs`: Wrangler config files, the first one served on `port` (more
  * than one runs several Workers in one session, bound to each other).
- * `vars`: the Worker's variables and secrets; anonymous access, as `npm start` has, unless given.
+ * `vars`: more variables and secrets for the Worker (`TIDINGS_ALLOW_ANONYMOUS: "false"` to turn off the anonymous access `npm start` has).
  */
 export async function startDev(
 	persistTo: string,
@@ -42,8 +42,8 @@ export async function startDev(
 		configs = ["wrangler.toml"],
 		timeoutMs = 60_000,
 		health = "/healthz",
-		vars = { TIDINGS_ALLOW_ANONYMOUS: "true" } as Record<string, string>,
-	} = {},
+		vars = {},
+	}: { configs?: string[]; timeoutMs?: number; health?: string; vars?: Record<string, string> } = {},
 ): Promise<DevServer> {
 	// Its own devtools port: wrangler's default search from 9229 races when several start at once.
 	const inspectorPort = await freePort();
@@ -61,7 +61,8 @@ export async function startDev(
 			persistTo,
 			"--inspector-port",
 			String(inspectorPort),
-			...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
+			// Anonymous access, as `npm start` has, unless `vars` says otherwise.
+			...Object.entries({ TIDINGS_ALLOW_ANONYMOUS: "true", ...vars }).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
 			"--show-interactive-dev-session=false",
 		],
 		{

@@ -260,6 +260,22 @@ describe("operator calls", () => {
 	});
 });
 
+describe("attempt errors", () => {
+	it("keep the newest 20 attempts, in order", async () => {
+		const topic = uniqueTopic();
+		await createGroup(topic, "g", { max_retries: 24, retry_delay_ms: 0 });
+		await publish(topic, { data: "job" });
+		for (let attempt = 1; attempt <= 25; attempt++) {
+			const page = await pullWhenDue(topic, attempt);
+			await call("POST", groupPath(topic, "g", "/nack"), { seqs: [1], lease: page.lease, error: `e${attempt}` });
+		}
+		const dlq = (await call("GET", groupPath(topic, "g", "/dlq"))).body as { messages: Json[] };
+		const errors = dlq.messages[0]?.errors as { attempt: number; error: string }[];
+		expect(errors.map((e) => e.attempt)).toEqual(Array.from({ length: 20 }, (_, i) => i + 6));
+		expect(errors.map((e) => e.error)).toEqual(Array.from({ length: 20 }, (_, i) => `e${i + 6}`));
+	});
+});
+
 /** Pulls until attempt `attempt` of seq 1 is handed out (a retry is due once its delay or lease has passed). */
 async function pullWhenDue(topic: string, attempt: number): Promise<{ lease: string }> {
 	const deadline = Date.now() + 5000;
