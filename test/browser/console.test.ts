@@ -137,10 +137,24 @@ describe("console", () => {
 		await detail.getByRole("heading", { name: "Message #2" }).waitFor();
 		expect(await detail.textContent()).toContain(traceparent);
 		expect(await detail.textContent()).toContain("region");
+		// By keyboard: a row is a button; Enter shows it and moves the focus to the detail; Close gives it back.
+		await page.locator('.tail li[data-seq="3"] button').focus();
+		await page.keyboard.press("Enter");
+		await detail.getByRole("heading", { name: "Message #3" }).waitFor();
+		expect(await page.evaluate<string>("document.activeElement.textContent")).toBe("Message #3");
+		await page.keyboard.press("Tab");
+		await page.keyboard.press("Enter"); // Close
+		expect(await page.evaluate<string>("document.activeElement.getAttribute('aria-label')")).toBe(
+			"message 3: show details",
+		);
+		await page.getByRole("button", { name: "message 2: show details" }).click();
 		for (const width of WIDTHS) {
 			await page.setViewportSize({ width, height: width < 600 ? 812 : 900 });
 			await shoot(page, "topic-live");
 		}
+		await page.emulateMedia({ colorScheme: "dark" });
+		await shoot(page, "topic-live-dark");
+		await page.emulateMedia({ colorScheme: "light" });
 
 		// History pages show the same log.
 		await page.getByRole("link", { name: "History" }).click();
