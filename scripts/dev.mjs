@@ -5,6 +5,7 @@
 // (examples/job-finished/consumer.ts) that the demo page at / drives.
 //   npm start                  both
 //   npm start -- --no-example  only the Worker; other arguments go to `wrangler dev`
+//   WRANGLER_LOG=info npm start  also a line per request
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 
@@ -41,8 +42,9 @@ const children = [
 			"--var",
 			"TIDINGS_ALLOW_ANONYMOUS:true",
 			"--show-interactive-dev-session=false",
+			// Warnings and the Worker's errors only: the console polls, and a line per request would bury them.
 			"--log-level",
-			"warn",
+			process.env.WRANGLER_LOG ?? "warn",
 			...args.filter((a) => a !== "--no-example"),
 		],
 		{ stdio: "inherit", env },
