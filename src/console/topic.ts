@@ -111,10 +111,14 @@ export function topicView(root: HTMLElement, session: Session, topic: string, ta
 			selected?.classList.remove("selected");
 			selected = row;
 			row.classList.add("selected");
-			const detail = messageDetail(m, () => {
+			const close = () => {
 				detail.remove();
 				row.classList.remove("selected");
 				row.querySelector("button")?.focus();
+			};
+			const detail = messageDetail(m, close);
+			detail.addEventListener("keydown", (e) => {
+				if (e.key === "Escape") close();
 			});
 			side.querySelector(".detail")?.remove();
 			side.prepend(detail);
