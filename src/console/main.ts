@@ -47,7 +47,14 @@ function route(): void {
 async function start(credential: string): Promise<void> {
 	session?.close();
 	session = undefined;
-	const candidate = openSession(credential);
+	const candidate = openSession(credential, (err) => {
+		// Signed in, then refused (an expired token, a rotated key): back to the sign-in form, saying why.
+		if (session !== candidate || !credential) return;
+		storeCredential("");
+		session.close();
+		session = undefined;
+		signIn(`signed out: ${errorText(err)}`);
+	});
 	try {
 		await candidate.admin.topics({ limit: 1 });
 	} catch (err) {

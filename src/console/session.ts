@@ -27,10 +27,14 @@ export function storeCredential(credential: string): void {
 	else sessionStorage.removeItem(STORAGE_KEY);
 }
 
-export function openSession(credential = storedCredential()): Session {
+/**
+ * `onRefused`: a call was answered 401 (the token expired, the key was
+ * rotated), wherever in the console it was made.
+ */
+export function openSession(credential = storedCredential(), onRefused: (err: Error) => void = () => {}): Session {
 	const url = location.origin;
 	const token = credential || undefined;
-	const admin = new TidingsAdmin({ url, token });
+	const admin = watchRefusals(new TidingsAdmin({ url, token }), onRefused);
 	let tidings: Tidings | undefined;
 	return {
 		admin,
@@ -45,4 +49,23 @@ export function openSession(credential = storedCredential()): Session {
 			tidings = undefined;
 		},
 	};
+}
+
+/** The same calls, each also reporting a 401 to `onRefused` (the caller still gets the rejection). */
+function watchRefusals(admin: TidingsAdmin, onRefused: (err: Error) => void): TidingsAdmin {
+	return new Proxy(admin, {
+		get(target, prop) {
+			const value = Reflect.get(target, prop, target);
+			if (typeof value !== "function") return value;
+			return (...args: unknown[]) => {
+				// Called on the instance itself: its #private fields are not on the proxy.
+				const result = value.apply(target, args);
+				if (result instanceof Promise)
+					result.catch((err: { status?: number }) => {
+						if (err?.status === 401) onRefused(err as Error);
+					});
+				return result;
+			};
+		},
+	});
 }

@@ -353,6 +353,25 @@ describe("console, signed in", () => {
 		await page.getByLabel("Topic pattern").fill("jobs.>");
 		await page.getByRole("button", { name: "Mint token" }).click();
 		await page.getByText("tokens are issued with the admin key only").waitFor();
+
+		// A token that expires while the console is open: back to the sign-in form, saying why.
+		const short = await fetch(`${keyed.url}/v1/tokens`, {
+			method: "POST",
+			headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json" },
+			body: JSON.stringify({ topics: { "jobs.>": ["subscribe"] }, ttl_s: 2 }),
+		});
+		const { token: shortLived } = (await short.json()) as { token: string };
+		await page.getByRole("button", { name: "Sign out" }).click();
+		await page.getByLabel("Admin key or token").fill(shortLived);
+		await page.getByRole("button", { name: "Sign in" }).click();
+		await page.getByRole("link", { name: "Topics" }).click();
+		await page.locator('tr[data-topic="jobs.1"]').waitFor({ timeout: 15_000 });
+		await page
+			.getByRole("alert")
+			.getByText("signed out: unauthorized: the token has expired")
+			.waitFor({ timeout: 15_000 });
+		await page.getByRole("heading", { name: "Sign in to the console" }).waitFor();
+		expect(await page.evaluate<string | null>('sessionStorage.getItem("tidings.console.credential")')).toBeNull();
 		await page.close();
 		expect(pageErrors).toEqual([]);
 	});
