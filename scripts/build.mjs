@@ -1,10 +1,13 @@
 #!/usr/bin/env node
-// Builds the package entry points into dist/ and the browser bundle that the
-// Worker serves at /tidings.js (public/tidings.js, an asset).
+// Builds the package entry points into dist/ and what the Worker serves as
+// assets: the browser bundle at /tidings.js (public/tidings.js), the console's
+// script at /console/console.js and the demo's job-finished page module at
+// /job-finished.js.
 //   node scripts/build.mjs            everything, with type declarations
-//   node scripts/build.mjs --browser  only public/tidings.js (Wrangler's build step)
+//   node scripts/build.mjs --browser  only the assets (Wrangler's build step)
 import { execFileSync } from "node:child_process";
 import { chmod, mkdir, readdir, rename, rm } from "node:fs/promises";
+import path from "node:path";
 import { build } from "esbuild";
 
 const common = { bundle: true, format: "esm", target: "es2022", logLevel: "warning", legalComments: "none" };
@@ -30,6 +33,18 @@ for (const f of built.filter((f) => f !== "tidings.js")) await rename(`${tmp}/${
 await rename(`${tmp}/tidings.js`, "public/tidings.js");
 for (const f of old.filter((f) => !built.includes(f))) await rm(`public/${f}`, { force: true });
 await rm(tmp, { recursive: true, force: true });
+
+/** Bundles `entry` for browsers into `out` (under public/), minified, renamed into place. */
+async function asset(entry, out) {
+	const tmpFile = `dist/.${path.basename(out)}.${process.pid}.js`;
+	await build({ ...common, entryPoints: [entry], outfile: tmpFile, platform: "browser", minify: true });
+	await rename(tmpFile, out);
+}
+await Promise.all([
+	// The console has its own bundle (client and operator calls), so /tidings.js stays small.
+	asset("src/console/main.ts", "public/console/console.js"),
+	asset("examples/job-finished/page.ts", "public/job-finished.js"),
+]);
 
 if (!process.argv.includes("--browser")) {
 	await build({

@@ -1,76 +1,90 @@
 /**
- * Example: the job-finished pattern. A worker process consumes the `jobs`
- * topic as a member of the `runners` group; for each job it publishes
- * progress and then the result to `jobs.<jobId>`, where the page that
- * started the job is subscribed live, and acks the job only after the result
- * is stored. If it dies midway, the job is retried (keys keep the progress
- * messages from doubling).
+ * Example: the job-finished pattern, worker side. A process consumes the
+ * `jobs` topic as a member of the `runners` group, with the client library
+ * (it reconnects and re-joins by itself); for each job it publishes progress
+ * and then the result to `jobs.<jobId>`, where the page that started the job
+ * is subscribed live (page.ts), and the job is acked only when the handler
+ * resolves, after the result is stored. If the process dies midway, the job
+ * is delivered again (the keys keep progress messages from doubling).
  *
- * Run against `npm start`:  npx tsx examples/job-finished/consumer.ts
+ * The group is created at `earliest`, so jobs published before this worker
+ * first ran are processed too. `npm start` runs it beside the Worker; alone:
+ *   TIDINGS_URL=http://localhost:8787 npx tsx examples/job-finished/consumer.ts
  */
-import WebSocket from "ws";
+import { Tidings, TidingsAdmin } from "../../src/client/node.js";
 
 export interface Job {
 	jobId: string;
 	steps: number;
+	/** How long each step takes (the work itself); the demo page asks for a visible pace. */
+	stepMs?: number;
 }
 
-async function publish(base: string, topic: string, data: unknown, key: string): Promise<void> {
-	const res = await fetch(`${base}/v1/topics/${topic}/messages`, {
-		method: "POST",
-		headers: { "Content-Type": "application/json" },
-		body: JSON.stringify({ data, key }),
-	});
-	if (!res.ok) throw new Error(`publish to ${topic} failed: ${res.status} ${await res.text()}`);
-}
+/** What a job's topic carries: progress after each step, then the result. */
+export type JobUpdate =
+	| { status: "progress"; step: number; steps: number; percent: number }
+	| { status: "done"; result: string };
 
-/** Runs one job: progress after each step, then the result. */
-export async function runJob(base: string, job: Job): Promise<void> {
-	const topic = `jobs.${job.jobId}`;
-	for (let step = 1; step <= job.steps; step++) {
-		await new Promise((r) => setTimeout(r, 20)); // the work itself
-		await publish(
-			base,
-			topic,
-			{ status: "progress", percent: Math.round((step / job.steps) * 100) },
-			`${job.jobId}:${step}`,
-		);
+export const JOBS_TOPIC = "jobs";
+export const jobTopic = (jobId: string) => `jobs.${jobId}`;
+
+/** Runs one job: progress after each step, then the result, each stored before the next. */
+export async function runJob(tidings: Tidings, job: Job): Promise<void> {
+	const topic = jobTopic(job.jobId);
+	const steps = Math.max(1, Math.min(100, Math.floor(job.steps)));
+	for (let step = 1; step <= steps; step++) {
+		await new Promise((r) => setTimeout(r, Math.min(job.stepMs ?? 20, 5000))); // the work itself
+		const update: JobUpdate = { status: "progress", step, steps, percent: Math.round((step / steps) * 100) };
+		await tidings.publish(topic, update, { key: `${job.jobId}:${step}`, wait: true });
 	}
-	await publish(base, topic, { status: "done", result: `job ${job.jobId} finished` }, `${job.jobId}:done`);
+	const done: JobUpdate = { status: "done", result: `job ${job.jobId} finished` };
+	await tidings.publish(topic, done, { key: `${job.jobId}:done`, wait: true });
 }
 
-/** Consumes `jobs` in group `runners` until `stop()` is called. */
-export function startConsumer(base: string, group = "runners"): { ready: Promise<void>; stop: () => void } {
-	const ws = new WebSocket(`${base.replace(/^http/, "ws")}/v1/topics/jobs/ws?group=${group}&prefetch=4`);
-	let resolveReady: () => void = () => {};
-	const ready = new Promise<void>((r) => {
-		resolveReady = r;
+/**
+ * Creates the group (at `earliest`; a no-op when it exists) and consumes
+ * `jobs` in it until `stop()`. `ready` resolves once the worker has joined.
+ */
+export async function startConsumer(
+	url: string,
+	{ group = "runners", token }: { group?: string; token?: string } = {},
+): Promise<{ ready: Promise<void>; stop: () => Promise<void> }> {
+	await new TidingsAdmin({ url, token }).putGroup(JOBS_TOPIC, group, { start: "earliest", max_retries: 3 });
+	const tidings = new Tidings({ url, token });
+	tidings.on("error", (e) => console.error(`job-finished worker: ${e.code}: ${e.message}`));
+	const worker = tidings.consume<Job>(JOBS_TOPIC, (msg) => runJob(tidings, msg.data), { group, concurrency: 4 });
+	const ready = new Promise<void>((resolve) => {
+		const check = setInterval(() => {
+			if (worker.state === "open") {
+				clearInterval(check);
+				resolve();
+			}
+		}, 25);
 	});
-	ws.on("message", (raw) => {
-		for (const line of raw.toString().split("\n")) {
-			if (line === "pong") continue;
-			const frame = JSON.parse(line) as { type: string; message?: { seq: number; data: Job } };
-			if (frame.type === "ready") resolveReady();
-			if (frame.type !== "message" || !frame.message) continue;
-			const { seq, data } = frame.message;
-			runJob(base, data).then(
-				() => ws.send(JSON.stringify({ type: "ack", seq })),
-				(err: Error) => ws.send(JSON.stringify({ type: "nack", seq, error: err.message })),
-			);
-		}
-	});
-	return { ready, stop: () => ws.close(1000) };
+	return {
+		ready,
+		async stop() {
+			await worker.stop();
+			await tidings.close();
+		},
+	};
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-	const base = process.env.TIDINGS_URL ?? "http://localhost:8787";
-	await fetch(`${base}/v1/topics/jobs/groups/runners`, {
-		method: "PUT",
-		headers: { "Content-Type": "application/json" },
-		body: JSON.stringify({ max_retries: 3 }),
-	});
-	startConsumer(base);
-	console.log(`consuming jobs from ${base}; publish one with:
-  curl -X POST ${base}/v1/topics/jobs/messages -H 'Content-Type: application/json' -d '{"data":{"jobId":"42","steps":3}}'
-and watch it with:  npx wscat -c '${base.replace(/^http/, "ws")}/v1/topics/jobs.42/ws?from=earliest'`);
+	const url = process.env.TIDINGS_URL ?? "http://localhost:8787";
+	const token = process.env.TIDINGS_KEY;
+	// The Worker may still be starting (npm start runs both at once): try again until it answers.
+	let consumer: Awaited<ReturnType<typeof startConsumer>> | undefined;
+	for (let tries = 0; !consumer; tries++) {
+		try {
+			consumer = await startConsumer(url, { token });
+		} catch (err) {
+			if (tries === 120) throw err;
+			await new Promise((r) => setTimeout(r, 500));
+		}
+	}
+	await consumer.ready;
+	console.log(`job-finished worker: consuming "${JOBS_TOPIC}" in group "runners" at ${url}`);
+	for (const sig of ["SIGINT", "SIGTERM"] as const)
+		process.on(sig, () => void consumer?.stop().then(() => process.exit(0)));
 }

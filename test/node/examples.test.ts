@@ -7,8 +7,10 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, expect, it } from "vitest";
 import WebSocket from "ws";
-import { startConsumer } from "../../examples/job-finished/consumer.js";
+import { type JobUpdate, startConsumer } from "../../examples/job-finished/consumer.js";
+import { startJob } from "../../examples/job-finished/page.js";
 import { run as runTypedTopic } from "../../examples/typed-topic/orders.js";
+import { Tidings } from "../../src/client/node.js";
 import { type DevServer, freePort, startDev } from "./wrangler-dev.js";
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -26,53 +28,48 @@ async function dev(configs: string[], health?: string): Promise<DevServer> {
 	return server;
 }
 
-it("job-finished: a group consumer reports progress and completion to the job's live topic", async () => {
+it("job-finished: jobs published before the worker's first run are processed, and the page sees progress then completion", async () => {
 	const server = await dev(["wrangler.toml"]);
-	const put = await fetch(`${server.url}/v1/topics/jobs/groups/runners`, {
-		method: "PUT",
-		headers: { "Content-Type": "application/json" },
-		body: JSON.stringify({ max_retries: 2 }),
-	});
-	expect(put.status).toBe(201);
-	const consumer = startConsumer(server.url);
-	cleanups.push(() => consumer.stop());
-	await consumer.ready;
-
-	// The page that starts the job subscribes to its topic first.
-	const seen: Array<{ status: string; percent?: number }> = [];
-	const page = new WebSocket(`${server.url.replace("http", "ws")}/v1/topics/jobs.42/ws?from=earliest`);
-	cleanups.push(() => page.close());
-	const done = new Promise<void>((resolve) => {
-		page.on("message", (raw) => {
-			for (const line of raw.toString().split("\n")) {
-				const f = JSON.parse(line) as { type: string; message?: { data: { status: string; percent?: number } } };
-				if (f.type !== "message" || !f.message) continue;
-				seen.push(f.message.data);
-				if (f.message.data.status === "done") resolve();
-			}
-		});
-	});
-	await new Promise((r) => page.once("open", r));
-	const job = await fetch(`${server.url}/v1/topics/jobs/messages`, {
+	// A job queued before any worker ran: the group the worker creates starts at `earliest`.
+	const early = await fetch(`${server.url}/v1/topics/jobs/messages`, {
 		method: "POST",
 		headers: { "Content-Type": "application/json" },
-		body: JSON.stringify({ data: { jobId: "42", steps: 3 } }),
+		body: JSON.stringify({ data: { jobId: "early", steps: 2 } }),
 	});
-	expect(job.status).toBe(201);
-	await done;
+	expect(early.status).toBe(201);
+	const consumer = await startConsumer(server.url);
+	cleanups.push(() => consumer.stop());
+	await consumer.ready;
+	const group = (await (await fetch(`${server.url}/v1/topics/jobs/groups/runners`)).json()) as {
+		settings: { start: string };
+	};
+	expect(group.settings.start).toBe("earliest");
+
+	// The page side (page.ts): subscribe to the job's topic first, then publish the job.
+	const page = new Tidings({ url: server.url });
+	cleanups.push(() => page.close());
+	const seen: JobUpdate[] = [];
+	const job = startJob(page, { jobId: "42", steps: 3, stepMs: 20 }, (u) => seen.push(u));
+	expect(await job.done).toBe("job 42 finished");
 	expect(seen).toEqual([
-		{ status: "progress", percent: 33 },
-		{ status: "progress", percent: 67 },
-		{ status: "progress", percent: 100 },
+		{ status: "progress", step: 1, steps: 3, percent: 33 },
+		{ status: "progress", step: 2, steps: 3, percent: 67 },
+		{ status: "progress", step: 3, steps: 3, percent: 100 },
 		{ status: "done", result: "job 42 finished" },
 	]);
-	// The job was acked: nothing left in flight or pending.
+	await expect
+		.poll(async () => {
+			const res = await fetch(`${server.url}/v1/topics/jobs.early/messages?after=0`);
+			return ((await res.json()) as { messages: { data: JobUpdate }[] }).messages.map((m) => m.data.status);
+		})
+		.toEqual(["progress", "progress", "done"]);
+	// Both jobs were acked: nothing left in flight or pending.
 	await expect
 		.poll(
 			async () =>
 				((await (await fetch(`${server.url}/v1/topics/jobs/groups/runners`)).json()) as { counts: object }).counts,
 		)
-		.toMatchObject({ acked: 1, in_flight: 0, pending: 0 });
+		.toMatchObject({ acked: 2, in_flight: 0, pending: 0 });
 });
 
 it("rpc-publisher: another Worker publishes through the service binding", async () => {

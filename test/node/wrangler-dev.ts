@@ -33,6 +33,7 @@ export interface DevServer {
 /**
  * `configs`: Wrangler config files, the first one served on `port` (more
  * than one runs several Workers in one session, bound to each other).
+ * `vars`: more variables and secrets for the Worker (`TIDINGS_ALLOW_ANONYMOUS: "false"` to turn off the anonymous access `npm start` has).
  */
 export async function startDev(
 	persistTo: string,
@@ -60,9 +61,8 @@ export async function startDev(
 			String(inspectorPort),
 			"--persist-to",
 			persistTo,
-			"--var",
-			"TIDINGS_ALLOW_ANONYMOUS:true",
-			...Object.entries(vars).flatMap(([k, val]) => ["--var", `${k}:${val}`]),
+			// Anonymous access, as `npm start` has, unless `vars` says otherwise.
+			...Object.entries({ TIDINGS_ALLOW_ANONYMOUS: "true", ...vars }).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
 			"--show-interactive-dev-session=false",
 		],
 		{
