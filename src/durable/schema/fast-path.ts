@@ -98,10 +98,24 @@ export function compileFastPath(schema: unknown, context: FastPathContext): Verd
 	}
 }
 
-function build(schema: unknown, c: FastPathContext, memo: Map<unknown, Verdict>): Verdict {
+/**
+ * `applying`: the schemas applied to the same instance on the way here
+ * ($ref, allOf, anyOf, oneOf, not). Reaching one of them again is a cycle
+ * that never descends into the data: the validator, which tries every
+ * branch, recurses without end on it (the object's step budget refuses the
+ * message), so the fast path, which stops at the first branch that passes,
+ * must not answer for it.
+ */
+function build(
+	schema: unknown,
+	c: FastPathContext,
+	memo: Map<unknown, Verdict>,
+	applying: ReadonlySet<unknown> = new Set(),
+): Verdict {
 	if (schema === true) return () => true;
 	if (schema === false) return () => false;
 	if (!isObject(schema)) throw new Unsupported();
+	if (applying.has(schema)) throw new Unsupported();
 	const known = memo.get(schema);
 	if (known) return known;
 	// Through a thunk, so a $ref cycle resolves to the verdict being built.
@@ -110,14 +124,16 @@ function build(schema: unknown, c: FastPathContext, memo: Map<unknown, Verdict>)
 	memo.set(schema, self);
 	const s = schema as SchemaObject;
 	for (const k in s) if (!KEYWORDS.has(k)) throw new Unsupported();
+	// Keywords that apply to a part of the instance (properties, items) descend; the others apply to it whole.
 	const sub = (x: unknown) => build(x, c, memo);
+	const same = (x: unknown) => build(x, c, memo, new Set([...applying, schema]));
 	const checks: Verdict[] = [];
 	const { tick } = c;
 
 	if (typeof s.$ref === "string") {
 		const target = c.lookup[(s as { __absolute_ref__?: string }).__absolute_ref__ ?? s.$ref];
 		if (target === undefined) throw new Unsupported();
-		const ref = sub(target);
+		const ref = same(target);
 		// Draft 7 ignores the keywords beside $ref.
 		if (c.draft === "7") {
 			impl = (x) => {
@@ -144,13 +160,13 @@ function build(schema: unknown, c: FastPathContext, memo: Map<unknown, Verdict>)
 	}
 	for (const k of ["allOf", "anyOf", "oneOf"] as const) {
 		if (!Array.isArray(s[k])) continue;
-		const parts = (s[k] as unknown[]).map(sub);
+		const parts = (s[k] as unknown[]).map(same);
 		if (k === "allOf") checks.push((x) => parts.every((p) => p(x)));
 		else if (k === "anyOf") checks.push((x) => parts.some((p) => p(x)));
 		else checks.push((x) => parts.filter((p) => p(x)).length === 1);
 	}
 	if (s.not !== undefined) {
-		const not = sub(s.not);
+		const not = same(s.not);
 		checks.push((x) => !not(x));
 	}
 
