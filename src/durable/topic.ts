@@ -376,10 +376,13 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 		this.#socketGone(ws);
 	}
 
-	/** Reports to the catalog before the alarm ends (`flush`), so the alarm outlives the report. */
+	/**
+	 * Runs the due timers. A catalog report they start is not awaited: the
+	 * alarm ends at once (a report in flight would hold the next alarm back),
+	 * and a report that fails schedules itself again.
+	 */
 	override async alarm(): Promise<void> {
 		this.#scheduler.runDue();
-		await this.#reporter.flush();
 	}
 
 	// --- Internals ------------------------------------------------------------------------

@@ -15,7 +15,6 @@ export const TIMER_CATALOG = "catalog";
 export class CatalogReporter {
 	/** Whether this instance stored the report timer and it has not run yet (false after a wake: one extra write). */
 	#waiting = false;
-	#sending: Promise<void> | undefined;
 
 	constructor(
 		private readonly scheduler: Scheduler,
@@ -37,15 +36,9 @@ export class CatalogReporter {
 		const summary = this.summary();
 		if (!summary) return undefined;
 		return () => {
-			this.#sending = this.send(summary).catch(() => this.changed());
+			this.send(summary).catch(() => this.changed());
 		};
 	};
-
-	/** Waits for a report in flight, so the alarm that sent it outlives it. */
-	async flush(): Promise<void> {
-		await this.#sending;
-		this.#sending = undefined;
-	}
 
 	/** After a rolled-back transaction: the timer may not be stored. */
 	forget(): void {
