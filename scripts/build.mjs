@@ -4,7 +4,7 @@
 //   node scripts/build.mjs            everything, with type declarations
 //   node scripts/build.mjs --browser  only public/tidings.js (Wrangler's build step)
 import { execFileSync } from "node:child_process";
-import { mkdir, readdir, rename, rm } from "node:fs/promises";
+import { chmod, mkdir, readdir, rename, rm } from "node:fs/promises";
 import { build } from "esbuild";
 
 const common = { bundle: true, format: "esm", target: "es2022", logLevel: "warning", legalComments: "none" };
@@ -39,6 +39,15 @@ if (!process.argv.includes("--browser")) {
 		platform: "neutral",
 		packages: "external",
 	});
+	// The `tidings` CLI (package.json `bin`); its dependencies stay packages, installed beside it.
+	await build({
+		...common,
+		entryPoints: { cli: "src/cli/bin.ts" },
+		outdir: "dist",
+		platform: "node",
+		packages: "external",
+	});
+	await chmod("dist/cli.js", 0o755);
 	execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"], {
 		stdio: "inherit",
 	});

@@ -9,3 +9,4 @@
 
 export { type PushVerdict, SIGNATURE_HEADER, verifyPush } from "../protocol/push-signature.js";
 export * from "./browser.js";
+export { type DeadLetterPage, TidingsAdmin, type TidingsAdminOptions } from "./operator.js";

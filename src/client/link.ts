@@ -188,6 +188,9 @@ export class Link {
 			this.#refreshToken = !opened || code === CLOSE_CODES.tokenExpired;
 			if (code === CLOSE_CODES.groupDeleted)
 				return this.#fatal(new TidingsError("not_found", `the group was deleted (${reason})`));
+			// A resume would skip the first messages of a topic created again under the name.
+			if (code === CLOSE_CODES.topicDeleted)
+				return this.#fatal(new TidingsError("not_found", `the topic was deleted (${reason})`));
 			if (code === CLOSE_CODES.rateLimited) this.#failures += 3;
 			if (opened) return this.#lost(ws);
 			// Refused before it opened: a browser cannot read why, so ask the same URL over HTTP,

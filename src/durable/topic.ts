@@ -15,10 +15,18 @@
  * @module
  */
 import { DurableObject } from "cloudflare:workers";
+import { CLOSE_CODES } from "../protocol/errors.js";
 import { PING, PONG } from "../protocol/frames.js";
 import { type Env, fail, type NackOptions, ok, type Result, type TopicApi } from "../protocol/internal.js";
 import { LIMITS } from "../protocol/limits.js";
-import type { DeadLetter, GroupInfo, PublishResult, TopicSettings, TopicStats } from "../protocol/message.js";
+import type {
+	DeadLetter,
+	GroupInfo,
+	PublishResult,
+	TopicSettings,
+	TopicStats,
+	TopicSummary,
+} from "../protocol/message.js";
 import type { GroupSettingsInput, PublishRecord, TopicSettingsInput } from "../protocol/schema.js";
 import {
 	type ParsedOffset,
@@ -28,6 +36,8 @@ import {
 	WAITER_HEADER,
 	WAITER_SSE_HEADER,
 } from "../protocol/streams.js";
+import { CatalogReporter, TIMER_CATALOG } from "./catalog/reporter.js";
+import { catalogShardOf } from "./catalog/shards.js";
 import { ConsumerGroups } from "./groups/consumer-groups.js";
 import { LiveStreams } from "./live/live-streams.js";
 import { Dedupe } from "./log/dedupe.js";
@@ -49,36 +59,63 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 	/** The topic's name: the object's own (`idFromName`), or as stored by its first write. */
 	readonly #topic: string;
 	readonly #topicJson: string;
-	readonly #meta: Meta;
-	readonly #settings: Settings;
-	readonly #log: TopicLog;
-	readonly #scheduler: Scheduler;
-	readonly #publisher: Publisher;
-	readonly #retention: Retention;
-	readonly #live: LiveStreams;
-	readonly #groups: ConsumerGroups;
-	readonly #streams: Streams;
-	readonly #abuse = new AbuseLimits();
-	readonly #receive: ReturnType<typeof frameReceiver>;
-	readonly #transaction: Transaction;
+	#meta!: Meta;
+	#settings!: Settings;
+	#log!: TopicLog;
+	#scheduler!: Scheduler;
+	#publisher!: Publisher;
+	#retention!: Retention;
+	#live!: LiveStreams;
+	#groups!: ConsumerGroups;
+	#streams!: Streams;
+	#abuse!: AbuseLimits;
+	#reporter!: CatalogReporter;
+	#receive!: ReturnType<typeof frameReceiver>;
+	#transaction!: Transaction;
 	/** Whether the topic name is in storage (an alarm may wake the object without one). */
-	#named: boolean;
+	#named!: boolean;
+	/** When the topic was first written (a publish, its settings, a group); undefined: it does not exist. */
+	#createdAt!: number | undefined;
+	/** When the newest message joined the log, as far as this instance knows (read from the log after a wake). */
+	#lastPublishAt: number | null | undefined;
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
-		const sql = ctx.storage.sql;
+		const stored = this.#build();
+		this.#topic = ctx.id.name ?? stored ?? "";
+		this.#topicJson = JSON.stringify(this.#topic);
+		this.#wire();
+	}
+
+	/** Storage and its mirrors: at construction, and again after the topic is deleted. Answers the stored name. */
+	#build(): string | undefined {
+		const sql = this.ctx.storage.sql;
 		migrate(sql);
 		this.#meta = new Meta(sql);
 		const stored = this.#meta.get("topic");
 		this.#named = stored !== undefined;
-		this.#topic = ctx.id.name ?? stored ?? "";
-		this.#topicJson = JSON.stringify(this.#topic);
+		const created = this.#meta.get("created_at");
+		this.#createdAt = created === undefined ? undefined : Number(created);
+		this.#lastPublishAt = undefined;
+		this.#abuse = new AbuseLimits();
+		return stored;
+	}
+
+	/** The rooms, built on the storage `#build` prepared. */
+	#wire(): void {
+		const { ctx, env } = this;
+		const sql = ctx.storage.sql;
 		const transaction = transactional(ctx.storage, () => this.#reload());
 		this.#transaction = transaction;
 		this.#settings = new Settings(this.#meta);
 		this.#log = new TopicLog(sql, this.#meta);
 		const dedupe = new Dedupe(sql);
 		this.#scheduler = new Scheduler(ctx.storage, transaction);
+		this.#reporter = new CatalogReporter(
+			this.#scheduler,
+			() => this.#summary(),
+			async (summary) => env.CATALOG.getByName(catalogShardOf(this.#topic)).report(summary),
+		);
 		this.#live = new LiveStreams(ctx, this.#log, this.#topic, this.#topicJson);
 		this.#groups = new ConsumerGroups({
 			ctx,
@@ -96,6 +133,8 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 			(upTo) => this.#groups.keepBeforeTrim(upTo),
 		);
 		this.#publisher = new Publisher(this.#log, dedupe, this.#scheduler, this.#retention, transaction, (rows) => {
+			this.#lastPublishAt = Date.now();
+			this.#reporter.changed();
 			this.#live.broadcast(rows);
 			this.#groups.dispatchAll();
 			this.#streams.notify(rows.map((r) => r.row));
@@ -109,7 +148,7 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 			scheduler: this.#scheduler,
 			transaction,
 			publish: (records) => this.#publish(records),
-			isTopic: () => this.#named || this.#log.head > 0,
+			isTopic: () => this.#createdAt !== undefined,
 			wipe: () => this.#wipe(),
 			release: (source) => {
 				env.TOPIC.getByName(source)
@@ -120,6 +159,7 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 		this.#scheduler.handle({
 			[TIMER_DELAYED]: (t, now) => this.#publisher.joinDelayed(t, now),
 			[TIMER_RETENTION]: (_t, now) => this.#retention.run(now),
+			[TIMER_CATALOG]: this.#reporter.run,
 			...this.#groups.timers(),
 			...this.#streams.timers(),
 		});
@@ -151,8 +191,8 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 
 	streamCreate(req: StreamCreate): StreamReply {
 		const answer = this.#streams.create(req);
-		// After: remembering the name first would make the topic exist, and the create a repeat.
-		if (answer.status === 201) this.#remember();
+		// After: creating the topic first would make the stream exist, and the create a repeat.
+		if (answer.status === 201) this.#create();
 		return answer;
 	}
 
@@ -188,9 +228,10 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 		return `{"messages":[${messages}],"next_after":${next},"head_seq":${log.head},"first_seq":${log.first}}`;
 	}
 
-	stats(): TopicStats {
+	stats(): Result<TopicStats> {
+		if (this.#createdAt === undefined) return this.#notFound();
 		const log = this.#log;
-		return {
+		return ok({
 			topic: this.#topic,
 			head_seq: log.head,
 			first_seq: log.first,
@@ -199,12 +240,31 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 			subscribers: this.#live.count,
 			settings: this.#settings.current,
 			groups: this.#groups.infos(),
-		};
+		});
+	}
+
+	groups(): Result<GroupInfo[]> {
+		if (this.#createdAt === undefined) return this.#notFound();
+		return ok(this.#groups.infos());
+	}
+
+	async destroy(): Promise<Result<{ deleted: true; messages: number }>> {
+		const createdAt = this.#createdAt;
+		if (createdAt === undefined) return this.#notFound();
+		const messages = this.#log.retained;
+		for (const ws of this.ctx.getWebSockets()) closeQuietly(ws, CLOSE_CODES.topicDeleted, "topic deleted");
+		await this.ctx.storage.deleteAlarm();
+		await this.ctx.storage.deleteAll();
+		// The same object goes on serving the name, as a new topic from seq 1.
+		this.#build();
+		this.#wire();
+		await this.env.CATALOG.getByName(catalogShardOf(this.#topic)).remove(this.#topic, createdAt);
+		return ok({ deleted: true, messages });
 	}
 
 	/** Changes the topic's settings; a trim runs in the background soon after. */
 	configure(change: TopicSettingsInput): TopicSettings {
-		this.#remember();
+		this.#create();
 		return this.#transaction(() => {
 			const next = this.#settings.change(change);
 			this.#retention.settingsChanged(Date.now());
@@ -213,8 +273,10 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 	}
 
 	configureGroup(group: string, input: GroupSettingsInput): Result<{ info: GroupInfo; created: boolean }> {
-		this.#remember();
-		return this.#groups.configure(group, input);
+		this.#create();
+		const result = this.#groups.configure(group, input);
+		this.#reporter.changed();
+		return result;
 	}
 
 	group(group: string): Result<GroupInfo> {
@@ -222,6 +284,7 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 	}
 
 	deleteGroup(group: string): Result<{ deleted: true }> {
+		this.#changed();
 		return this.#groups.delete(group);
 	}
 
@@ -234,6 +297,7 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 	}
 
 	nack(group: string, seqs: number[], options: NackOptions): Result<{ nacked: number[]; dead: number[] }> {
+		this.#changed();
 		return this.#groups.nack(group, seqs, options);
 	}
 
@@ -242,10 +306,12 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 	}
 
 	redrive(group: string, seqs?: number[]): Result<{ redriven: number }> {
+		this.#changed();
 		return this.#groups.redrive(group, seqs);
 	}
 
 	purgeDeadLetters(group: string, seqs?: number[]): Result<{ purged: number }> {
+		this.#changed();
 		return this.#groups.purge(group, seqs);
 	}
 
@@ -261,7 +327,10 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 			groups: this.#groups,
 			live: this.#live,
 			sockets: () => ({ open: this.ctx.getWebSockets().length, max: this.#settings.current.max_sockets }),
-			accepting: () => this.#remember(),
+			accepting: () => {
+				this.#remember();
+				this.#changed();
+			},
 		});
 	}
 
@@ -279,19 +348,22 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 		this.#socketGone(ws);
 	}
 
+	/** Reports to the catalog before the alarm ends (`flush`), so the alarm outlives the report. */
 	override async alarm(): Promise<void> {
 		this.#scheduler.runDue();
+		await this.#reporter.flush();
 	}
 
 	// --- Internals ------------------------------------------------------------------------
 
 	#publish(records: PublishRecord[]): PublishResult[] {
-		this.#remember();
+		this.#create();
 		return this.#publisher.publish(records);
 	}
 
 	/** A socket closed or failed: every room forgets it; a member's leases go to the others. */
 	#socketGone(ws: WebSocket): void {
+		this.#changed();
 		this.#live.forget(ws);
 		this.#abuse.forget(ws);
 		this.#groups.socketGone(ws);
@@ -312,16 +384,67 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 		});
 		this.#named = false;
 		this.#reload();
-		for (const ws of this.ctx.getWebSockets()) closeQuietly(ws, 4404, "the topic was deleted");
+		// As `DELETE /v1/topics/:topic` does: the sockets close with 4410 and the topic leaves the list.
+		for (const ws of this.ctx.getWebSockets()) closeQuietly(ws, CLOSE_CODES.topicDeleted, "topic deleted");
+		const createdAt = this.#createdAt;
+		this.#createdAt = undefined;
+		this.#lastPublishAt = undefined;
+		if (createdAt !== undefined) {
+			this.env.CATALOG.getByName(catalogShardOf(this.#topic))
+				.remove(this.#topic, createdAt)
+				.catch((err: unknown) => console.error("tidings: removing a deleted stream from the catalog failed", err));
+		}
 	}
 
 	/** In-memory mirrors reload after a rolled-back transaction. */
 	#reload(): void {
 		this.#scheduler.forgetAlarm();
+		this.#reporter.forget();
 		this.#groups.forget();
 		this.#log.reload();
 		this.#settings.reload();
 		this.#retention.reload();
+	}
+
+	/** The first write (a publish, settings, a group) creates the topic: from then on it is listed and has stats. */
+	#create(): void {
+		this.#remember();
+		if (this.#createdAt !== undefined || this.#topic === "") return;
+		this.#createdAt = Date.now();
+		this.#meta.set("created_at", String(this.#createdAt));
+		this.#reporter.changed();
+	}
+
+	/** Something the catalog lists changed (sockets, groups, dead letters): report it, if the topic exists. */
+	#changed(): void {
+		if (this.#createdAt !== undefined) this.#reporter.changed();
+	}
+
+	/** What the catalog lists of this topic; undefined while it does not exist. */
+	#summary(): TopicSummary | undefined {
+		const createdAt = this.#createdAt;
+		if (createdAt === undefined || this.#topic === "") return undefined;
+		const sql = this.ctx.storage.sql;
+		this.#lastPublishAt ??=
+			sql.exec<{ ts: number }>("SELECT ts FROM messages ORDER BY seq DESC LIMIT 1").toArray()[0]?.ts ?? null;
+		return {
+			topic: this.#topic,
+			head_seq: this.#log.head,
+			retained: this.#log.retained,
+			sockets: this.ctx.getWebSockets().length,
+			groups: this.#groups.infos().length,
+			dead_letters: sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM dead_letters").one().n,
+			last_publish_at: this.#lastPublishAt,
+			created_at: createdAt,
+			reported_at: Date.now(),
+		};
+	}
+
+	#notFound() {
+		return fail(
+			"not_found",
+			`topic ${this.#topic} does not exist: nothing was published to it and it has no settings or groups (history and live reads of it still work)`,
+		);
 	}
 
 	/** Stores the topic name on the first write: an alarm may wake the object where `ctx.id.name` is not known. */

@@ -44,6 +44,12 @@ export const CLOSE_CODES = {
 	/** The consumer group of this socket was deleted: do not reconnect to it. */
 	groupDeleted: 4404,
 	/**
+	 * The topic was deleted (`DELETE /v1/topics/:topic`): do not resume. The
+	 * name may be used again, as a new topic from seq 1, so a resume from an
+	 * old seq would skip the new topic's first messages.
+	 */
+	topicDeleted: 4410,
+	/**
 	 * A live socket that confirms what it read (`received` frames) fell more
 	 * than `LIMITS.liveUnreadMaxChars` behind: reconnect with `from=<last seq>`.
 	 */

@@ -9,8 +9,8 @@
  * @module
  */
 import { ERROR_STATUS, type ErrorBody, type ErrorCode } from "./errors.js";
-import type { DeadLetter, GroupInfo, PublishResult, TopicSettings, TopicStats } from "./message.js";
-import { RIGHTS, type Right } from "./rights.js";
+import type { DeadLetter, GroupInfo, PublishResult, TopicSettings, TopicStats, TopicSummary } from "./message.js";
+import { type Grants, RIGHTS, type Right } from "./rights.js";
 import type { GroupSettingsInput, PublishRecord, TopicSettingsInput } from "./schema.js";
 import type { ForkSeed, ParsedOffset, StreamAppend, StreamCreate, StreamReply } from "./streams.js";
 
@@ -67,7 +67,11 @@ export interface TopicApi extends Rpc.DurableObjectBranded {
 	publish(records: PublishRecord[], limitKey?: string): Result<PublishResult[]>;
 	/** A history page as JSON text (`HistoryPage`): stored message text is spliced in, never parsed. */
 	history(after: number, limit: number): string;
-	stats(): TopicStats;
+	/** `not_found` for a topic never written (no publish, settings or group). */
+	stats(): Result<TopicStats>;
+	groups(): Result<GroupInfo[]>;
+	/** Removes everything of the topic and closes its sockets (4410); the name starts again from seq 1. */
+	destroy(): Promise<Result<{ deleted: true; messages: number }>>;
 	configure(change: TopicSettingsInput): TopicSettings;
 	configureGroup(group: string, input: GroupSettingsInput): Result<{ info: GroupInfo; created: boolean }>;
 	group(group: string): Result<GroupInfo>;
@@ -95,9 +99,24 @@ export interface TopicApi extends Rpc.DurableObjectBranded {
 	streamForkRelease(): void;
 }
 
+/** A page of one catalog shard; `stoppedAt` is where it stopped reading, null when it read to the end. */
+export interface CatalogPage {
+	topics: TopicSummary[];
+	stoppedAt: string | null;
+}
+
+/** A shard of the topic catalog (src/durable/catalog): topics report to it, listings read it. */
+export interface CatalogApi extends Rpc.DurableObjectBranded {
+	report(summary: TopicSummary): void;
+	/** A topic was deleted: its entry goes, and reports of that incarnation (`createdAt`) arriving late are ignored. */
+	remove(topic: string, createdAt: number): void;
+	list(query: { prefix: string; after: string; limit: number; grants: Grants | null }): CatalogPage;
+}
+
 /** Bindings and configuration of the tidings Worker (see wrangler.toml and docs/operations.md). */
 export interface Env {
 	TOPIC: DurableObjectNamespace<TopicApi>;
+	CATALOG: DurableObjectNamespace<CatalogApi>;
 	ASSETS?: Fetcher;
 	/** `"true"` lets anyone do anything: local development only (`npm start` sets it). */
 	TIDINGS_ALLOW_ANONYMOUS?: string;

@@ -90,6 +90,8 @@ export const LIMITS = {
 	settleMaxSeqs: 1000,
 	/** Length of the `error` text a nack records. */
 	errorMaxLength: 1024,
+	/** Failed attempts whose errors a message keeps (the newest), into its dead letter. */
+	attemptErrorsKept: 20,
 	/** Push: secret length bounds, request timeout bounds, requests in flight per group. */
 	pushSecretMinLength: 16,
 	pushSecretMaxLength: 256,
@@ -116,6 +118,9 @@ export const LIMITS = {
 	tokenTtlMaxS: 30 * 24 * 3600,
 	tokenTtlDefaultS: 3600,
 	tokenSubMaxLength: 256,
+	/** Topics per page of the topic list (`GET /v1/topics?limit=`), and the default. */
+	topicListMax: 1000,
+	topicListDefault: 100,
 	/** Durable Streams: one append (POST or PUT body), in bytes; JSON appends hold at most this many messages. */
 	streamAppendMaxBytes: 1 * MiB,
 	streamAppendMaxMessages: 1000,
@@ -191,6 +196,16 @@ export const TUNING = /* @__PURE__ */ table(
 			forwardRetryMs: 30 * SECOND,
 			/** Timers run per alarm invocation before yielding to a fresh alarm. */
 			timersPerAlarm: 1000,
+			/**
+			 * A topic reports its summary to the catalog at most this often, this
+			 * long after the first change since its last report: the topic listing
+			 * is that much behind, and a busy topic costs the catalog one write per period.
+			 */
+			catalogReportMs: 2 * SECOND,
+			/** Catalog objects the topic list is spread over, by a hash of the name; a listing asks each. */
+			catalogShards: 8,
+			/** Catalog rows one shard reads for one listing page, matching the caller's rights or not. */
+			catalogScanMax: 5000,
 			/** A byte-stream append is stored in rows of at most this many bytes (base64 in the row stays under the message limit). */
 			streamRowBytes: 48 * KiB,
 			/** Durable Streams: how long a long-poll waits before answering 204 (TIDINGS_STREAM_LONG_POLL_MS overrides). */

@@ -74,6 +74,31 @@ export interface TopicStats {
 	groups: GroupInfo[];
 }
 
+/** A topic as the catalog lists it (`GET /v1/topics`): a few seconds behind the topic itself. */
+export interface TopicSummary {
+	topic: string;
+	head_seq: number;
+	retained: number;
+	/** Open WebSockets: live subscribers and group members. */
+	sockets: number;
+	groups: number;
+	/** Dead letters over all the topic's groups. */
+	dead_letters: number;
+	/** When the newest message joined the log (ms since the epoch); null before the first. */
+	last_publish_at: number | null;
+	/** When the topic was first written (a publish, its settings, a group). */
+	created_at: number;
+	/** When the topic sent this summary: the listing is at most `TUNING.catalogReportMs` and a round trip behind. */
+	reported_at: number;
+}
+
+/** A page of the topic list, by name. */
+export interface TopicList {
+	topics: TopicSummary[];
+	/** Pass as `after` to read on; null when there is nothing after this page. A page may be empty and still have one. */
+	next_after: string | null;
+}
+
 export interface HistoryPage {
 	messages: Message[];
 	/** Pass as `after` to read on. */
@@ -150,8 +175,21 @@ export interface DeadLetter {
 	seq: number;
 	attempts: number;
 	last_error: string | null;
+	/** Each failed attempt, oldest first; the last `LIMITS.attemptErrorsKept` of them. */
+	errors: AttemptError[];
 	dead_at: number;
 	message: Message;
+}
+
+/** One failed attempt of a group message: when, why, and who held it. */
+export interface AttemptError {
+	attempt: number;
+	/** When the attempt ended (ms since the epoch). */
+	at: number;
+	/** The nack's error, `"ack timeout"`, `"consumer disconnected"`, a push failure, or null (a nack without one). */
+	error: string | null;
+	/** Who held the lease: `member:<id>` (a socket), `pull:<lease id>`, or `push:<id>`. */
+	by: string | null;
 }
 
 /** Seqs to settle: single seqs and inclusive `[first, last]` ranges (contiguous acks travel as two numbers). */

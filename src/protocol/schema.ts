@@ -222,6 +222,32 @@ const SeqString = digits(
 	`is at most ${Number.MAX_SAFE_INTEGER} (the largest seq)`,
 );
 
+/** The start of a topic name (a listing's `prefix`), or a whole one (its `after`). */
+const TopicNameStart = (field: string) =>
+	v.pipe(
+		v.string(`${field} must be a string`),
+		limitCheck(
+			(s: string) => s.length <= LIMITS.topicNameMaxLength,
+			`${field} is at most ${LIMITS.topicNameMaxLength} characters`,
+		),
+		v.regex(/^[A-Za-z0-9_.-]*$/, `${field} is (the start of) a topic name: A-Z a-z 0-9 _ - and dots`),
+	);
+
+export const TopicListQuerySchema = v.looseObject({
+	prefix: v.optional(TopicNameStart("prefix"), ""),
+	after: v.optional(TopicNameStart("after"), ""),
+	limit: v.optional(
+		digits(
+			"limit must be a whole number",
+			1,
+			"limit is at least 1",
+			LIMITS.topicListMax,
+			`limit is at most ${LIMITS.topicListMax}`,
+		),
+		String(LIMITS.topicListDefault),
+	),
+});
+
 export const HistoryQuerySchema = v.looseObject({
 	after: v.optional(SeqString, "0"),
 	limit: v.optional(

@@ -18,8 +18,16 @@
  */
 import { WorkerEntrypoint } from "cloudflare:workers";
 import * as v from "valibot";
+import { listTopics } from "../durable/catalog/shards.js";
 import { type Failure, fail, type Result } from "../protocol/internal.js";
-import type { GroupDelivery, PublishOptions, PublishResult, SeqList } from "../protocol/message.js";
+import type {
+	GroupDelivery,
+	PublishOptions,
+	PublishResult,
+	SeqList,
+	TopicList,
+	TopicStats,
+} from "../protocol/message.js";
 import {
 	AckBodySchema,
 	describeIssues,
@@ -28,6 +36,7 @@ import {
 	PublishBatchSchema,
 	PublishItemSchema,
 	PullBodySchema,
+	TopicListQuerySchema,
 	TopicName,
 } from "../protocol/schema.js";
 import { type Env, topicStub } from "./env.js";
@@ -55,6 +64,31 @@ function parse<S extends v.GenericSchema>(schema: S, input: unknown, what: strin
 export class TidingsRpc extends WorkerEntrypoint<Env> {
 	#topic(topic: string) {
 		return topicStub(this.env, parse(TopicName, topic, "topic"));
+	}
+
+	/** One page of the topics that exist, by name (a few seconds behind; see docs/http-api.md#topic-list). */
+	async listTopics(query: { prefix?: string; after?: string; limit?: number } = {}): Promise<TopicList> {
+		const q = parse(
+			TopicListQuerySchema,
+			{
+				...(query.prefix === undefined ? {} : { prefix: query.prefix }),
+				...(query.after === undefined ? {} : { after: query.after }),
+				...(query.limit === undefined ? {} : { limit: String(query.limit) }),
+			},
+			"query",
+		);
+		return listTopics(this.env.CATALOG, { ...q, grants: null });
+	}
+
+	/** A topic's stats, settings and groups; `not_found` for a topic never written. */
+	async topicStats(topic: string): Promise<TopicStats> {
+		// The RPC stub's mapped type of a filter loses its readonly-ness; the value is a TopicStats.
+		return orRpcError(await this.#topic(topic).stats()) as unknown as TopicStats;
+	}
+
+	/** Deletes a topic and everything in it; its sockets close with 4410 and the name starts again from seq 1. */
+	async deleteTopic(topic: string): Promise<{ deleted: true; messages: number }> {
+		return orRpcError(await this.#topic(topic).destroy());
 	}
 
 	/** Publishes one message. */

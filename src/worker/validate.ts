@@ -4,7 +4,7 @@
  * passed (413 for sizes, 400 `limit_exceeded` for counts and ranges).
  * @module
  */
-import type { MiddlewareHandler, ValidationTargets } from "hono";
+import type { Context, MiddlewareHandler, Next, ValidationTargets } from "hono";
 import { validator } from "hono/validator";
 import * as v from "valibot";
 import { describeIssues } from "../protocol/schema.js";
@@ -41,8 +41,26 @@ const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
  * stored as U+FFFD. Runs after any `bodyLimit`, so an oversized body is a 413
  * before it is read here.
  */
-export const requireJson: MiddlewareHandler = async (c, next) => {
+export const requireJson: MiddlewareHandler = (c, next) => readJson(c, next, false);
+
+/**
+ * For bodies whose fields are all optional (pull, redrive): an empty body, as
+ * `curl -X POST` with no `-d` sends, reads as `{}` whatever its Content-Type;
+ * anything else must be JSON, as with `requireJson`.
+ */
+export const jsonOrEmpty: MiddlewareHandler = (c, next) => readJson(c, next, true);
+
+async function readJson(c: Context, next: Next, emptyIsObject: boolean): Promise<Response | undefined> {
 	const type = (c.req.header("Content-Type") ?? "").split(";")[0]?.trim().toLowerCase();
+	if (emptyIsObject && type !== "application/json") {
+		const bytes = await c.req.raw.arrayBuffer();
+		if (bytes.byteLength === 0) {
+			// Hono's validator reads a body without a JSON Content-Type as `{}`.
+			await next();
+			return;
+		}
+		return errorResponse("unsupported_media_type", "send JSON with Content-Type: application/json, or no body");
+	}
 	if (type !== "application/json") {
 		return errorResponse("unsupported_media_type", "send JSON with Content-Type: application/json");
 	}
@@ -53,9 +71,11 @@ export const requireJson: MiddlewareHandler = async (c, next) => {
 	} catch {
 		return errorResponse("invalid_json", "the body is not valid UTF-8; send JSON text encoded in UTF-8");
 	}
+	if (emptyIsObject && text.trim() === "") text = "{}";
 	// Hono's validator parses `c.req.json()`, which (Hono 4.13, src/request.ts) is JSON.parse of the
 	// cached "text" entry: so the body is decoded once, here, and parsed once, there. (A cached
 	// "json" entry would be stringified and parsed again.) The cache holds promises; its type says string.
 	c.req.bodyCache.text = Promise.resolve(text) as unknown as string;
 	await next();
-};
+	return;
+}

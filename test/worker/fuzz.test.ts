@@ -141,7 +141,9 @@ describe("tokens (fuzz)", () => {
 			fc.asyncProperty(fc.oneof(fc.string({ minLength: 1, maxLength: 200 }), mangled), async (credential) => {
 				fc.pre(/^[\x21-\x7e]+$/.test(credential));
 				const res = await app.fetch(
-					new Request(`http://tidings.test/v1/topics/${topic}`, { headers: { Authorization: `Bearer ${credential}` } }),
+					new Request(`http://tidings.test/v1/topics/${topic}/messages`, {
+						headers: { Authorization: `Bearer ${credential}` },
+					}),
 					prod,
 				);
 				count("token");

@@ -216,7 +216,8 @@ describe("leases across restarts", () => {
 				  last_error TEXT, payload TEXT, PRIMARY KEY (grp, seq));
 				CREATE INDEX group_messages_ready ON group_messages (grp, state, available_at);
 				CREATE INDEX group_messages_owner ON group_messages (grp, owner);
-				CREATE INDEX group_messages_lease ON group_messages (grp, state, lease_until);`);
+				CREATE INDEX group_messages_lease ON group_messages (grp, state, lease_until);
+				ALTER TABLE dead_letters DROP COLUMN errors;`);
 			sql.exec(
 				"INSERT INTO group_messages VALUES ('p', 1, 1, 'leased', 'pull:00000000-0000-0000-0000-000000000000', ?, ?, NULL, NULL)",
 				now + 1000,
@@ -238,6 +239,7 @@ describe("leases across restarts", () => {
 		const version = await runInDurableObject(topicStub(topic), (_i, state) =>
 			state.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'schema_version'").one(),
 		);
-		expect(version.value).toBe("4");
+		// Step 4 and every later one ran.
+		expect(Number(version.value)).toBeGreaterThanOrEqual(4);
 	});
 });

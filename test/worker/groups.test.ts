@@ -207,10 +207,23 @@ describe("group delivery over WebSockets", () => {
 				seq: 1,
 				attempts: 3,
 				last_error: "failure 3",
+				errors: [1, 2, 3].map((attempt) => ({
+					attempt,
+					at: expect.any(Number),
+					error: `failure ${attempt}`,
+					by: expect.stringMatching(/^member:[0-9a-f-]{36}$/),
+				})),
 				dead_at: expect.any(Number),
 				message: expect.objectContaining({ seq: 1, data: "bad" }),
 			},
 		]);
+		// Each attempt's error is stamped when that attempt ended, by the one member that held it.
+		const errors = (dlq.messages as { errors: { at: number; by: string }[] }[])[0]?.errors ?? [];
+		expect(new Set(errors.map((e) => e.by)).size).toBe(1);
+		for (let i = 0; i < 3; i++) {
+			expect(errors[i]?.at).toBeGreaterThanOrEqual((times[i] as number) - 50);
+			expect(errors[i]?.at).toBeLessThanOrEqual((times[i] as number) + 1000);
+		}
 		await new Promise((r) => setTimeout(r, 400));
 		expect(m.messages()).toHaveLength(3);
 		expect((await call("GET", groupPath(topic, "poison"))).body.counts as Json).toMatchObject({

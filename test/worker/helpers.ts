@@ -97,8 +97,24 @@ export async function history(topic: string, query = "") {
 	return (await res.json()) as { messages: StoredMessage[]; next_after: number; head_seq: number; first_seq: number };
 }
 
+/**
+ * A topic's stats. A topic never written answers 404, read here as what it
+ * holds: nothing (`exists: false`, head 0), so "nothing was stored" checks
+ * read the same before and after the topic's first write.
+ */
 export async function stats(topic: string) {
 	const res = await api(`/v1/topics/${topic}`);
+	if (res.status === 404) {
+		const body = (await res.json()) as { error: { code: string } };
+		expect(body.error.code).toBe("not_found");
+		return { exists: false, head_seq: 0, first_seq: 1, retained: 0, delayed: 0, subscribers: 0 } as Awaited<
+			ReturnType<typeof existingStats>
+		> & { exists: boolean };
+	}
+	return { exists: true, ...(await existingStats(res)) };
+}
+
+async function existingStats(res: Response) {
 	expect(res.status).toBe(200);
 	return (await res.json()) as {
 		head_seq: number;

@@ -198,6 +198,8 @@ describe("live streams", () => {
 
 	it("fans out to every subscriber in seq order", async () => {
 		const topic = uniqueTopic();
+		// Created first, so its stats can count the subscribers before the first publish.
+		expect((await call("PUT", `/v1/topics/${topic}`, { max_sockets: 10_000 })).status).toBe(200);
 		const sockets = await Promise.all(Array.from({ length: 20 }, () => TestSocket.open(topic)));
 		await Promise.all(sockets.map((s) => s.waitForFrame((f) => f.type === "ready", "ready")));
 		expect((await stats(topic)).subscribers).toBe(20);

@@ -1,6 +1,6 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { call, history, uniqueTopic } from "./helpers.js";
+import { call, eventually, history, uniqueTopic } from "./helpers.js";
 
 // `exports.TidingsRpc` is the same loopback a service binding gives another Worker.
 const rpc = exports.TidingsRpc;
@@ -32,6 +32,31 @@ describe("RPC entrypoint for other Workers", () => {
 			attributes: { kind: "greeting" },
 			key: "k1",
 			traceparent,
+		});
+	});
+
+	it("lists, reads and deletes topics", async () => {
+		const topic = uniqueTopic();
+		await expect(rejection(rpc.topicStats(topic))).resolves.toMatchObject({
+			message: expect.stringMatching(/^not_found: /),
+		});
+		await rpc.publishBatch(topic, [{ data: 1 }, { data: 2 }]);
+		expect(await rpc.topicStats(topic)).toMatchObject({ topic, head_seq: 2, retained: 2 });
+		const listed = await eventually(
+			async () => {
+				const page = await rpc.listTopics({ prefix: topic });
+				return page.topics.length === 1 ? page : undefined;
+			},
+			"listed",
+			8000,
+		);
+		expect(listed).toEqual({ topics: [expect.objectContaining({ topic, head_seq: 2 })], next_after: null });
+		expect(await rpc.deleteTopic(topic)).toEqual({ deleted: true, messages: 2 });
+		await expect(rejection(rpc.deleteTopic(topic))).resolves.toMatchObject({
+			message: expect.stringMatching(/^not_found: /),
+		});
+		await expect(rejection(rpc.listTopics({ limit: 0 }))).resolves.toMatchObject({
+			message: expect.stringMatching(/^limit_exceeded: |^invalid_request: /),
 		});
 	});
 

@@ -9,6 +9,7 @@ import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it, vi } from "vitest";
 import { Topic } from "../../src/durable/topic.js";
+import { CLOSE_CODES } from "../../src/protocol/errors.js";
 import type { Right } from "../../src/protocol/rights.js";
 import { formatOffset, parseOffset, WAITER_TAG } from "../../src/protocol/streams.js";
 import { mintToken } from "../../src/tokens/index.js";
@@ -283,7 +284,7 @@ describe("expiry and deletion", () => {
 		await sock.waitForMessages(2);
 		expect((await api(path(name), { method: "DELETE" })).status).toBe(204);
 		await sock.waitFor(() => sock.closed, "closed");
-		expect(sock.closed?.code).toBe(4404);
+		expect(sock.closed?.code).toBe(CLOSE_CODES.topicDeleted);
 		expect((await put(name, "application/json", "[3]")).status).toBe(201);
 		expect(JSON.parse((await readAll(name)).text)).toEqual([3]);
 	});

@@ -156,6 +156,7 @@ describe("retention", () => {
 
 	it("keeps settings and defaults", async () => {
 		const topic = uniqueTopic();
+		await publish(topic, { data: "creates the topic" });
 		expect((await stats(topic)).settings).toEqual({
 			max_messages: 10_000,
 			max_age_ms: 7 * 24 * 3600 * 1000,

@@ -510,17 +510,19 @@ describe("closed by default", () => {
 	it("takes the admin key as a bearer header or a token query", async () => {
 		const topic = uniqueTopic();
 		await expectError(await app.fetch(request(`/v1/topics/${topic}`), keyed), 401, "unauthorized");
-		const wrong = request(`/v1/topics/${topic}`, { headers: { Authorization: "Bearer nope" } });
+		const wrong = request(`/v1/topics/${topic}/messages`, { headers: { Authorization: "Bearer nope" } });
 		const wrongRes = await app.fetch(wrong, keyed);
 		const wrongBody = await wrongRes.text();
 		expect(wrongRes.status).toBe(401);
 		expect(wrongBody).not.toContain("nope");
 		expect(wrongBody).not.toContain("s3cret");
-		const ok = request(`/v1/topics/${topic}`, { headers: { Authorization: "Bearer s3cret-admin-key" } });
+		const ok = request(`/v1/topics/${topic}/messages`, { headers: { Authorization: "Bearer s3cret-admin-key" } });
 		expect((await app.fetch(ok, keyed)).status).toBe(200);
-		expect((await app.fetch(request(`/v1/topics/${topic}?token=s3cret-admin-key`), keyed)).status).toBe(200);
+		expect((await app.fetch(request(`/v1/topics/${topic}/messages?token=s3cret-admin-key`), keyed)).status).toBe(200);
 		// A non-Bearer Authorization header (a proxy's Basic auth, say) does not hide ?token=.
-		const basic = request(`/v1/topics/${topic}?token=s3cret-admin-key`, { headers: { Authorization: "Basic eDp5" } });
+		const basic = request(`/v1/topics/${topic}/messages?token=s3cret-admin-key`, {
+			headers: { Authorization: "Basic eDp5" },
+		});
 		expect((await app.fetch(basic, keyed)).status).toBe(200);
 	});
 });

@@ -11,7 +11,7 @@
  * @module
  */
 import { LIMITS } from "../../protocol/limits.js";
-import type { Attributes, DeadLetter, Message } from "../../protocol/message.js";
+import type { AttemptError, Attributes, DeadLetter, Message } from "../../protocol/message.js";
 import type { PublishRecord } from "../../protocol/schema.js";
 import type { Scheduler } from "../storage/scheduler.js";
 
@@ -33,7 +33,7 @@ export class DeadLetters {
 	/** Stores a dead letter (and its forward, when the group has a dead-letter topic). Call inside a transaction. */
 	add(
 		group: string,
-		dead: { seq: number; attempts: number; error: string | null; json: string },
+		dead: { seq: number; attempts: number; error: string | null; errors: string; json: string },
 		now: number,
 		forwardTo: string | undefined,
 	): DeadLetter {
@@ -46,17 +46,25 @@ export class DeadLetters {
 			this.scheduler.schedule(TIMER_DEAD_LETTER, `${group}/${dead.seq}/${now}`, now, JSON.stringify(forward));
 		}
 		this.sql.exec(
-			`INSERT INTO dead_letters (grp, seq, attempts, last_error, dead_at, message) VALUES (?, ?, ?, ?, ?, ?)
+			`INSERT INTO dead_letters (grp, seq, attempts, last_error, errors, dead_at, message) VALUES (?, ?, ?, ?, ?, ?, ?)
 			 ON CONFLICT (grp, seq) DO UPDATE SET attempts = excluded.attempts, last_error = excluded.last_error,
-			   dead_at = excluded.dead_at, message = excluded.message`,
+			   errors = excluded.errors, dead_at = excluded.dead_at, message = excluded.message`,
 			group,
 			dead.seq,
 			dead.attempts,
 			dead.error,
+			dead.errors,
 			now,
 			dead.json,
 		);
-		return { seq: dead.seq, attempts: dead.attempts, last_error: dead.error, dead_at: now, message };
+		return {
+			seq: dead.seq,
+			attempts: dead.attempts,
+			last_error: dead.error,
+			errors: JSON.parse(dead.errors) as AttemptError[],
+			dead_at: now,
+			message,
+		};
 	}
 
 	count(group: string): number {
@@ -71,17 +79,23 @@ export class DeadLetters {
 			seq: number;
 			attempts: number;
 			last_error: string | null;
+			errors: string | null;
 			dead_at: number;
 			message: string;
 		}>(
-			"SELECT seq, attempts, last_error, dead_at, message FROM dead_letters WHERE grp = ? AND seq > ? ORDER BY seq LIMIT ?",
+			"SELECT seq, attempts, last_error, errors, dead_at, message FROM dead_letters WHERE grp = ? AND seq > ? ORDER BY seq LIMIT ?",
 			group,
 			after,
 			limit,
 		)) {
 			if (messages.length > 0 && bytes + r.message.length > LIMITS.pageMaxBytes) break;
 			bytes += r.message.length;
-			messages.push({ ...r, message: JSON.parse(r.message) as Message });
+			messages.push({
+				...r,
+				// Dead before attempt errors were kept: the last one is all there is.
+				errors: r.errors === null ? [] : (JSON.parse(r.errors) as AttemptError[]),
+				message: JSON.parse(r.message) as Message,
+			});
 		}
 		return { count: this.count(group), messages };
 	}
@@ -91,8 +105,8 @@ export class DeadLetters {
 		const { where, args } = seqFilter(seqs);
 		const n = this.#count(group, where, args);
 		this.sql.exec(
-			`INSERT INTO group_messages (grp, seq, attempt, state, due_at, payload)
-			 SELECT grp, seq, 0, 'ready', ?, message FROM dead_letters WHERE grp = ?${where}
+			`INSERT INTO group_messages (grp, seq, attempt, state, due_at, payload, errors)
+			 SELECT grp, seq, 0, 'ready', ?, message, errors FROM dead_letters WHERE grp = ?${where}
 			 ON CONFLICT (grp, seq) DO NOTHING`,
 			now,
 			group,

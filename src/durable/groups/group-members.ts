@@ -23,6 +23,14 @@ export class GroupMembers {
 	readonly #drained = new Set<string>();
 	/** Where the next round-robin pass starts, per group (taken modulo the member count). */
 	readonly #next = new Map<string, number>();
+	/**
+	 * Messages handed to each member (by owner id) since it joined, as far as
+	 * this instance knows: when there is less work than room, the members
+	 * that got least go first. Without it, a member whose acks happen to
+	 * land just before the others' keeps finding room at their dispatches
+	 * and takes more than its share, every time.
+	 */
+	readonly #taken = new Map<string, number>();
 
 	constructor(
 		private readonly ctx: DurableObjectState,
@@ -46,6 +54,13 @@ export class GroupMembers {
 	): void {
 		this.ctx.acceptWebSocket(ws, [memberTag(group)]);
 		const id = `${OWNER_PREFIX.member}${crypto.randomUUID()}`;
+		// A newcomer starts level with the least served member, not at 0: it gets its share, not a backlog's worth first.
+		let least: number | undefined;
+		for (const other of this.ctx.getWebSockets(memberTag(group))) {
+			const n = this.#taken.get(memberOf(other)?.id ?? "");
+			if (n !== undefined && (least === undefined || n < least)) least = n;
+		}
+		this.#taken.set(id, least ?? 0);
 		attach(ws, { kind: "member", group, prefetch, id, grant, ...(pack ? { pack } : {}) });
 		send(ws, { type: "ready", topic, group, head_seq: head, from: this.groups.cursor(group) });
 		this.dispatch(group);
@@ -91,14 +106,18 @@ export class GroupMembers {
 		// What is left waits for the next ack or publish, which dispatches again.
 		const share = Math.max(1, Math.ceil(available / n));
 		const start = (this.#next.get(group) ?? 0) % n;
+		let order = members.slice(start).concat(members.slice(0, start));
+		const room = members.reduce((sum, m) => sum + Math.max(0, m.room), 0);
+		// Scarce: the least served first (a stable sort keeps the round-robin order among equals).
+		if (available < room) order = order.sort((a, b) => this.#takenBy(a.att.id) - this.#takenBy(b.att.id));
 		const sends: { ws: WebSocket; batch: Leased[] }[] = [];
 		this.transaction(() => {
-			for (let k = 0; k < n; k++) {
-				const m = members[(start + k) % n] as (typeof members)[number];
+			for (const m of order) {
 				if (m.room <= 0) continue;
 				const batch = this.leases.take(group, m.att.id, Math.min(m.room, share), settings.ack_timeout_ms, now);
 				if (batch.length === 0) break;
 				sends.push({ ws: m.ws, batch });
+				this.#taken.set(m.att.id, this.#takenBy(m.att.id) + batch.length);
 			}
 		});
 		this.#next.set(group, start + 1);
@@ -108,6 +127,10 @@ export class GroupMembers {
 				batch.map((d) => `{"type":"message","message":${d.json}}`),
 			);
 		}
+	}
+
+	#takenBy(id: string): number {
+		return this.#taken.get(id) ?? 0;
 	}
 
 	/** A member stopping: no more deliveries to it (its prefetch becomes 0, kept across hibernation). */
@@ -140,6 +163,7 @@ export class GroupMembers {
 	/** A member left: its leases go back to the group (the caller dispatches them to the others). */
 	closed(att: MemberAttachment): void {
 		this.#drained.delete(att.id);
+		this.#taken.delete(att.id);
 		this.transaction(() => this.leases.release(att.group, att.id, Date.now()));
 	}
 }

@@ -15,8 +15,8 @@
  */
 import { matchesFilter } from "../../protocol/filter.js";
 import { OWNER_PREFIX } from "../../protocol/internal.js";
-import { TUNING } from "../../protocol/limits.js";
-import type { DeadLetter, GroupSettings } from "../../protocol/message.js";
+import { LIMITS, TUNING } from "../../protocol/limits.js";
+import type { AttemptError, DeadLetter, GroupSettings } from "../../protocol/message.js";
 import { attributesOf, type LogRow, renderMessage, type TopicLog } from "../log/topic-log.js";
 import type { Scheduler } from "../storage/scheduler.js";
 import type { DeadLetters } from "./dead-letters.js";
@@ -33,6 +33,8 @@ type PendingRow = {
 	state: string;
 	owner: string | null;
 	payload: string | null;
+	/** Earlier failed attempts (JSON `AttemptError[]`); read where an attempt may fail. */
+	errors?: string | null;
 };
 
 /** Who may settle a lease: its exact owner id, or any owner id with a prefix (HTTP acks without a lease id). */
@@ -222,7 +224,7 @@ export class Leases {
 				? []
 				: this.sql
 						.exec<PendingRow>(
-							`SELECT seq, attempt, state, owner, payload FROM group_messages
+							`SELECT seq, attempt, state, owner, payload, errors FROM group_messages
 							 WHERE grp = ? AND ${IN_SEQS} AND +state = 'leased' AND ${ownerMatch(opts.owner)}`,
 							group,
 							JSON.stringify(seqs),
@@ -393,7 +395,7 @@ export class Leases {
 	#select(where: string, group: string, arg: string | number): PendingRow[] {
 		return this.sql
 			.exec<PendingRow>(
-				`SELECT seq, attempt, state, owner, payload FROM group_messages WHERE grp = ? AND ${where}`,
+				`SELECT seq, attempt, state, owner, payload, errors FROM group_messages WHERE grp = ? AND ${where}`,
 				group,
 				arg,
 			)
@@ -404,21 +406,23 @@ export class Leases {
 	#fail(group: string, row: PendingRow, now: number, error: string | null, delayMs: number | undefined) {
 		const settings = this.groups.settings(group) as GroupSettings;
 		if (row.owner !== null) this.#move(group, row.owner, -1);
+		const errors = withAttemptError(row.errors ?? null, { attempt: row.attempt, at: now, error, by: row.owner });
 		if (row.attempt >= settings.max_retries + 1) {
 			const json = this.#messageJson(row.seq, row.payload) ?? "null";
 			this.sql.exec("DELETE FROM group_messages WHERE grp = ? AND seq = ?", group, row.seq);
 			return this.deadLetters.add(
 				group,
-				{ seq: row.seq, attempts: row.attempt, error, json },
+				{ seq: row.seq, attempts: row.attempt, error, errors, json },
 				now,
 				settings.dead_letter_topic,
 			);
 		}
 		const at = now + (delayMs ?? retryDelay(settings, row.attempt));
 		this.sql.exec(
-			"UPDATE group_messages SET state = 'ready', owner = NULL, due_at = ?, last_error = ? WHERE grp = ? AND seq = ?",
+			"UPDATE group_messages SET state = 'ready', owner = NULL, due_at = ?, last_error = ?, errors = ? WHERE grp = ? AND seq = ?",
 			at,
 			error,
+			errors,
 			group,
 			row.seq,
 		);
@@ -435,6 +439,13 @@ export class Leases {
 		const [row] = this.log.read(seq - 1, 1);
 		return row && row.seq === seq ? renderMessage(this.topicJson(), row) : undefined;
 	}
+}
+
+/** A message's attempt errors with one more, as JSON: the newest `LIMITS.attemptErrorsKept`. */
+function withAttemptError(errors: string | null, failed: AttemptError): string {
+	const list = errors === null ? [] : (JSON.parse(errors) as AttemptError[]);
+	list.push(failed);
+	return JSON.stringify(list.slice(-LIMITS.attemptErrorsKept));
 }
 
 function ownerMatch(owner: Owner): string {

@@ -81,6 +81,14 @@ const STEPS: string[] = [
 	 ALTER TABLE group_messages DROP COLUMN lease_until;
 	 ALTER TABLE group_messages RENAME COLUMN available_at TO due_at;
 	 CREATE INDEX IF NOT EXISTS group_messages_due ON group_messages (grp, state, due_at);`,
+	// Every failed attempt's error (JSON array of `AttemptError`), not only the last.
+	`ALTER TABLE group_messages ADD COLUMN errors TEXT;
+	 ALTER TABLE dead_letters ADD COLUMN errors TEXT;`,
+	// A topic exists from its first write; one written before this step exists from now.
+	`INSERT OR IGNORE INTO meta (key, value)
+	 SELECT 'created_at', CAST(CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) AS TEXT)
+	 WHERE EXISTS (SELECT 1 FROM messages) OR EXISTS (SELECT 1 FROM groups) OR EXISTS (SELECT 1 FROM timers)
+	    OR EXISTS (SELECT 1 FROM meta WHERE key IN ('head_seq', 'settings'));`,
 ];
 
 export function migrate(sql: SqlStorage): void {

@@ -20,8 +20,9 @@ import { isDevelopment, requireRight, rightsOf } from "../auth.js";
 import { type AppEnv, topicStub } from "../env.js";
 import { ApiError, orHttpError } from "../errors.js";
 import { pushUrlProblem } from "../push-url.js";
-import { requireJson, validate } from "../validate.js";
+import { jsonOrEmpty, requireJson, validate } from "../validate.js";
 
+const TopicParam = v.object({ topic: TopicName });
 const GroupParams = v.object({ topic: TopicName, group: GroupName });
 
 export const groups = new Hono<AppEnv>()
@@ -50,6 +51,10 @@ export const groups = new Hono<AppEnv>()
 			return c.json(result.info, result.created ? 201 : 200);
 		},
 	)
+	.get("/:topic/groups", validate("param", TopicParam), requireRight("consume"), async (c) => {
+		const { topic } = c.req.valid("param");
+		return c.json({ groups: orHttpError(await topicStub(c.env, topic).groups()) });
+	})
 	.get("/:topic/groups/:group", validate("param", GroupParams), requireRight("consume"), async (c) => {
 		const { topic, group } = c.req.valid("param");
 		return c.json(orHttpError(await topicStub(c.env, topic).group(group)));
@@ -62,7 +67,7 @@ export const groups = new Hono<AppEnv>()
 		"/:topic/groups/:group/pull",
 		validate("param", GroupParams),
 		requireRight("consume"),
-		requireJson,
+		jsonOrEmpty,
 		validate("json", PullBodySchema),
 		async (c) => {
 			const { topic, group } = c.req.valid("param");
@@ -110,7 +115,7 @@ export const groups = new Hono<AppEnv>()
 		"/:topic/groups/:group/dlq/redrive",
 		validate("param", GroupParams),
 		requireRight("admin"),
-		requireJson,
+		jsonOrEmpty,
 		validate("json", RedriveBodySchema),
 		async (c) => {
 			const { topic, group } = c.req.valid("param");

@@ -6,6 +6,7 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import * as v from "valibot";
+import { listTopics } from "../../durable/catalog/shards.js";
 import { chooseSubprotocol } from "../../protocol/frames.js";
 import { encodeGrant, GRANT_HEADER } from "../../protocol/internal.js";
 import { LIMITS } from "../../protocol/limits.js";
@@ -17,6 +18,7 @@ import {
 	LiveQuerySchema,
 	type PublishRecord,
 	publishBodySchemaFor,
+	TopicListQuerySchema,
 	TopicName,
 	TopicSettingsSchema,
 	TraceparentSchema,
@@ -125,9 +127,25 @@ export const topics = new Hono<AppEnv>()
 			return topicStub(c.env, topic).fetch(new Request(c.req.raw.url, { headers }));
 		},
 	)
+	.get("/", validate("query", TopicListQuerySchema), async (c) => {
+		const { prefix, after, limit } = c.req.valid("query");
+		const principal = c.get("principal");
+		return c.json(
+			await listTopics(c.env.CATALOG, {
+				prefix,
+				after,
+				limit,
+				grants: principal.kind === "token" ? principal.claims.topics : null,
+			}),
+		);
+	})
 	.get("/:topic", validate("param", TopicParam), requireRight("subscribe"), async (c) => {
 		const { topic } = c.req.valid("param");
-		return c.json(await topicStub(c.env, topic).stats());
+		return c.json(orHttpError(await topicStub(c.env, topic).stats()));
+	})
+	.delete("/:topic", validate("param", TopicParam), requireRight("admin"), async (c) => {
+		const { topic } = c.req.valid("param");
+		return c.json(orHttpError(await topicStub(c.env, topic).destroy()));
 	})
 	.put(
 		"/:topic",
