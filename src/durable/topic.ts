@@ -137,7 +137,7 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 			this.#reporter.changed();
 			this.#live.broadcast(rows);
 			this.#groups.dispatchAll();
-			this.#streams.notify(rows.map((r) => r.row));
+			this.#streams.notify(rows);
 		});
 		this.#streams = new Streams({
 			ctx,
