@@ -143,7 +143,7 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 			this.#reporter.changed();
 			this.#live.broadcast(rows);
 			this.#groups.dispatchAll();
-			this.#streams.notify(rows.map((r) => r.row));
+			this.#streams.notify(rows);
 		});
 		this.#streams = new Streams({
 			ctx,
@@ -154,7 +154,7 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 			scheduler: this.#scheduler,
 			transaction,
 			publish: (records) => this.#publish(records),
-			isTopic: () => this.#named || this.#log.head > 0,
+			isTopic: () => this.#createdAt !== undefined,
 			wipe: () => this.#wipe(),
 			release: (source) => {
 				env.TOPIC.getByName(source)
@@ -208,8 +208,8 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 
 	streamCreate(req: StreamCreate): StreamReply {
 		const answer = this.#streams.create(req);
-		// After: remembering the name first would make the topic exist, and the create a repeat.
-		if (answer.status === 201) this.#remember();
+		// After: creating the topic first would make the stream exist, and the create a repeat.
+		if (answer.status === 201) this.#create();
 		return answer;
 	}
 

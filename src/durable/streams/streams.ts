@@ -350,7 +350,7 @@ export class Streams {
 		return this.#waiters.accept(after, sse);
 	}
 
-	notify(rows: readonly LogRow[] = []): void {
+	notify(rows: readonly { row: LogRow }[] = []): void {
 		this.#waiters.notify(rows);
 	}
 

@@ -69,10 +69,11 @@ export class Waiters {
 	 * the object to be idle, as live fan-out does (live-streams.ts): the
 	 * publishes queued meanwhile share it.
 	 */
-	notify(rows: readonly LogRow[]): void {
+	notify(rows: readonly { row: LogRow }[]): void {
 		const waiters = this.ctx.getWebSockets(WAITER_TAG);
+		// On every publish: nothing more when nobody waits.
 		if (waiters.length === 0 && this.#pending.length === 0) return;
-		for (const r of rows) this.#pending.push(r);
+		for (const r of rows) this.#pending.push(r.row);
 		// A timer can run late behind a busy object: a notify that finds the window passed flushes by itself.
 		const late = this.#timer !== undefined && Date.now() - this.#timerSetAt >= TUNING.coalesceMs;
 		if (late || (this.#timer === undefined && waiters.length < TUNING.coalesceMinSockets)) {
