@@ -377,12 +377,14 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 	}
 
 	/**
-	 * Runs the due timers. A catalog report they start is not awaited: the
-	 * alarm ends at once (a report in flight would hold the next alarm back),
-	 * and a report that fails schedules itself again.
+	 * Runs the due timers, and ends once the next alarm they set is stored:
+	 * an alarm that ends first can lose it (the runtime clears the alarm that
+	 * ran), and with it every timer. A catalog report they start is not
+	 * awaited; one that fails schedules itself again.
 	 */
 	override async alarm(): Promise<void> {
 		this.#scheduler.runDue();
+		await this.#scheduler.settled();
 	}
 
 	// --- Internals ------------------------------------------------------------------------

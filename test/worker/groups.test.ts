@@ -4,6 +4,7 @@ import { retryDelay } from "../../src/durable/groups/leases.js";
 import { DEFAULT_GROUP_SETTINGS } from "../../src/protocol/limits.js";
 import type { GroupSettings } from "../../src/protocol/message.js";
 import {
+	alarmOf,
 	api,
 	call,
 	captureConsoleErrors,
@@ -391,6 +392,8 @@ describe("pull consumers", () => {
 		const again = await pulledEventually(topic, "p", {}, "redelivery after lease expiry", 5000);
 		expect(again[0]).toMatchObject({ seq: 1, attempt: 2 });
 		// Alarms are at-least-once: running the alarm again changes nothing.
+		// The lease of attempt 2 keeps an alarm (its sweep); an alarm being stored is waited for, never skipped.
+		await eventually(async () => (await alarmOf(topic)) !== null, "the lease sweep's alarm");
 		expect(await runDurableObjectAlarm(topicStub(topic))).toBe(true);
 		expect(((await call("GET", groupPath(topic, "p"))).body.counts as Json).in_flight).toBe(1);
 	});

@@ -27,6 +27,7 @@ export type TimerHandler = (timer: Timer, now: number) => (() => void) | undefin
 export class Scheduler {
 	/** The alarm time last set by this instance; undefined after a wake. */
 	#alarmAt: number | undefined;
+	#setting: Promise<void> = Promise.resolve();
 
 	/** Handlers by timer kind; each module registers its own with `handle`. */
 	readonly #handlers: Record<string, TimerHandler> = {};
@@ -163,10 +164,15 @@ export class Scheduler {
 		return due.length;
 	}
 
+	/** Resolves once the last alarm this instance set is stored: `alarm()` waits for it before it returns. */
+	settled(): Promise<void> {
+		return this.#setting;
+	}
+
 	#setAlarm(at: number): void {
 		// An alarm set to "now" from inside alarm() is dropped locally; keep it in the future.
 		const when = Math.max(at, Date.now() + 1);
 		this.#alarmAt = when;
-		this.storage.setAlarm(when).catch((err: unknown) => console.error("tidings: setAlarm failed", err));
+		this.#setting = this.storage.setAlarm(when).catch((err: unknown) => console.error("tidings: setAlarm failed", err));
 	}
 }
