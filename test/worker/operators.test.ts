@@ -6,6 +6,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { CLOSE_CODES } from "../../src/protocol/errors.js";
+import type { TopicSummary } from "../../src/protocol/message.js";
 import { mintToken } from "../../src/tokens/index.js";
 import {
 	api,
@@ -25,17 +26,7 @@ const ADMIN_KEY = "admin-key-for-tests-0123456789";
 const SECRET = "token-secret-for-tests-0123456789";
 const prod = { ...env, TIDINGS_ALLOW_ANONYMOUS: undefined, TIDINGS_ADMIN_KEY: ADMIN_KEY, TIDINGS_TOKEN_SECRET: SECRET };
 
-interface Listed {
-	topic: string;
-	head_seq: number;
-	retained: number;
-	sockets: number;
-	groups: number;
-	dead_letters: number;
-	last_publish_at: number | null;
-	created_at: number;
-	reported_at: number;
-}
+type Listed = TopicSummary;
 
 async function list(query: string, token?: string): Promise<{ topics: Listed[]; next_after: string | null }> {
 	const res = await call("GET", `/v1/topics?${query}`, undefined, token ? { token, env: prod } : {});
