@@ -175,7 +175,7 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 			abuse: this.#abuse,
 			publish: (records) => this.#publish(records),
 			refuses: () => this.#streams.refusesPublish(),
-			dispatch: (group) => this.#groups.dispatch(group),
+			dispatch: (group) => this.#groups.dispatchSoon(group),
 		});
 		ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
 		void ctx.blockConcurrencyWhile(async () => {
@@ -271,6 +271,7 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 		if (createdAt === undefined) return this.#notFound();
 		const messages = this.#log.retained;
 		for (const ws of this.ctx.getWebSockets()) closeQuietly(ws, CLOSE_CODES.topicDeleted, "topic deleted");
+		this.#groups.retire();
 		await this.ctx.storage.deleteAlarm();
 		await this.ctx.storage.deleteAll();
 		// The same object goes on serving the name, as a new topic from seq 1.
@@ -421,6 +422,7 @@ export class Topic extends DurableObject<Env> implements TopicApi {
 		this.#reload();
 		// As `DELETE /v1/topics/:topic` does: the sockets close with 4410 and the topic leaves the list.
 		for (const ws of this.ctx.getWebSockets()) closeQuietly(ws, CLOSE_CODES.topicDeleted, "topic deleted");
+		this.#groups.retire();
 		const createdAt = this.#createdAt;
 		this.#createdAt = undefined;
 		this.#lastPublishAt = undefined;

@@ -6,7 +6,6 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, expect, it } from "vitest";
-import WebSocket from "ws";
 import { type JobUpdate, startConsumer } from "../../examples/job-finished/consumer.js";
 import { startJob } from "../../examples/job-finished/page.js";
 import { run as runTypedTopic } from "../../examples/typed-topic/orders.js";

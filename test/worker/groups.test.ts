@@ -170,6 +170,47 @@ describe("group delivery over WebSockets", () => {
 		for (const m of members) m.close();
 	});
 
+	it("acks that arrive together share one dispatch, and the least served member of them goes first", async () => {
+		const topic = uniqueTopic();
+		await createGroup(topic, "workers");
+		const a = await member(topic, "workers", 1);
+		await a.waitForFrame((f) => f.type === "ready", "ready");
+		const b = await member(topic, "workers", 1);
+		await b.waitForFrame((f) => f.type === "ready", "ready");
+		await publishN(topic, 2);
+		await a.waitForMessages(1);
+		await b.waitForMessages(1);
+		// One of them gets ahead: it acks and takes the next message on its own.
+		const [ahead, behind] = a.messages()[0]?.seq === 2 ? [a, b] : [b, a];
+		ahead.send({ type: "ack", seq: 2 });
+		await eventually(
+			async () => ((await call("GET", groupPath(topic, "workers"))).body.counts as Json).acked === 1,
+			"ack",
+		);
+		await publishN(topic, 1);
+		expect((await ahead.waitForMessages(2)).map((m) => m.seq)).toEqual([2, 3]);
+		// Served so far: ahead 2, behind 1. Seq 4 waits for room.
+		await publishN(topic, 1);
+		// Both ack in the same turn of the object, the one ahead first: the ack of the first to answer
+		// must not take seq 4 before the other's ack is read.
+		await runInDurableObject(topicStub(topic), (instance, state) => {
+			const ownerOf = (seq: number) =>
+				state.storage.sql.exec<{ owner: string }>("SELECT owner FROM group_messages WHERE seq = ?", seq).one().owner;
+			const socketOf = (owner: string) =>
+				state.getWebSockets().find((ws) => (ws.deserializeAttachment() as { id?: string } | null)?.id === owner);
+			const aheadWs = socketOf(ownerOf(3));
+			const behindWs = socketOf(ownerOf(1));
+			if (!aheadWs || !behindWs) throw new Error("member sockets not found");
+			instance.webSocketMessage(aheadWs, JSON.stringify({ type: "ack", seq: 3 }));
+			instance.webSocketMessage(behindWs, JSON.stringify({ type: "ack", seq: 1 }));
+		});
+		expect((await behind.waitForMessages(2)).map((m) => m.seq)).toEqual([1, 4]);
+		await new Promise((r) => setTimeout(r, 200));
+		expect(ahead.messages().map((m) => m.seq)).toEqual([2, 3]);
+		a.close();
+		b.close();
+	});
+
 	it("holds at most prefetch unacknowledged messages per member, in seq order", async () => {
 		const topic = uniqueTopic();
 		await createGroup(topic, "g");

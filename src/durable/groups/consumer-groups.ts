@@ -49,6 +49,9 @@ export class ConsumerGroups {
 	readonly #deadLetters: DeadLetters;
 	readonly #members: GroupMembers;
 	readonly #push: PushDelivery;
+	/** Groups whose members settled something since the last dispatch they caused (see `dispatchSoon`). */
+	readonly #settled = new Set<string>();
+	#settledTimer: ReturnType<typeof setTimeout> | undefined;
 
 	constructor(private readonly context: GroupsContext) {
 		const { ctx, topic, log, scheduler, transaction } = context;
@@ -109,6 +112,31 @@ export class ConsumerGroups {
 	dispatch(group: string, leaving?: WebSocket): void {
 		this.#members.dispatch(group, leaving);
 		this.#push.dispatch(group);
+	}
+
+	/**
+	 * After a member's ack or nack: the dispatch waits for a zero-delay
+	 * timer, so that the acks arriving together (members that read the same
+	 * publish ack within a few hundred microseconds) share one dispatch, in
+	 * which the least served go first. Dispatching on each ack hands what is
+	 * there to whichever member acked first, and the members whose acks
+	 * happen to land right after a publish keep taking more than their share.
+	 */
+	dispatchSoon(group: string): void {
+		this.#settled.add(group);
+		this.#settledTimer ??= setTimeout(() => {
+			this.#settledTimer = undefined;
+			const groups = [...this.#settled];
+			this.#settled.clear();
+			for (const g of groups) this.dispatch(g);
+		}, 0);
+	}
+
+	/** The topic was deleted: a dispatch still waiting must not touch the new topic's storage. */
+	retire(): void {
+		clearTimeout(this.#settledTimer);
+		this.#settledTimer = undefined;
+		this.#settled.clear();
 	}
 
 	/** New messages are in the log: every group may hand them out. */
